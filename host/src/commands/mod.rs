@@ -1,0 +1,28 @@
+//! The subcommands of `nas-host`: argument parsing and dispatch.
+
+mod plugins;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Neural architecture search with sandboxed WebAssembly strategies and search spaces.
+#[derive(Debug, Parser)]
+#[command(name = "nas-host", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the built-in plugins, or inspect one plugin.
+    Plugins(plugins::PluginsArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Plugins(args) => plugins::run(args),
+    }
+}

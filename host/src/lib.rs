@@ -1,0 +1,10 @@
+//! nas-host: neural architecture search with a candle training core and
+//! search strategies and search spaces as sandboxed WebAssembly components.
+//!
+//! Data flows one way: config → run plan → plugins propose → trials train →
+//! store records → reports read the store. This crate is the library behind
+//! the thin `nas-host` binary.
+
+pub mod commands;
+pub mod contract;
+pub mod plugin;

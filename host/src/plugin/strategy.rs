@@ -1,0 +1,81 @@
+//! A running strategy plugin: `info`, `init`, `ask` and `tell` through its sandbox.
+
+use super::sandbox::{Sandbox, SandboxState};
+use super::{LoadedComponent, PluginLimits};
+use crate::contract::strategy_world::StrategyPlugin as Bindings;
+use crate::contract::{Dimension, Objective, PluginInfo, Proposal, TrialResult};
+use anyhow::{Context, Result};
+use wasmtime::component::Linker;
+use wasmtime::Engine;
+
+/// A strategy plugin instance.
+pub struct StrategyPlugin {
+    sandbox: Sandbox,
+    bindings: Bindings,
+}
+
+impl StrategyPlugin {
+    pub(crate) fn instantiate(
+        engine: &Engine,
+        linker: &Linker<SandboxState>,
+        limits: &PluginLimits,
+        loaded: &LoadedComponent,
+    ) -> Result<Self> {
+        let mut sandbox = Sandbox::new(engine, &loaded.source.display_name(), limits);
+        sandbox.arm_deadline();
+        let bindings = Bindings::instantiate(&mut sandbox.store, &loaded.component, linker)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot start plugin {} (the sandbox provides WASI 0.2 without files, network or environment)", loaded.source))?;
+        Ok(StrategyPlugin { sandbox, bindings })
+    }
+
+    /// The plugin's name as shown in errors and logs.
+    pub fn name(&self) -> &str {
+        &self.sandbox.name
+    }
+
+    /// The plugin's self-description.
+    pub fn info(&mut self) -> Result<PluginInfo> {
+        let b = &self.bindings;
+        self.sandbox
+            .call("info", |s| b.nas_plugin_metadata().call_info(s).map(Ok))
+    }
+
+    /// Starts the strategy on a search space's dimensions.
+    pub fn init(
+        &mut self,
+        dimensions: &[Dimension],
+        objectives: &[Objective],
+        config_json: &str,
+        seed: u64,
+    ) -> Result<()> {
+        let b = &self.bindings;
+        self.sandbox.call("init", |s| {
+            b.nas_plugin_strategy()
+                .call_init(s, dimensions, objectives, config_json, seed)
+        })
+    }
+
+    /// Up to `max` proposals; empty means the strategy has finished.
+    pub fn ask(&mut self, max: u32) -> Result<Vec<Proposal>> {
+        let b = &self.bindings;
+        let proposals = self
+            .sandbox
+            .call("ask", |s| b.nas_plugin_strategy().call_ask(s, max))?;
+        if proposals.len() > max as usize {
+            anyhow::bail!(
+                "plugin `{}` returned {} proposals from `ask({max})`, more than asked for",
+                self.name(),
+                proposals.len()
+            );
+        }
+        Ok(proposals)
+    }
+
+    /// Reports finished trials.
+    pub fn tell(&mut self, results: &[TrialResult]) -> Result<()> {
+        let b = &self.bindings;
+        self.sandbox
+            .call("tell", |s| b.nas_plugin_strategy().call_tell(s, results))
+    }
+}
