@@ -5,6 +5,7 @@
 //! store records → reports read the store. This crate is the library behind
 //! the thin `nas-host` binary.
 
+pub mod assignment;
 pub mod commands;
 pub mod contract;
 pub mod plugin;
