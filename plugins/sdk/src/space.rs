@@ -50,9 +50,9 @@ pub fn check_dimensions(dims: &[Dimension]) -> Result<(), String> {
                 }
             }
             Domain::Real(r) => {
-                if !(r.low <= r.high)
-                    || !r.low.is_finite()
+                if !r.low.is_finite()
                     || !r.high.is_finite()
+                    || r.low > r.high
                     || (r.log && r.low <= 0.0)
                 {
                     return Err(format!("dimension `{}`: real range {}..{} (log {}) is empty, not finite, or not positive for log", d.name, r.low, r.high, r.log));
