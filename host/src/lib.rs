@@ -8,4 +8,7 @@
 pub mod assignment;
 pub mod commands;
 pub mod contract;
+pub mod data;
+pub mod network;
 pub mod plugin;
+pub mod train;

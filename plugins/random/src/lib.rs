@@ -5,7 +5,8 @@ use nas_plugin_sdk::space::assignment_text;
 use nas_plugin_sdk::*;
 use std::collections::HashSet;
 
-struct Random {
+/// The strategy (public so that bench/ can call it natively).
+pub struct Random {
     dims: Vec<Dimension>,
     rng: Rng,
     /// Texts of assignments already proposed, when `unique` is on.

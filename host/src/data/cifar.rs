@@ -1,0 +1,70 @@
+//! The binary version of CIFAR-10: records of one label byte and 3 x 32 x 32
+//! pixel bytes (red, green, blue planes), in `data_batch_1.bin`..`data_batch_5.bin`
+//! and `test_batch.bin`.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// Bytes of one record.
+pub(crate) const RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Reads CIFAR-10 binary files; returns (pixels, labels) concatenated.
+pub(crate) fn read(files: &[std::path::PathBuf]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for file in files {
+        read_one(file, &mut pixels, &mut labels)?;
+    }
+    Ok((pixels, labels))
+}
+
+fn read_one(path: &Path, pixels: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        bail!(
+            "{} is not a CIFAR-10 binary batch: {} bytes is not a whole number of {RECORD}-byte records (truncated?)",
+            path.display(),
+            bytes.len()
+        );
+    }
+    for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
+        if record[0] > 9 {
+            bail!("{}: record {i} has label {}, but CIFAR-10 labels are 0..=9 (is this the CIFAR-100 format?)", path.display(), record[0]);
+        }
+        labels.push(record[0]);
+        pixels.extend_from_slice(&record[1..]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_records_and_refuses_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("data_batch_1.bin");
+        let mut bytes = vec![3u8];
+        bytes.extend(vec![7u8; RECORD - 1]);
+        bytes.push(9);
+        bytes.extend(vec![1u8; RECORD - 1]);
+        std::fs::write(&good, &bytes).unwrap();
+        let (px, lab) = read(std::slice::from_ref(&good)).unwrap();
+        assert_eq!(lab, vec![3, 9]);
+        assert_eq!(px.len(), 2 * 3072);
+        assert_eq!((px[0], px[3072]), (7, 1));
+
+        std::fs::write(&good, &bytes[..RECORD + 10]).unwrap();
+        let e = read(std::slice::from_ref(&good)).unwrap_err().to_string();
+        assert!(
+            e.contains("data_batch_1.bin") && e.contains("not a whole number"),
+            "{e}"
+        );
+
+        bytes[0] = 42;
+        std::fs::write(&good, &bytes).unwrap();
+        let e = read(&[good]).unwrap_err().to_string();
+        assert!(e.contains("record 0 has label 42"), "{e}");
+    }
+}

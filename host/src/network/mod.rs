@@ -1,0 +1,13 @@
+//! Networks: shape inference with parameter and FLOP counts, compilation into
+//! a candle model, and the summary table of an architecture.
+
+mod model;
+pub mod shape;
+mod summary;
+
+pub use model::Model;
+pub use shape::{analyse, Analysis, Shape};
+pub use summary::{grouped, summary};
+
+#[cfg(test)]
+mod tests;

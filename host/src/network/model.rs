@@ -1,0 +1,361 @@
+//! Compiles a network into a candle model that owns its parameters and runs
+//! the node graph forward in train mode (dropout, batch statistics) or eval
+//! mode (running statistics). Initial weights and dropout masks come from a
+//! seeded generator: candle's own CPU generator cannot be seeded.
+
+use super::shape::{analyse, pad_amount, Analysis, Shape};
+use crate::contract::{Activation, Network, Op, Task};
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// Momentum of batch-norm running statistics (PyTorch's default).
+const BN_MOMENTUM: f64 = 0.1;
+const BN_EPS: f64 = 1e-5;
+
+/// A network compiled for one device.
+pub struct Model {
+    network: Network,
+    analysis: Analysis,
+    /// Trainable parameters by node: (name, variable).
+    params: Vec<(String, Var)>,
+    /// Batch-norm running statistics: (name, variable); saved, not trained.
+    buffers: Vec<(String, Var)>,
+    /// For each node, indices into `params` / `buffers` (weight first).
+    node_params: Vec<Vec<usize>>,
+    node_buffers: Vec<Vec<usize>>,
+    /// For each node, the last node that reads it (to free outputs early).
+    last_use: Vec<usize>,
+    device: Device,
+}
+
+fn uniform(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    bound: f32,
+    dims: &[usize],
+    device: &Device,
+) -> Result<Var> {
+    let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..=bound)).collect();
+    Ok(Var::from_tensor(&Tensor::from_vec(data, dims, device)?)?)
+}
+
+impl Model {
+    /// Checks `network` against `task` and creates its parameters, initialised
+    /// as PyTorch does (uniform in ±1/sqrt(fan_in)) from `seed`.
+    pub fn new(network: &Network, task: &Task, seed: u64, device: &Device) -> Result<Self> {
+        let analysis = analyse(network, task)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut params = Vec::new();
+        let mut buffers = Vec::new();
+        let mut node_params = Vec::new();
+        let mut node_buffers = Vec::new();
+        for (i, node) in network.nodes.iter().enumerate() {
+            let mut mine = Vec::new();
+            let mut my_buffers = Vec::new();
+            let input = node
+                .inputs
+                .first()
+                .map(|&j| analysis.nodes[j as usize].shape);
+            match &node.op {
+                Op::Conv2d(conv) => {
+                    let c_in = input.expect("conv has an input").channels() / conv.groups as usize;
+                    let (f, k) = (conv.filters as usize, conv.kernel as usize);
+                    let bound = 1.0 / ((c_in * k * k) as f32).sqrt();
+                    params.push((
+                        format!("n{i}.weight"),
+                        uniform(&mut rng, f * c_in * k * k, bound, &[f, c_in, k, k], device)?,
+                    ));
+                    mine.push(params.len() - 1);
+                    if conv.bias {
+                        params.push((
+                            format!("n{i}.bias"),
+                            uniform(&mut rng, f, bound, &[f], device)?,
+                        ));
+                        mine.push(params.len() - 1);
+                    }
+                }
+                Op::Dense(units) => {
+                    let n = input.expect("dense has an input").elements();
+                    let u = *units as usize;
+                    let bound = 1.0 / (n as f32).sqrt();
+                    params.push((
+                        format!("n{i}.weight"),
+                        uniform(&mut rng, u * n, bound, &[u, n], device)?,
+                    ));
+                    params.push((
+                        format!("n{i}.bias"),
+                        uniform(&mut rng, u, bound, &[u], device)?,
+                    ));
+                    mine.extend([params.len() - 2, params.len() - 1]);
+                }
+                Op::BatchNorm => {
+                    let c = input.expect("batch-norm has an input").channels();
+                    params.push((format!("n{i}.gamma"), Var::ones(c, DType::F32, device)?));
+                    params.push((format!("n{i}.beta"), Var::zeros(c, DType::F32, device)?));
+                    mine.extend([params.len() - 2, params.len() - 1]);
+                    buffers.push((
+                        format!("n{i}.running_mean"),
+                        Var::zeros(c, DType::F32, device)?,
+                    ));
+                    buffers.push((
+                        format!("n{i}.running_var"),
+                        Var::ones(c, DType::F32, device)?,
+                    ));
+                    my_buffers.extend([buffers.len() - 2, buffers.len() - 1]);
+                }
+                _ => {}
+            }
+            node_params.push(mine);
+            node_buffers.push(my_buffers);
+        }
+        let mut last_use: Vec<usize> = (0..network.nodes.len()).collect();
+        for (i, node) in network.nodes.iter().enumerate() {
+            for &j in &node.inputs {
+                last_use[j as usize] = last_use[j as usize].max(i);
+            }
+        }
+        Ok(Model {
+            network: network.clone(),
+            analysis,
+            params,
+            buffers,
+            node_params,
+            node_buffers,
+            last_use,
+            device: device.clone(),
+        })
+    }
+
+    /// The network this model was compiled from.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Shapes, parameters and FLOPs.
+    pub fn analysis(&self) -> &Analysis {
+        &self.analysis
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> impl Iterator<Item = &Var> {
+        self.params.iter().map(|(_, v)| v)
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs a batch (N x C x H x W) forward. `dropout_rng` is required in train
+    /// mode when the network has dropout.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        train: bool,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        let mut outputs: Vec<Option<Tensor>> = vec![None; self.network.nodes.len()];
+        outputs[0] = Some(x.clone());
+        for (i, node) in self.network.nodes.iter().enumerate().skip(1) {
+            let ins: Vec<&Tensor> = node
+                .inputs
+                .iter()
+                .map(|&j| outputs[j as usize].as_ref().expect("inputs run first"))
+                .collect();
+            let p = |k: usize| self.params[self.node_params[i][k]].1.as_tensor();
+            let y = match &node.op {
+                Op::Input => unreachable!("only node 0 is input"),
+                Op::Conv2d(conv) => {
+                    let pad =
+                        pad_amount(conv.padding, conv.kernel as usize, conv.dilation as usize);
+                    let y = ins[0].conv2d(
+                        p(0),
+                        pad,
+                        conv.stride as usize,
+                        conv.dilation as usize,
+                        conv.groups as usize,
+                    )?;
+                    if conv.bias {
+                        y.broadcast_add(&p(1).reshape((1, (), 1, 1))?)?
+                    } else {
+                        y
+                    }
+                }
+                Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
+                Op::MaxPool(pool) => {
+                    let pad = pad_amount(pool.padding, pool.kernel as usize, 1);
+                    let x = pad_spatial(ins[0], pad, f32::NEG_INFINITY)?;
+                    x.max_pool2d_with_stride(pool.kernel as usize, pool.stride as usize)?
+                }
+                Op::AvgPool(pool) => {
+                    let pad = pad_amount(pool.padding, pool.kernel as usize, 1);
+                    let x = pad_spatial(ins[0], pad, 0.0)?;
+                    x.avg_pool2d_with_stride(pool.kernel as usize, pool.stride as usize)?
+                }
+                Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
+                Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,
+                Op::BatchNorm => self.batch_norm(i, ins[0], train)?,
+                Op::Activation(a) => activate(ins[0], *a)?,
+                Op::Dropout(rate) if train && *rate > 0.0 => {
+                    let rng = dropout_rng
+                        .as_deref_mut()
+                        .context("dropout in train mode needs a random generator")?;
+                    let keep = 1.0 - *rate;
+                    let mask: Vec<f32> = (0..ins[0].elem_count())
+                        .map(|_| {
+                            if rng.random::<f32>() < keep {
+                                1.0 / keep
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    ins[0].mul(&Tensor::from_vec(mask, ins[0].dims(), &self.device)?)?
+                }
+                Op::Dropout(_) | Op::Identity => ins[0].clone(),
+                Op::Flatten => ins[0].flatten_from(1)?,
+                Op::Add => ins[1..]
+                    .iter()
+                    .try_fold(ins[0].clone(), |acc, t| acc.add(t))?,
+                Op::Concat => Tensor::cat(&ins, 1)?,
+                Op::Zero => ins[0].zeros_like()?,
+            };
+            outputs[i] = Some(y);
+            for &j in &node.inputs {
+                if self.last_use[j as usize] == i {
+                    outputs[j as usize] = None;
+                }
+            }
+        }
+        Ok(outputs
+            .pop()
+            .flatten()
+            .expect("the last node has an output"))
+    }
+
+    /// Batch normalisation over the batch (and spatial positions for images);
+    /// in train mode it also updates the running statistics.
+    fn batch_norm(&self, node: usize, x: &Tensor, train: bool) -> Result<Tensor> {
+        let image = x.rank() == 4;
+        let shape: Vec<usize> = if image {
+            vec![1, x.dim(1)?, 1, 1]
+        } else {
+            vec![1, x.dim(1)?]
+        };
+        let (gamma, beta) = (
+            self.params[self.node_params[node][0]]
+                .1
+                .as_tensor()
+                .reshape(shape.as_slice())?,
+            self.params[self.node_params[node][1]]
+                .1
+                .as_tensor()
+                .reshape(shape.as_slice())?,
+        );
+        let (running_mean, running_var) = (
+            &self.buffers[self.node_buffers[node][0]].1,
+            &self.buffers[self.node_buffers[node][1]].1,
+        );
+        let (mean, var) = if train {
+            let per_channel = if image {
+                x.transpose(0, 1)?.flatten_from(1)?
+            } else {
+                x.t()?
+            };
+            let count = per_channel.dim(1)?;
+            let mean = per_channel.mean_keepdim(1)?;
+            let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+            let (m, v) = (mean.flatten_all()?.detach(), var.flatten_all()?.detach());
+            let unbiased = count as f64 / (count.max(2) - 1) as f64;
+            running_mean
+                .set(&((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
+            running_var.set(
+                &((running_var.as_tensor() * (1.0 - BN_MOMENTUM))?
+                    + (v * (BN_MOMENTUM * unbiased))?)?,
+            )?;
+            (
+                mean.reshape(shape.as_slice())?,
+                var.reshape(shape.as_slice())?,
+            )
+        } else {
+            (
+                running_mean.as_tensor().reshape(shape.as_slice())?,
+                running_var.as_tensor().reshape(shape.as_slice())?,
+            )
+        };
+        let normed = x
+            .broadcast_sub(&mean)?
+            .broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+        Ok(normed.broadcast_mul(&gamma)?.broadcast_add(&beta)?)
+    }
+
+    /// Every parameter and buffer by name, for saving.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .chain(&self.buffers)
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Saves parameters and buffers as safetensors.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        candle_core::safetensors::save(&self.tensors(), path)
+            .with_context(|| format!("save weights to {}", path.display()))
+    }
+
+    /// Loads parameters and buffers saved by [`Model::save`] for the same network.
+    pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
+        let saved = candle_core::safetensors::load(path, &self.device)
+            .with_context(|| format!("read weights from {}", path.display()))?;
+        for (name, var) in self.params.iter().chain(&self.buffers) {
+            let t = saved.get(name).with_context(|| {
+                format!(
+                    "{} has no tensor `{name}`: it belongs to another network",
+                    path.display()
+                )
+            })?;
+            if t.dims() != var.dims() {
+                anyhow::bail!(
+                    "{}: tensor `{name}` has shape {:?}, the network needs {:?}",
+                    path.display(),
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            var.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Output shape of one sample at node `i`.
+    pub fn shape(&self, i: usize) -> Shape {
+        self.analysis.nodes[i].shape
+    }
+}
+
+fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
+    Ok(match a {
+        Activation::Relu => x.relu()?,
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::Silu => x.silu()?,
+        Activation::Tanh => x.tanh()?,
+        Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
+        Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01)?,
+    })
+}
+
+/// Pads height and width by `pad` on each side with `value`.
+fn pad_spatial(x: &Tensor, pad: usize, value: f32) -> Result<Tensor> {
+    if pad == 0 {
+        return Ok(x.clone());
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let rows = Tensor::full(value, (n, c, pad, w), x.device())?;
+    let x = Tensor::cat(&[&rows, x, &rows], 2)?;
+    let cols = Tensor::full(value, (n, c, h + 2 * pad, pad), x.device())?;
+    Ok(Tensor::cat(&[&cols, &x, &cols], 3)?)
+}

@@ -1,0 +1,123 @@
+//! The Keras-style summary table of a network: one row per node with its op,
+//! inputs, output shape and parameters, then the totals.
+
+use super::shape::{analyse, op_name};
+use crate::contract::{Activation, Network, Op, Padding, Task};
+use anyhow::Result;
+use std::fmt::Write as _;
+
+fn detail(op: &Op) -> String {
+    let pad = |p: Padding| if p == Padding::Same { "same" } else { "valid" };
+    match op {
+        Op::Conv2d(c) => {
+            let mut s = format!(
+                "{}x{} {} s{} {}",
+                c.kernel,
+                c.kernel,
+                c.filters,
+                c.stride,
+                pad(c.padding)
+            );
+            if c.dilation > 1 {
+                write!(s, " d{}", c.dilation).unwrap();
+            }
+            if c.groups > 1 {
+                write!(s, " g{}", c.groups).unwrap();
+            }
+            s
+        }
+        Op::Dense(u) => format!("{u}"),
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            format!("{}x{} s{} {}", p.kernel, p.kernel, p.stride, pad(p.padding))
+        }
+        Op::Activation(a) => match a {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::LeakyRelu => "leaky-relu",
+        }
+        .into(),
+        Op::Dropout(r) => format!("{r}"),
+        _ => String::new(),
+    }
+}
+
+/// Thousands separators, as Keras prints parameter counts.
+pub fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The summary table of `network` for `task`.
+pub fn summary(network: &Network, task: &Task) -> Result<String> {
+    let analysis = analyse(network, task)?;
+    let rows: Vec<[String; 4]> = network
+        .nodes
+        .iter()
+        .zip(&analysis.nodes)
+        .enumerate()
+        .map(|(i, (node, info))| {
+            let d = detail(&node.op);
+            let layer = if d.is_empty() {
+                format!("{i}: {}", op_name(&node.op))
+            } else {
+                format!("{i}: {} ({d})", op_name(&node.op))
+            };
+            let inputs = node
+                .inputs
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            [layer, inputs, info.shape.to_string(), grouped(info.params)]
+        })
+        .collect();
+    let headers = ["Layer (type)", "Inputs", "Output shape", "Param #"];
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([headers[c].len()])
+                .max()
+                .unwrap()
+        })
+        .collect();
+    let line = |cells: [&str; 4]| -> String {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    let rule = "=".repeat(widths.iter().sum::<usize>() + 6) + "\n";
+    let mut out = format!("Network: {}\n", network.key);
+    out += &rule;
+    out += &line(headers);
+    out += &rule.replace('=', "-");
+    for r in &rows {
+        out += &line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+    out += &rule;
+    writeln!(out, "Total params: {}", grouped(analysis.params()))?;
+    writeln!(
+        out,
+        "Forward FLOPs per sample: {}",
+        grouped(analysis.flops())
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,275 @@
+//! Unit tests of shape inference, counts, the compiled model and the summary.
+
+use super::*;
+use crate::contract::*;
+use candle_core::{Device, Tensor};
+
+const MNIST: Task = Task {
+    channels: 1,
+    height: 28,
+    width: 28,
+    num_classes: 10,
+};
+
+fn node(op: Op, inputs: &[u32]) -> Node {
+    Node {
+        op,
+        inputs: inputs.to_vec(),
+    }
+}
+
+fn conv(filters: u32, kernel: u32) -> Op {
+    Op::Conv2d(Conv2d {
+        filters,
+        kernel,
+        stride: 1,
+        padding: Padding::Same,
+        dilation: 1,
+        groups: 1,
+        bias: true,
+    })
+}
+
+fn pool2() -> Op {
+    Op::MaxPool(Pool {
+        kernel: 2,
+        stride: 2,
+        padding: Padding::Valid,
+    })
+}
+
+/// The seed-template network, written out by hand.
+fn seed_template(global_pooling: bool, units: u32, rate: f32) -> Network {
+    let relu = || Op::Activation(Activation::Relu);
+    let head = if global_pooling {
+        Op::GlobalAvgPool
+    } else {
+        Op::Flatten
+    };
+    let ops = [
+        conv(32, 3),
+        relu(),
+        pool2(),
+        conv(64, 3),
+        relu(),
+        pool2(),
+        head,
+        Op::Dense(units),
+        relu(),
+        Op::Dropout(rate),
+        Op::Dense(10),
+    ];
+    let mut nodes = vec![node(Op::Input, &[])];
+    for (i, op) in ops.into_iter().enumerate() {
+        nodes.push(node(op, &[i as u32]));
+    }
+    Network {
+        nodes,
+        key: format!("gp={global_pooling},units={units},rate={rate}"),
+    }
+}
+
+#[test]
+fn seed_template_counts_match_hand_computation() {
+    let a = analyse(&seed_template(false, 64, 0.0), &MNIST).unwrap();
+    // conv1 32*1*9+32, conv2 64*32*9+64, dense 3136*64+64, dense 64*10+10.
+    assert_eq!(a.params(), 320 + 18_496 + 200_768 + 650);
+    assert_eq!(
+        a.nodes[3].shape,
+        Shape::Image {
+            c: 32,
+            h: 14,
+            w: 14
+        }
+    );
+    assert_eq!(a.nodes[7].shape, Shape::Flat { n: 3136 });
+    let conv1 = 2 * 32 * 28 * 28 * 9 + 32 * 28 * 28;
+    let relu1 = 32 * 28 * 28;
+    let pool1 = 32 * 14 * 14 * 4;
+    let conv2 = 2 * 64 * 14 * 14 * 32 * 9 + 64 * 14 * 14;
+    let relu2 = 64 * 14 * 14;
+    let pool2 = 64 * 7 * 7 * 4;
+    let dense1 = 2 * 3136 * 64 + 64;
+    let relu3 = 64;
+    let dense2 = 2 * 64 * 10 + 10;
+    assert_eq!(
+        a.flops(),
+        (conv1 + relu1 + pool1 + conv2 + relu2 + pool2 + dense1 + relu3 + dense2) as u64
+    );
+
+    let g = analyse(&seed_template(true, 16, 0.4), &MNIST).unwrap();
+    assert_eq!(g.params(), 320 + 18_496 + (64 * 16 + 16) + (16 * 10 + 10));
+    assert_eq!(g.nodes[7].shape, Shape::Flat { n: 64 });
+}
+
+#[test]
+fn shape_errors_name_the_node_op_and_shapes() {
+    let mut n = seed_template(false, 64, 0.0);
+    // An add of 32 and 64 channels.
+    n.nodes.insert(7, node(Op::Add, &[3, 6]));
+    let e = analyse(&n, &MNIST).unwrap_err().to_string();
+    assert!(
+        e.contains("node 7 (add)") && e.contains("32x14x14 and 64x7x7"),
+        "{e}"
+    );
+
+    let mut n = seed_template(false, 64, 0.0);
+    n.nodes[7] = node(Op::Identity, &[6]); // no flatten before dense
+    let e = analyse(&n, &MNIST).unwrap_err().to_string();
+    assert!(
+        e.contains("node 8 (dense)") && e.contains("image 64x7x7") && e.contains("add `flatten`"),
+        "{e}"
+    );
+
+    let n = seed_template(true, 64, 0.0);
+    let e = analyse(
+        &n,
+        &Task {
+            num_classes: 7,
+            ..MNIST
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("gives 10") && e.contains("needs 7 class logits"),
+        "{e}"
+    );
+
+    let mut n = seed_template(true, 64, 0.0);
+    n.nodes[1].op = Op::Conv2d(Conv2d {
+        filters: 30,
+        kernel: 3,
+        stride: 1,
+        padding: Padding::Same,
+        dilation: 1,
+        groups: 4,
+        bias: true,
+    });
+    let e = analyse(&n, &MNIST).unwrap_err().to_string();
+    assert!(
+        e.contains("node 1 (conv2d)") && e.contains("groups 4 must divide"),
+        "{e}"
+    );
+
+    let mut n = seed_template(true, 64, 0.0);
+    n.nodes[2].inputs = vec![5];
+    let e = analyse(&n, &MNIST).unwrap_err().to_string();
+    assert!(
+        e.contains("node 2") && e.contains("input 5 is not an earlier node"),
+        "{e}"
+    );
+
+    let tiny = Task {
+        channels: 1,
+        height: 2,
+        width: 2,
+        num_classes: 10,
+    };
+    let e = analyse(&seed_template(true, 64, 0.0), &tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+}
+
+#[test]
+fn branches_strides_dilation_and_groups_infer_and_run() {
+    let task = Task {
+        channels: 3,
+        height: 12,
+        width: 12,
+        num_classes: 5,
+    };
+    let c = |filters, kernel, stride, dilation, groups, padding| {
+        Op::Conv2d(Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias: false,
+        })
+    };
+    let nodes = vec![
+        node(Op::Input, &[]),
+        node(c(8, 3, 1, 1, 1, Padding::Same), &[0]),
+        node(c(8, 5, 1, 2, 2, Padding::Same), &[1]),
+        node(Op::BatchNorm, &[2]),
+        node(Op::Add, &[1, 3]),
+        node(c(4, 1, 1, 1, 1, Padding::Valid), &[4]),
+        node(
+            Op::AvgPool(Pool {
+                kernel: 3,
+                stride: 1,
+                padding: Padding::Same,
+            }),
+            &[4],
+        ),
+        node(Op::Concat, &[5, 6]),
+        node(c(12, 3, 2, 1, 1, Padding::Same), &[7]),
+        node(Op::Activation(Activation::Gelu), &[8]),
+        node(Op::GlobalMaxPool, &[9]),
+        node(Op::Dense(5), &[10]),
+    ];
+    let net = Network {
+        nodes,
+        key: "branchy".into(),
+    };
+    let a = analyse(&net, &task).unwrap();
+    assert_eq!(
+        a.nodes[7].shape,
+        Shape::Image {
+            c: 12,
+            h: 12,
+            w: 12
+        }
+    );
+    assert_eq!(a.nodes[8].shape, Shape::Image { c: 12, h: 6, w: 6 });
+    let model = Model::new(&net, &task, 1, &Device::Cpu).unwrap();
+    let x = Tensor::ones((2, 3, 12, 12), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(model.forward(&x, true, None).unwrap().dims(), &[2, 5]);
+    assert_eq!(model.forward(&x, false, None).unwrap().dims(), &[2, 5]);
+    let counted: usize = model.params().map(|v| v.elem_count()).sum();
+    assert_eq!(counted as u64, a.params());
+}
+
+#[test]
+fn same_seed_same_weights_and_save_load_round_trips() {
+    let net = seed_template(true, 32, 0.2);
+    let a = Model::new(&net, &MNIST, 9, &Device::Cpu).unwrap();
+    let b = Model::new(&net, &MNIST, 9, &Device::Cpu).unwrap();
+    let c = Model::new(&net, &MNIST, 10, &Device::Cpu).unwrap();
+    let first = |m: &Model| {
+        m.params()
+            .next()
+            .unwrap()
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(first(&a), first(&b));
+    assert_ne!(first(&a), first(&c));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    a.save(&path).unwrap();
+    let mut d = Model::new(&net, &MNIST, 99, &Device::Cpu).unwrap();
+    d.load(&path).unwrap();
+    assert_eq!(first(&a), first(&d));
+    let other = Model::new(&seed_template(false, 32, 0.2), &MNIST, 1, &Device::Cpu);
+    let e = format!("{:#}", other.unwrap().load(&path).unwrap_err());
+    assert!(e.contains("has shape"), "{e}");
+}
+
+#[test]
+fn summary_lists_every_layer_and_the_totals() {
+    let s = summary(&seed_template(false, 64, 0.0), &MNIST).unwrap();
+    assert!(
+        s.contains("1: conv2d (3x3 32 s1 same)") && s.contains("32x28x28"),
+        "{s}"
+    );
+    assert!(s.contains("200,768"), "{s}");
+    assert!(s.contains("Total params: 220,234"), "{s}");
+}
