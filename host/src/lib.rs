@@ -7,8 +7,14 @@
 
 pub mod assignment;
 pub mod commands;
+pub mod config;
 pub mod contract;
 pub mod data;
+pub mod device;
 pub mod network;
 pub mod plugin;
+pub mod progress;
+pub mod search;
+pub mod store;
 pub mod train;
+pub mod trial;

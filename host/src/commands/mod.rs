@@ -1,6 +1,8 @@
 //! The subcommands of `nas-host`: argument parsing and dispatch.
 
 mod plugins;
+mod run;
+mod trial;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -16,6 +18,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a search: `nas-host run CONFIG.toml`.
+    Run(run::RunArgs),
+    /// Run exactly one trial from a spec file and write its result.
+    Trial(trial::TrialArgs),
     /// List the built-in plugins, or inspect one plugin.
     Plugins(plugins::PluginsArgs),
 }
@@ -23,6 +29,8 @@ enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Trial(args) => trial::run(args),
         Command::Plugins(args) => plugins::run(args),
     }
 }

@@ -368,3 +368,157 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
         description,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dataset: DatasetKind, path: &Path) -> DataConfig {
+        DataConfig {
+            dataset,
+            path: Some(path.to_path_buf()),
+            ..DataConfig::default()
+        }
+    }
+
+    #[test]
+    fn cifar10_files_load_split_and_normalise() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, n) in [
+            ("data_batch_1.bin", 20),
+            ("data_batch_2.bin", 20),
+            ("data_batch_3.bin", 20),
+            ("data_batch_4.bin", 20),
+            ("data_batch_5.bin", 20),
+            ("test_batch.bin", 10),
+        ] {
+            let mut bytes = Vec::new();
+            for i in 0..n {
+                bytes.push((i % 10) as u8);
+                bytes.extend((0..3072).map(|p| ((p + i * 7) % 256) as u8));
+            }
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let data = load(&config(DatasetKind::Cifar10, dir.path()), 1, &Device::Cpu).unwrap();
+        assert_eq!(
+            data.task,
+            Task {
+                channels: 3,
+                height: 32,
+                width: 32,
+                num_classes: 10
+            }
+        );
+        assert_eq!(
+            (data.train.len(), data.val.len(), data.test.len()),
+            (80, 20, 10)
+        );
+        let mean = data
+            .train
+            .images
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            mean.abs() < 1e-3,
+            "normalised training images have mean 0, got {mean}"
+        );
+        std::fs::remove_file(dir.path().join("data_batch_3.bin")).unwrap();
+        let e = load(&config(DatasetKind::Cifar10, dir.path()), 1, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cannot find data_batch_3.bin"), "{e}");
+    }
+
+    #[test]
+    fn mnist_idx_files_load_with_subset_and_seeded_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = |magic: u32, dims: &[u32], data: Vec<u8>| {
+            let mut out = magic.to_be_bytes().to_vec();
+            dims.iter().for_each(|d| out.extend(d.to_be_bytes()));
+            out.extend(data);
+            out
+        };
+        std::fs::write(
+            dir.path().join("train-images-idx3-ubyte"),
+            idx(
+                0x803,
+                &[50, 6, 6],
+                (0..50 * 36).map(|i| (i % 251) as u8).collect(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("train-labels-idx1-ubyte"),
+            idx(0x801, &[50], (0..50).map(|i| (i % 10) as u8).collect()),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("t10k-images-idx3-ubyte"),
+            idx(0x803, &[5, 6, 6], vec![9; 5 * 36]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("t10k-labels-idx1-ubyte"),
+            idx(0x801, &[5], vec![1; 5]),
+        )
+        .unwrap();
+        let c = DataConfig {
+            subset: Some(40),
+            validation_split: 0.25,
+            ..config(DatasetKind::Mnist, dir.path())
+        };
+        let a = load(&c, 3, &Device::Cpu).unwrap();
+        assert_eq!((a.train.len(), a.val.len(), a.test.len()), (30, 10, 5));
+        assert_eq!(
+            a.task,
+            Task {
+                channels: 1,
+                height: 6,
+                width: 6,
+                num_classes: 10
+            }
+        );
+        let labels = |d: &Dataset| d.val.labels.to_vec1::<u32>().unwrap();
+        assert_eq!(
+            labels(&a),
+            labels(&load(&c, 3, &Device::Cpu).unwrap()),
+            "same seed, same split"
+        );
+        assert_ne!(
+            labels(&a),
+            labels(&load(&c, 4, &Device::Cpu).unwrap()),
+            "other seed, other split"
+        );
+    }
+
+    #[test]
+    fn fashion_mnist_loads_from_debian_package() {
+        let dir = Path::new(FASHION_MNIST_DEFAULT);
+        assert!(
+            dir.join("train-images-idx3-ubyte.gz").exists(),
+            "Fashion-MNIST is missing: `apt-get install dataset-fashion-mnist` (.ci/run does this)"
+        );
+        let c = DataConfig {
+            dataset: DatasetKind::FashionMnist,
+            subset: Some(1000),
+            ..DataConfig::default()
+        };
+        let data = load(&c, 0, &Device::Cpu).unwrap();
+        assert_eq!(
+            data.task,
+            Task {
+                channels: 1,
+                height: 28,
+                width: 28,
+                num_classes: 10
+            }
+        );
+        assert_eq!(
+            (data.train.len(), data.val.len(), data.test.len()),
+            (800, 200, 10_000)
+        );
+    }
+}

@@ -120,6 +120,11 @@ impl Sandbox {
         }
     }
 
+    /// Whether the instance can still be called (it has not trapped).
+    pub(crate) fn is_usable(&self) -> bool {
+        self.broken.is_none()
+    }
+
     /// Starts the call deadline and clears the memory-overrun mark; done
     /// before every entry into the guest, instantiation included.
     pub(crate) fn arm_deadline(&mut self) {

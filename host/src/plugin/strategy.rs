@@ -29,6 +29,12 @@ impl StrategyPlugin {
         Ok(StrategyPlugin { sandbox, bindings })
     }
 
+    /// Whether the plugin can still be called: false after a trap, a timeout
+    /// or a memory overrun (its own returned errors leave it usable).
+    pub fn is_usable(&self) -> bool {
+        self.sandbox.is_usable()
+    }
+
     /// The plugin's name as shown in errors and logs.
     pub fn name(&self) -> &str {
         &self.sandbox.name

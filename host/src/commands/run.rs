@@ -1,0 +1,165 @@
+//! `nas-host run CONFIG`: runs a search and prints the top trials and the best
+//! architecture's summary, validation and test accuracy.
+
+use crate::config::RunConfig;
+use crate::contract::TrialStatus;
+use crate::network::grouped;
+use crate::progress::{Mode, Reporter};
+use crate::search::{self, RunResult};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The run's TOML config (see examples/).
+    config: PathBuf,
+    /// Override [run] name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Override [run] output_dir.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Override [run] seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override [run] max_trials.
+    #[arg(long)]
+    max_trials: Option<u64>,
+    /// Show no progress, only the final summary.
+    #[arg(long, conflicts_with = "json")]
+    quiet: bool,
+    /// Print one JSON object per event on stdout, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut config = RunConfig::load(&args.config)?;
+    if let Some(name) = args.name {
+        config.run.name = Some(name);
+    }
+    if let Some(dir) = args.output_dir {
+        config.run.output_dir = dir;
+    }
+    if let Some(seed) = args.seed {
+        config.run.seed = seed;
+    }
+    if let Some(n) = args.max_trials {
+        config.run.max_trials = n;
+    }
+    config.validate()?;
+    let mode = if args.json {
+        Mode::Json
+    } else if args.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Bars
+    };
+    let mut reporter = Reporter::new(mode);
+    let result = search::run(&config, &mut reporter)?;
+    let metric = &config.objectives[0].metric;
+    if mode == Mode::Json {
+        let best = result.best.as_ref().map(|b| {
+            serde_json::json!({"trial": b.trial.id, "key": b.trial.key, "objective": b.objective,
+                "val_accuracy": b.trial.metrics.get("val_accuracy"), "test_accuracy": b.test_accuracy, "dir": b.dir})
+        });
+        println!(
+            "{}",
+            serde_json::json!({"event": "summary", "dir": result.dir, "trials": result.trials.len(), "best": best})
+        );
+    } else {
+        print!("{}", report(&result, metric));
+    }
+    if result.best.is_none() {
+        eprintln!(
+            "error: no trial completed ({} failed); see the reasons above and in {}",
+            result.trials.len(),
+            result.dir.join(crate::store::DB_FILE).display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The final text report: top trials, then the best model.
+fn report(result: &RunResult, metric: &str) -> String {
+    let mut completed: Vec<_> = result
+        .trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
+        .collect();
+    let ascending = result.best.as_ref().is_some_and(|b| {
+        completed
+            .iter()
+            .all(|t| t.metrics.get(metric).is_some_and(|v| *v >= b.objective))
+    });
+    completed.sort_by(|a, b| {
+        let (x, y) = (
+            a.metrics.get(metric).copied().unwrap_or(f64::NAN),
+            b.metrics.get(metric).copied().unwrap_or(f64::NAN),
+        );
+        if ascending {
+            x.total_cmp(&y)
+        } else {
+            y.total_cmp(&x)
+        }
+    });
+    let failed = result
+        .trials
+        .iter()
+        .filter(|t| t.status != TrialStatus::Completed)
+        .count();
+    let reused = result
+        .trials
+        .iter()
+        .filter(|t| t.reused_from.is_some())
+        .count();
+    let mut out = format!(
+        "\n{} trials: {} trained, {reused} reused, {failed} failed ({})\n\nTop trials by {metric}:\n",
+        result.trials.len(),
+        completed.len(),
+        result.stop_reason
+    );
+    out += &format!(
+        "{:>5} {:>6} {:>13} {:>10} {:>14} {:>6} {:>8}  {}\n",
+        "rank", "trial", metric, "params", "FLOPs", "epochs", "seconds", "assignment"
+    );
+    for (rank, t) in completed.iter().take(5).enumerate() {
+        out += &format!(
+            "{:>5} {:>6} {:>13.4} {:>10} {:>14} {:>6} {:>8.1}  {}\n",
+            rank + 1,
+            t.id,
+            t.metrics.get(metric).copied().unwrap_or(f64::NAN),
+            grouped(t.metrics.get("params").copied().unwrap_or(0.0) as u64),
+            grouped(t.metrics.get("flops").copied().unwrap_or(0.0) as u64),
+            t.budget,
+            t.seconds,
+            crate::assignment::text(&t.assignment)
+        );
+    }
+    if let Some(best) = &result.best {
+        out += &format!(
+            "\nBest architecture: trial {} ({})\n{}",
+            best.trial.id,
+            crate::assignment::text(&best.trial.assignment),
+            best.summary
+        );
+        out += &format!(
+            "validation accuracy: {:.4}\n",
+            best.trial
+                .metrics
+                .get("val_accuracy")
+                .copied()
+                .unwrap_or(f64::NAN)
+        );
+        out += &format!("test accuracy:       {:.4}\n", best.test_accuracy);
+        out += &format!("best model:          {}\n", best.dir.display());
+    }
+    out += &format!(
+        "run database:        {}\n",
+        result.dir.join(crate::store::DB_FILE).display()
+    );
+    out
+}

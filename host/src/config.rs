@@ -1,0 +1,340 @@
+//! The run configuration (`nas-host run CONFIG.toml`): its tables, defaults,
+//! and parsing with errors that name the file, the line, the key and the
+//! nearest valid key.
+
+use crate::data::DataConfig;
+use crate::plugin::PluginLimits;
+use crate::train::TrainConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The `[run]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Name of the run; its directory is `output_dir/name` (default: the config file's stem).
+    pub name: Option<String>,
+    /// Where run directories go (default `runs`).
+    pub output_dir: PathBuf,
+    /// Seed of the strategy, the data split and every trial (default 0).
+    pub seed: u64,
+    /// Stop after this many trials (default 20).
+    pub max_trials: u64,
+    /// Stop starting trials after this many seconds (default: no limit).
+    pub max_time_s: Option<f64>,
+    /// `cpu` (default) or `cuda:N` (needs a build with `--features cuda`).
+    pub device: String,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            name: None,
+            output_dir: PathBuf::from("runs"),
+            seed: 0,
+            max_trials: 20,
+            max_time_s: None,
+            device: "cpu".into(),
+        }
+    }
+}
+
+/// A plugin and its own config table (`[space]`, `[strategy]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// `builtin:NAME` or the path of a component file (relative to the config file).
+    pub plugin: String,
+    /// The plugin's own keys, passed to it as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+/// Whether an objective is minimised or maximised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionConfig {
+    /// Smaller is better.
+    Minimize,
+    /// Larger is better.
+    Maximize,
+}
+
+/// One `[[objectives]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    /// A trial metric, such as `val_accuracy`, `val_loss`, `params`, `flops` or `latency_b1_ms`.
+    pub metric: String,
+    /// `maximize` or `minimize`.
+    pub direction: DirectionConfig,
+}
+
+/// Metrics every completed trial records, usable as objectives.
+pub const METRICS: &[&str] = &[
+    "val_accuracy",
+    "val_loss",
+    "train_loss",
+    "params",
+    "flops",
+    "latency_b1_ms",
+    "latency_batch_ms",
+    "train_seconds",
+];
+
+/// A whole run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `[run]`.
+    #[serde(default)]
+    pub run: RunSection,
+    /// `[data]`.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// `[train]`.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// `[space]` (default: `builtin:seed-template`).
+    #[serde(default = "default_space")]
+    pub space: PluginSection,
+    /// `[strategy]` (default: `builtin:random`).
+    #[serde(default = "default_strategy")]
+    pub strategy: PluginSection,
+    /// `[[objectives]]` (default: maximise `val_accuracy`).
+    #[serde(default = "default_objectives")]
+    pub objectives: Vec<ObjectiveConfig>,
+    /// `[plugins]`: sandbox limits.
+    #[serde(default)]
+    pub plugins: PluginLimits,
+}
+
+fn default_space() -> PluginSection {
+    PluginSection {
+        plugin: "builtin:seed-template".into(),
+        config: toml::Table::new(),
+    }
+}
+
+fn default_strategy() -> PluginSection {
+    PluginSection {
+        plugin: "builtin:random".into(),
+        config: toml::Table::new(),
+    }
+}
+
+fn default_objectives() -> Vec<ObjectiveConfig> {
+    vec![ObjectiveConfig {
+        metric: "val_accuracy".into(),
+        direction: DirectionConfig::Maximize,
+    }]
+}
+
+impl RunConfig {
+    /// Reads and checks `path`; relative plugin and data paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for section in [&mut config.space, &mut config.strategy] {
+            if !section.plugin.starts_with("builtin:") && Path::new(&section.plugin).is_relative() {
+                section.plugin = base.join(&section.plugin).display().to_string();
+            }
+        }
+        if let Some(p) = config.data.path.as_mut().filter(|p| p.is_relative()) {
+            *p = base.join(&*p);
+        }
+        if config.run.name.is_none() {
+            config.run.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        config
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str::<RunConfig>(text).map_err(|e| anyhow::anyhow!(explain(text, origin, &e)))
+    }
+
+    /// Checks values and combinations across tables.
+    pub fn validate(&self) -> Result<()> {
+        if self.run.max_trials == 0 {
+            bail!("[run] max_trials must be at least 1 (default 20)");
+        }
+        if let Some(t) = self.run.max_time_s.filter(|t| !(*t > 0.0 && t.is_finite())) {
+            bail!("[run] max_time_s = {t} must be a positive number of seconds");
+        }
+        if self
+            .run
+            .name
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.contains(['/', '\\']) || n == "." || n == "..")
+        {
+            bail!("[run] name must be a plain folder name (no slashes)");
+        }
+        self.data.validate()?;
+        self.train.validate()?;
+        self.plugins.validate()?;
+        if self.objectives.is_empty() {
+            bail!("[[objectives]] is empty; give at least one, for example metric = \"val_accuracy\", direction = \"maximize\"");
+        }
+        for o in &self.objectives {
+            if !METRICS.contains(&o.metric.as_str()) {
+                let near = nearest(&o.metric, METRICS)
+                    .map(|n| format!(" Did you mean `{n}`?"))
+                    .unwrap_or_default();
+                bail!(
+                    "[[objectives]] metric `{}` is not a trial metric.{near} Metrics: {}",
+                    o.metric,
+                    METRICS.join(", ")
+                );
+            }
+        }
+        crate::device::parse(&self.run.device).context("[run] device")?;
+        Ok(())
+    }
+
+    /// The run's name (set by [`RunConfig::load`], else `run`).
+    pub fn name(&self) -> &str {
+        self.run.name.as_deref().unwrap_or("run")
+    }
+}
+
+/// A TOML error as `file:line:column: message`, with the nearest valid key for unknown ones.
+fn explain(text: &str, origin: &str, e: &toml::de::Error) -> String {
+    let location = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{origin}:{line}:{column}")
+    });
+    let message = e.message().trim().to_string();
+    let mut out = format!(
+        "{}: {message}",
+        location.unwrap_or_else(|| origin.to_string())
+    );
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if let Some(near) = nearest(field, &valid) {
+            out += &format!("\n  did you mean `{near}`?");
+        }
+    }
+    out
+}
+
+/// The valid name `name` abbreviates, else the closest by edit distance when
+/// close enough to be a typo.
+pub fn nearest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    if let Some(full) = valid
+        .iter()
+        .filter(|v| name.len() >= 3 && v.starts_with(name))
+        .min_by_key(|v| v.len())
+    {
+        return Some(full);
+    }
+    valid
+        .iter()
+        .map(|v| (edit_distance(name, v), *v))
+        .filter(|(d, v)| *d <= (v.len().max(name.len()) / 2).max(2))
+        .min()
+        .map(|(_, v)| v)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_takes_the_documented_defaults() {
+        let c = RunConfig::parse("", "x.toml").unwrap();
+        assert_eq!(c.space.plugin, "builtin:seed-template");
+        assert_eq!(c.strategy.plugin, "builtin:random");
+        assert_eq!(c.train.epochs, 3);
+        assert_eq!(c.run.max_trials, 20);
+        assert_eq!(c.objectives[0].metric, "val_accuracy");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_nearest_key() {
+        let e = RunConfig::parse("[run]\nseed = 1\n\n[train]\nepochz = 3\n", "cfg.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cfg.toml:5:1:")
+                && e.contains("unknown field `epochz`")
+                && e.contains("did you mean `epochs`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_malformed_toml_name_the_place() {
+        let e = RunConfig::parse("[train]\nbatch_size = \"big\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.toml:2:") && e.contains("invalid type"),
+            "{e}"
+        );
+        let e = RunConfig::parse("[train\nepochs = 1\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_and_contradictory_values_are_refused() {
+        let bad = |text: &str, want: &str| {
+            let c = RunConfig::parse(text, "c.toml").unwrap();
+            let e = format!("{:#}", c.validate().unwrap_err());
+            assert!(e.contains(want), "`{text}`: {e}");
+        };
+        bad(
+            "[data]\nvalidation_split = 1.5\n",
+            "validation_split = 1.5 must be strictly between 0 and 1",
+        );
+        bad(
+            "[train]\nbatch_size = 0\n",
+            "batch_size and eval_batch_size must be at least 1",
+        );
+        bad("[train]\nepochs = 0\n", "epochs must be at least 1");
+        bad(
+            "[train]\nnesterov = true\n",
+            "nesterov = true needs optimizer = \"sgd\"",
+        );
+        bad(
+            "[data]\ndataset = \"mnist\"\nnoise = 0.1\n",
+            "noise applies only to dataset = \"synthetic\"",
+        );
+        bad(
+            "[[objectives]]\nmetric = \"val_acc\"\ndirection = \"maximize\"\n",
+            "Did you mean `val_accuracy`?",
+        );
+        bad("[run]\ndevice = \"tpu\"\n", "device");
+        let e = RunConfig::parse("[train]\nepochs = -2\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml:2:"), "{e}");
+    }
+}

@@ -1,0 +1,402 @@
+//! The search loop of `nas-host run`: ask the strategy, check and build each
+//! proposal with the space, train it (or reuse an identical earlier trial),
+//! record it, tell the strategy; stop at `max_trials`, `max_time_s`, or when
+//! the strategy finishes. Then the best trial's model goes to `best/` with its
+//! summary and its accuracy on the test split.
+
+use crate::assignment;
+use crate::config::{DirectionConfig, RunConfig};
+use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
+use crate::data::{self, Dataset};
+use crate::network::{summary, Model};
+use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
+use crate::progress::{Event, Reporter};
+use crate::store::{RunStore, TrialRecord, DB_FILE};
+use crate::train::evaluate;
+use crate::trial::{self, TrialSpec};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The best architecture of a run, trained, with its summary.
+#[derive(Debug, Clone)]
+pub struct BestModel {
+    /// The trial that trained it.
+    pub trial: TrialRecord,
+    /// Its objective value.
+    pub objective: f64,
+    /// Accuracy and loss on the test split (never used for search decisions).
+    pub test_accuracy: f64,
+    /// Mean cross-entropy on the test split.
+    pub test_loss: f64,
+    /// The Keras-style summary table.
+    pub summary: String,
+    /// Folder with weights, architecture, summary and metrics.
+    pub dir: PathBuf,
+}
+
+/// What a run did.
+pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Every trial, by id.
+    pub trials: Vec<TrialRecord>,
+    /// Why the run stopped.
+    pub stop_reason: String,
+    /// The best completed trial, if any completed.
+    pub best: Option<BestModel>,
+}
+
+/// The seed of trial `id` in a run seeded `seed` (SplitMix64 of both), recorded with the trial.
+pub fn trial_seed(seed: u64, id: u64) -> u64 {
+    let mut z = seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn objectives(config: &RunConfig) -> Vec<Objective> {
+    config
+        .objectives
+        .iter()
+        .map(|o| Objective {
+            metric: o.metric.clone(),
+            direction: if o.direction == DirectionConfig::Maximize {
+                Direction::Maximize
+            } else {
+                Direction::Minimize
+            },
+        })
+        .collect()
+}
+
+fn plugin_json(table: &toml::Table) -> Result<String> {
+    Ok(serde_json::to_string(table)?)
+}
+
+/// Whether `a` is better than `b` under `objective`.
+fn better(a: f64, b: f64, objective: &Objective) -> bool {
+    match objective.direction {
+        Direction::Maximize => a > b,
+        Direction::Minimize => a < b,
+    }
+}
+
+/// The run's state while it searches.
+struct Search<'a> {
+    config: &'a RunConfig,
+    dir: PathBuf,
+    store: RunStore,
+    data: Dataset,
+    space: SpacePlugin,
+    strategy: StrategyPlugin,
+    dims: Vec<crate::contract::Dimension>,
+    objective: Objective,
+    best: Option<(f64, u64)>,
+    trials: Vec<TrialRecord>,
+}
+
+/// Runs the search `config` describes, reporting to `reporter`.
+pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
+    let dir = config.run.output_dir.join(config.name());
+    if dir.join(DB_FILE).exists() {
+        bail!(
+            "run directory {} already holds a run; choose another [run] name (or --name), or delete the folder",
+            dir.display()
+        );
+    }
+    // Everything that can fail on bad input happens before the run directory
+    // exists, so a failed start leaves nothing that blocks the next try.
+    let seed = config.run.seed;
+    let data_seed = config.data.seed.unwrap_or(seed);
+    let device = crate::device::parse(&config.run.device)?;
+    let data = data::load(&config.data, data_seed, &device).context("load the data")?;
+    let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
+    let mut space = runtime
+        .search_space(&PluginSource::parse(&config.space.plugin).context("[space] plugin")?)?;
+    let dims = space
+        .init(&plugin_json(&config.space.config)?, data.task)
+        .context("[space] config")?;
+    let mut strategy = runtime
+        .strategy(&PluginSource::parse(&config.strategy.plugin).context("[strategy] plugin")?)?;
+    let objectives = objectives(config);
+    strategy
+        .init(
+            &dims,
+            &objectives,
+            &plugin_json(&config.strategy.config)?,
+            seed,
+        )
+        .context("[strategy] config")?;
+
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("create run directory {}", dir.display()))?;
+    std::fs::write(dir.join("config.toml"), toml::to_string(config)?)
+        .context("write the resolved config")?;
+    let store = RunStore::open(&dir.join(DB_FILE))?;
+    store.set_meta("nas_host_version", env!("CARGO_PKG_VERSION"))?;
+    store.set_meta("config", &toml::to_string(config)?)?;
+    store.set_meta("seed", &seed.to_string())?;
+    store.set_meta("data_seed", &data_seed.to_string())?;
+    store.set_meta("strategy_seed", &seed.to_string())?;
+    store.set_meta("data", &data.description)?;
+
+    reporter.event(Event::RunStarted {
+        name: config.name(),
+        data: &data.description,
+        max_trials: config.run.max_trials,
+    });
+    let mut search = Search {
+        config,
+        dir: dir.clone(),
+        store,
+        data,
+        space,
+        strategy,
+        dims,
+        objective: objectives[0].clone(),
+        best: None,
+        trials: Vec::new(),
+    };
+    let stop_reason = search.search(reporter)?;
+    reporter.event(Event::RunFinished {
+        reason: &stop_reason,
+    });
+    search.store.set_meta("stop_reason", &stop_reason)?;
+    let best = search.finish()?;
+    Ok(RunResult {
+        dir,
+        trials: search.trials,
+        stop_reason,
+        best,
+    })
+}
+
+impl Search<'_> {
+    fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
+        let started = Instant::now();
+        loop {
+            let done = self.trials.len() as u64;
+            if done >= self.config.run.max_trials {
+                return Ok(format!(
+                    "reached max_trials = {}",
+                    self.config.run.max_trials
+                ));
+            }
+            if let Some(limit) = self
+                .config
+                .run
+                .max_time_s
+                .filter(|l| started.elapsed().as_secs_f64() >= *l)
+            {
+                return Ok(format!("reached max_time_s = {limit}"));
+            }
+            let proposals = self
+                .strategy
+                .ask(1)
+                .context("asking the strategy for proposals")?;
+            if proposals.is_empty() {
+                return Ok("the strategy finished".into());
+            }
+            for proposal in proposals {
+                let record = self.evaluate(&proposal, done + 1, reporter)?;
+                self.store.insert(&record)?;
+                if record.status == TrialStatus::Completed {
+                    if let Some(&v) = record.metrics.get(&self.objective.metric) {
+                        if self.best.is_none_or(|(b, _)| better(v, b, &self.objective)) {
+                            self.best = Some((v, record.id));
+                        }
+                    }
+                }
+                reporter.event(Event::TrialFinished {
+                    trial: &record,
+                    best: self.best.map(|b| b.0),
+                    metric: &self.objective.metric,
+                });
+                self.strategy
+                    .tell(&[result_of(&proposal, &record)])
+                    .context("telling the strategy a result")?;
+                self.trials.push(record);
+            }
+        }
+    }
+
+    /// Checks, builds and trains one proposal; returns its record.
+    fn evaluate(
+        &mut self,
+        proposal: &Proposal,
+        id: u64,
+        reporter: &mut Reporter,
+    ) -> Result<TrialRecord> {
+        let budget = proposal.budget.unwrap_or(self.config.train.epochs);
+        let seed = trial_seed(self.config.run.seed, id);
+        let mut record = TrialRecord {
+            id,
+            assignment: proposal.assignment.clone(),
+            key: None,
+            network: None,
+            budget,
+            status: TrialStatus::Failed,
+            reason: None,
+            metrics: Default::default(),
+            curve: Vec::new(),
+            seed,
+            seconds: 0.0,
+            reused_from: None,
+            tag: proposal.tag.clone(),
+            weights: None,
+        };
+        if let Err(e) = assignment::validate(&self.dims, &proposal.assignment) {
+            record.reason = Some(format!(
+                "strategy `{}` proposed an invalid assignment: it {e}",
+                self.strategy.name()
+            ));
+            return Ok(record);
+        }
+        if budget == 0 {
+            record.reason = Some("the proposal's budget is 0 epochs".into());
+            return Ok(record);
+        }
+        let network = match self.space.build(&proposal.assignment) {
+            Ok(n) => n,
+            Err(e) if self.space.is_usable() => {
+                record.reason = Some(format!("{e:#}"));
+                return Ok(record);
+            }
+            Err(e) => return Err(e.context("building a proposal's network")),
+        };
+        record.key = Some(network.key.clone());
+        record.network = Some(network.clone());
+        if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
+            record.status = TrialStatus::Completed;
+            record.metrics = earlier.metrics;
+            record.curve = earlier.curve;
+            record.weights = earlier.weights;
+            record.reused_from = Some(earlier.id);
+            return Ok(record);
+        }
+        let spec = TrialSpec {
+            trial_id: id,
+            network,
+            task: self.data.task,
+            data: self.config.data.clone(),
+            data_seed: self.config.data.seed.unwrap_or(self.config.run.seed),
+            train: self.config.train.clone(),
+            epochs: budget,
+            seed,
+            device: self.config.run.device.clone(),
+            dir: self.dir.join("trials").join(id.to_string()),
+        };
+        reporter.event(Event::TrialStarted {
+            id,
+            assignment: &assignment::text(&proposal.assignment),
+            epochs: budget,
+        });
+        let started = Instant::now();
+        let outcome = trial::run(&spec, &self.data, &mut |p| {
+            reporter.event(Event::Training(p))
+        })?;
+        record.seconds = started.elapsed().as_secs_f64();
+        record.status = outcome.status;
+        record.reason = outcome.reason;
+        record.metrics = outcome.metrics;
+        record.curve = outcome.curve;
+        record.weights = outcome.weights.map(|w| w.display().to_string());
+        Ok(record)
+    }
+
+    /// Writes `best/` for the best completed trial and measures it on the test split.
+    fn finish(&self) -> Result<Option<BestModel>> {
+        let Some((objective, id)) = self.best else {
+            return Ok(None);
+        };
+        let trial = self
+            .trials
+            .iter()
+            .find(|t| t.id == id)
+            .expect("best trial is recorded")
+            .clone();
+        let network = trial
+            .network
+            .clone()
+            .expect("completed trials have networks");
+        let weights = PathBuf::from(
+            trial
+                .weights
+                .as_ref()
+                .expect("completed trials have weights"),
+        );
+        let dir = self.dir.join("best");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let mut model = Model::new(
+            &network,
+            &self.data.task,
+            trial.seed,
+            &crate::device::parse(&self.config.run.device)?,
+        )?;
+        model.load(&weights)?;
+        let (test_loss, test_accuracy) =
+            evaluate(&model, &self.data.test, self.config.train.eval_batch_size)?;
+        let summary = summary(&network, &self.data.task)?;
+        std::fs::copy(&weights, dir.join(trial::WEIGHTS_FILE))
+            .with_context(|| format!("copy {}", weights.display()))?;
+        std::fs::write(
+            dir.join("architecture.json"),
+            serde_json::to_string_pretty(&network)?,
+        )?;
+        std::fs::write(dir.join("summary.txt"), &summary)?;
+        let mut metrics = trial.metrics.clone();
+        metrics.insert("test_accuracy".into(), test_accuracy);
+        metrics.insert("test_loss".into(), test_loss);
+        let facts = serde_json::json!({"trial": trial.id, "key": trial.key, "task": self.data.task, "seed": trial.seed, "epochs": trial.budget, "metrics": metrics});
+        std::fs::write(
+            dir.join("metrics.json"),
+            serde_json::to_string_pretty(&facts)?,
+        )?;
+        self.store.set_meta("best_trial", &trial.id.to_string())?;
+        self.store
+            .set_meta("test_accuracy", &test_accuracy.to_string())?;
+        Ok(Some(BestModel {
+            trial,
+            objective,
+            test_accuracy,
+            test_loss,
+            summary,
+            dir,
+        }))
+    }
+}
+
+/// The result the strategy is told for a record.
+fn result_of(proposal: &Proposal, record: &TrialRecord) -> TrialResult {
+    let metric = |(name, value): (&String, &f64)| Metric {
+        name: name.clone(),
+        value: *value,
+    };
+    TrialResult {
+        proposal: proposal.clone(),
+        trial_id: record.id,
+        status: record.status,
+        metrics: record.metrics.iter().map(metric).collect(),
+        curve: record
+            .curve
+            .iter()
+            .map(|e| {
+                [
+                    ("epoch", e.epoch as f64),
+                    ("train_loss", e.train_loss),
+                    ("val_loss", e.val_loss),
+                    ("val_accuracy", e.val_accuracy),
+                    ("seconds", e.seconds),
+                ]
+                .into_iter()
+                .map(|(n, v)| Metric {
+                    name: n.into(),
+                    value: v,
+                })
+                .collect()
+            })
+            .collect(),
+        reason: record.reason.clone(),
+    }
+}

@@ -1,0 +1,213 @@
+//! The run's SQLite database: run metadata and one row per trial (assignment,
+//! key, network, budget, status, reason, metrics, per-epoch curve, timings,
+//! seed). WAL mode, one transaction per write.
+
+use crate::contract::{Binding, Network, TrialStatus};
+use crate::train::EpochRecord;
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// File name of the database in a run directory.
+pub const DB_FILE: &str = "nas.sqlite";
+
+/// One trial as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Unique within the run, in order of proposal.
+    pub id: u64,
+    /// The proposal's assignment.
+    pub assignment: Vec<Binding>,
+    /// The architecture key, when the network was built.
+    pub key: Option<String>,
+    /// The network, when built.
+    pub network: Option<Network>,
+    /// Epochs.
+    pub budget: u32,
+    /// Outcome.
+    pub status: TrialStatus,
+    /// Why it failed, or which trial's result it reused.
+    pub reason: Option<String>,
+    /// Final metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-epoch metrics.
+    pub curve: Vec<EpochRecord>,
+    /// Seed of the trial's training.
+    pub seed: u64,
+    /// Wall seconds spent on the trial by this run.
+    pub seconds: f64,
+    /// The earlier trial whose result this one reuses (same key and budget).
+    pub reused_from: Option<u64>,
+    /// The strategy's tag.
+    pub tag: String,
+    /// Path of the trained weights.
+    pub weights: Option<String>,
+}
+
+/// A run's database.
+pub struct RunStore {
+    conn: Connection,
+}
+
+/// The lower-case name of a status, as stored and shown.
+pub fn status_text(s: TrialStatus) -> &'static str {
+    match s {
+        TrialStatus::Completed => "completed",
+        TrialStatus::Failed => "failed",
+        TrialStatus::Pruned => "pruned",
+        TrialStatus::Infeasible => "infeasible",
+    }
+}
+
+fn parse_status(s: &str) -> rusqlite::Result<TrialStatus> {
+    Ok(match s {
+        "completed" => TrialStatus::Completed,
+        "failed" => TrialStatus::Failed,
+        "pruned" => TrialStatus::Pruned,
+        "infeasible" => TrialStatus::Infeasible,
+        other => {
+            return Err(rusqlite::Error::InvalidColumnName(format!(
+                "unknown status {other}"
+            )))
+        }
+    })
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+const COLUMNS: &str = "id, assignment, key, network, budget, status, reason, metrics, curve, seed, seconds, reused_from, tag, weights";
+
+impl RunStore {
+    /// Creates the database (and its tables) at `path`, or opens it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("open run database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS trials (
+                id INTEGER PRIMARY KEY,
+                assignment TEXT NOT NULL,
+                assignment_text TEXT NOT NULL,
+                key TEXT,
+                network TEXT,
+                budget INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                reason TEXT,
+                metrics TEXT NOT NULL,
+                curve TEXT NOT NULL,
+                seed INTEGER NOT NULL,
+                seconds REAL NOT NULL,
+                reused_from INTEGER,
+                tag TEXT NOT NULL,
+                weights TEXT,
+                finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             );
+             CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key, budget, status);",
+        )
+        .with_context(|| format!("create tables in {}", path.display()))?;
+        Ok(RunStore { conn })
+    }
+
+    /// Records a run-level fact (config, seeds, start time).
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO run (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// A run-level fact.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM run WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Stores a finished trial.
+    pub fn insert(&self, t: &TrialRecord) -> Result<()> {
+        self.conn
+            .execute(
+                &format!("INSERT INTO trials ({COLUMNS}, assignment_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                params![
+                    t.id as i64,
+                    json(&t.assignment)?,
+                    t.key,
+                    t.network.as_ref().map(json).transpose()?,
+                    t.budget,
+                    status_text(t.status),
+                    t.reason,
+                    json(&t.metrics)?,
+                    json(&t.curve)?,
+                    t.seed as i64,
+                    t.seconds,
+                    t.reused_from.map(|r| r as i64),
+                    t.tag,
+                    t.weights,
+                    crate::assignment::text(&t.assignment),
+                ],
+            )
+            .with_context(|| format!("record trial {} in the run database", t.id))?;
+        Ok(())
+    }
+
+    fn read(row: &rusqlite::Row) -> rusqlite::Result<TrialRecord> {
+        Ok(TrialRecord {
+            id: row.get::<_, i64>(0)? as u64,
+            assignment: from_json(&row.get::<_, String>(1)?)?,
+            key: row.get(2)?,
+            network: row
+                .get::<_, Option<String>>(3)?
+                .map(|s| from_json(&s))
+                .transpose()?,
+            budget: row.get(4)?,
+            status: parse_status(&row.get::<_, String>(5)?)?,
+            reason: row.get(6)?,
+            metrics: from_json(&row.get::<_, String>(7)?)?,
+            curve: from_json(&row.get::<_, String>(8)?)?,
+            seed: row.get::<_, i64>(9)? as u64,
+            seconds: row.get(10)?,
+            reused_from: row.get::<_, Option<i64>>(11)?.map(|r| r as u64),
+            tag: row.get(12)?,
+            weights: row.get(13)?,
+        })
+    }
+
+    /// Every trial, by id.
+    pub fn trials(&self) -> Result<Vec<TrialRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM trials ORDER BY id"))?;
+        let rows = stmt
+            .query_map([], Self::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The first completed, not itself reused, trial of `key` at `budget`.
+    pub fn completed_with(&self, key: &str, budget: u32) -> Result<Option<TrialRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM trials WHERE key = ?1 AND budget = ?2 AND status = 'completed' AND reused_from IS NULL ORDER BY id LIMIT 1"
+                ),
+                params![key, budget],
+                Self::read,
+            )
+            .optional()?)
+    }
+}

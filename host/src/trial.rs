@@ -1,0 +1,195 @@
+//! One trial, fully described by a serialisable [`TrialSpec`]: compile the
+//! network, measure it, train it, save its weights, and return a
+//! [`TrialOutcome`]. In-process runs and `nas-host trial --spec` share this
+//! code path, so parallel and cluster execution run exactly the same trial.
+
+use crate::contract::{Network, Task, TrialStatus};
+use crate::data::{DataConfig, Dataset};
+use crate::network::Model;
+use crate::train::{self, EpochRecord, Progress, TrainConfig};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything needed to run one trial, anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialSpec {
+    /// Unique within the run.
+    pub trial_id: u64,
+    /// The architecture.
+    pub network: Network,
+    /// The input shape and class count the network was built for.
+    pub task: Task,
+    /// How to load the data.
+    pub data: DataConfig,
+    /// Seed of the data split (and synthetic images).
+    pub data_seed: u64,
+    /// Optimiser and batch settings.
+    pub train: TrainConfig,
+    /// Budget in epochs.
+    pub epochs: u32,
+    /// Seed of weight initialisation, batch order and dropout.
+    pub seed: u64,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Folder for this trial's files (weights, result).
+    pub dir: PathBuf,
+}
+
+/// What a trial produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    /// The spec's trial id.
+    pub trial_id: u64,
+    /// Completed, or failed with a reason.
+    pub status: TrialStatus,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Final metrics by name (see [`crate::config::METRICS`]).
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-epoch metrics.
+    pub curve: Vec<EpochRecord>,
+    /// Saved weights (safetensors), when training completed.
+    pub weights: Option<PathBuf>,
+}
+
+/// File name of the weights in a trial's folder.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+impl TrialOutcome {
+    fn failed(
+        spec: &TrialSpec,
+        reason: String,
+        metrics: BTreeMap<String, f64>,
+        curve: Vec<EpochRecord>,
+    ) -> Self {
+        TrialOutcome {
+            trial_id: spec.trial_id,
+            status: TrialStatus::Failed,
+            reason: Some(reason),
+            metrics,
+            curve,
+            weights: None,
+        }
+    }
+}
+
+/// Runs `spec` on already-loaded `data`. Problems of the trial itself (an
+/// invalid network, divergence, an error inside candle) make a failed
+/// outcome; only problems of the host (an unwritable folder) are errors.
+pub fn run(
+    spec: &TrialSpec,
+    data: &Dataset,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrialOutcome> {
+    if data.task != spec.task {
+        anyhow::bail!(
+            "trial {}: the data gives task {:?} but the spec was built for {:?}",
+            spec.trial_id,
+            data.task,
+            spec.task
+        );
+    }
+    let device = crate::device::parse(&spec.device)?;
+    let model = match Model::new(&spec.network, &spec.task, spec.seed, &device) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(TrialOutcome::failed(
+                spec,
+                format!("invalid network: {e:#}"),
+                BTreeMap::new(),
+                Vec::new(),
+            ))
+        }
+    };
+    let mut metrics = BTreeMap::new();
+    metrics.insert("params".to_string(), model.analysis().params() as f64);
+    metrics.insert("flops".to_string(), model.analysis().flops() as f64);
+    let started = Instant::now();
+    let trained = measure_and_train(spec, data, &model, &mut metrics, on_progress);
+    metrics.insert("train_seconds".to_string(), started.elapsed().as_secs_f64());
+    let outcome = match trained {
+        Err(e) => {
+            return Ok(TrialOutcome::failed(
+                spec,
+                format!("training error: {e:#}"),
+                metrics,
+                Vec::new(),
+            ))
+        }
+        Ok(t) => t,
+    };
+    if let Some(why) = outcome.diverged {
+        return Ok(TrialOutcome::failed(
+            spec,
+            format!("diverged: {why}"),
+            metrics,
+            outcome.curve,
+        ));
+    }
+    let last = outcome.curve.last().context("training finished no epoch")?;
+    metrics.insert("val_accuracy".to_string(), last.val_accuracy);
+    metrics.insert("val_loss".to_string(), last.val_loss);
+    metrics.insert("train_loss".to_string(), last.train_loss);
+    std::fs::create_dir_all(&spec.dir)
+        .with_context(|| format!("create trial folder {}", spec.dir.display()))?;
+    let weights = spec.dir.join(WEIGHTS_FILE);
+    model.save(&weights)?;
+    Ok(TrialOutcome {
+        trial_id: spec.trial_id,
+        status: TrialStatus::Completed,
+        reason: None,
+        metrics,
+        curve: outcome.curve,
+        weights: Some(weights),
+    })
+}
+
+fn measure_and_train(
+    spec: &TrialSpec,
+    data: &Dataset,
+    model: &Model,
+    metrics: &mut BTreeMap<String, f64>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<train::TrainOutcome> {
+    let repeats = spec.train.latency_repeats;
+    metrics.insert(
+        "latency_b1_ms".to_string(),
+        train::latency_ms(model, data, 1, repeats)?,
+    );
+    metrics.insert(
+        "latency_batch_ms".to_string(),
+        train::latency_ms(model, data, spec.train.batch_size, repeats)?,
+    );
+    train::train(
+        model,
+        data,
+        &spec.train,
+        spec.epochs,
+        spec.seed,
+        on_progress,
+    )
+}
+
+/// File name of a trial's result in its folder, written by `nas-host trial`.
+pub const RESULT_FILE: &str = "result.json";
+
+/// `nas-host trial --spec FILE`: loads the data the spec names, runs the
+/// trial and writes `result.json` into the trial's folder.
+pub fn run_spec_file(path: &Path) -> Result<TrialOutcome> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read trial spec {}", path.display()))?;
+    let spec: TrialSpec = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid trial spec", path.display()))?;
+    let device = crate::device::parse(&spec.device)?;
+    let data = crate::data::load(&spec.data, spec.data_seed, &device)?;
+    let outcome = run(&spec, &data, &mut |_| {})?;
+    std::fs::create_dir_all(&spec.dir)
+        .with_context(|| format!("create trial folder {}", spec.dir.display()))?;
+    let result = spec.dir.join(RESULT_FILE);
+    std::fs::write(&result, serde_json::to_string_pretty(&outcome)?)
+        .with_context(|| format!("write {}", result.display()))?;
+    Ok(outcome)
+}

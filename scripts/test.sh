@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of nas-host, after installing what the tests need on a fresh
+# Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package) and
+# the wasm32-wasip2 Rust target (plugins are WebAssembly components).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist
+fi
+# RUSTUP_AUTO_INSTALL=0 on some machines: add the target explicitly.
+rustup target add wasm32-wasip2
+
+# The host workspace (unit and end-to-end tests), then the plugin SDK's own unit tests.
+cargo test --workspace
+cargo test --manifest-path plugins/Cargo.toml -p nas-plugin-sdk --features strategy

@@ -1,0 +1,385 @@
+//! `nas-host run` and `nas-host trial` end to end, through the real binary,
+//! real plugins, real candle training and a real SQLite file.
+
+mod common;
+
+use nas_host::config::RunConfig;
+use nas_host::contract::{Network, TrialStatus};
+use nas_host::network::Model;
+use nas_host::store::{RunStore, TrialRecord, DB_FILE};
+use nas_host::trial::TrialSpec;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A small, fast search: seed-template on 12x12 synthetic images.
+const SMALL: &str = r#"
+[run]
+name = "small"
+seed = 7
+max_trials = 3
+
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 12
+train_samples = 500
+test_samples = 200
+
+[train]
+batch_size = 32
+epochs = 1
+learning_rate = 0.003
+"#;
+
+fn nas_host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nas-host"))
+        .args(args)
+        .env(
+            "NAS_HOST_CACHE_DIR",
+            common::root().join("target/test-component-cache"),
+        )
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Writes `config` into `dir` and runs it; returns the output and the run directory.
+fn run_config(dir: &Path, config: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out_dir = dir.join("runs");
+    let mut args = vec![
+        "run",
+        path.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let name = RunConfig::parse(config, "test")
+        .ok()
+        .and_then(|c| c.run.name)
+        .unwrap_or_else(|| "config".into());
+    (nas_host(&args), out_dir.join(name))
+}
+
+fn trials(run_dir: &Path) -> Vec<TrialRecord> {
+    RunStore::open(&run_dir.join(DB_FILE))
+        .unwrap()
+        .trials()
+        .unwrap()
+}
+
+#[test]
+fn quickstart_config_runs_and_the_database_matches_what_was_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart =
+        std::fs::read_to_string(common::root().join("examples/quickstart.toml")).unwrap();
+    let (out, run_dir) = run_config(dir.path(), &quickstart, &["--json", "--max-trials", "3"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let printed: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "trial_finished")
+        .map(|e| &e["trial"])
+        .collect();
+    let stored = trials(&run_dir);
+    assert_eq!(printed.len(), 3);
+    assert_eq!(stored.len(), 3);
+    for (p, s) in printed.iter().zip(&stored) {
+        assert_eq!(
+            serde_json::from_value::<TrialRecord>((*p).clone()).unwrap(),
+            *s,
+            "printed and stored trial differ"
+        );
+        assert_eq!(s.status, TrialStatus::Completed);
+        assert_eq!(s.curve.len(), 2, "quickstart trains 2 epochs");
+        for m in [
+            "val_accuracy",
+            "val_loss",
+            "train_loss",
+            "params",
+            "flops",
+            "latency_b1_ms",
+            "latency_batch_ms",
+        ] {
+            assert!(s.metrics.contains_key(m), "trial {} lacks {m}", s.id);
+        }
+    }
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    let best_id = summary["best"]["trial"].as_u64().unwrap();
+    let best = stored
+        .iter()
+        .max_by(|a, b| a.metrics["val_accuracy"].total_cmp(&b.metrics["val_accuracy"]))
+        .unwrap();
+    assert_eq!(
+        best.metrics["val_accuracy"],
+        stored.iter().find(|t| t.id == best_id).unwrap().metrics["val_accuracy"]
+    );
+    for f in [
+        "weights.safetensors",
+        "architecture.json",
+        "summary.txt",
+        "metrics.json",
+    ] {
+        assert!(run_dir.join("best").join(f).exists(), "best/{f} missing");
+    }
+}
+
+#[test]
+fn best_weights_reload_and_reproduce_the_recorded_validation_accuracy_and_a_text_report_is_printed()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (out, run_dir) = run_config(dir.path(), SMALL, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Top trials by val_accuracy")
+            && stdout.contains("Total params:")
+            && stdout.contains("test accuracy:"),
+        "{stdout}"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("best/metrics.json")).unwrap())
+            .unwrap();
+    let best_id = metrics["trial"].as_u64().unwrap();
+    let recorded = trials(&run_dir)
+        .into_iter()
+        .find(|t| t.id == best_id)
+        .unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "validation accuracy: {:.4}",
+            recorded.metrics["val_accuracy"]
+        )),
+        "{stdout}"
+    );
+
+    let config = RunConfig::parse(SMALL, "small").unwrap();
+    let data =
+        nas_host::data::load(&config.data, config.run.seed, &candle_core::Device::Cpu).unwrap();
+    let network: Network = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("best/architecture.json")).unwrap(),
+    )
+    .unwrap();
+    let mut model = Model::new(&network, &data.task, 12345, &candle_core::Device::Cpu).unwrap();
+    model
+        .load(&run_dir.join("best/weights.safetensors"))
+        .unwrap();
+    let (_, val_accuracy) = nas_host::train::evaluate(&model, &data.val, 500).unwrap();
+    assert_eq!(val_accuracy, recorded.metrics["val_accuracy"]);
+    let (_, test_accuracy) = nas_host::train::evaluate(&model, &data.test, 500).unwrap();
+    assert_eq!(
+        test_accuracy,
+        metrics["metrics"]["test_accuracy"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_trials_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, run_a) = run_config(dir.path(), SMALL, &["--quiet", "--name", "a"]);
+    let (b, run_b) = run_config(dir.path(), SMALL, &["--quiet", "--name", "b"]);
+    let (c, run_c) = run_config(
+        dir.path(),
+        SMALL,
+        &["--quiet", "--name", "c", "--seed", "8"],
+    );
+    assert!(a.status.success() && b.status.success() && c.status.success());
+    let (a, b, c) = (
+        trials(&run_a.with_file_name("a")),
+        trials(&run_b.with_file_name("b")),
+        trials(&run_c.with_file_name("c")),
+    );
+    let deterministic = |t: &TrialRecord| {
+        let m: Vec<(String, f64)> = t
+            .metrics
+            .iter()
+            .filter(|(k, _)| !k.contains("latency") && !k.contains("seconds"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let curve: Vec<(f64, f64, f64)> = t
+            .curve
+            .iter()
+            .map(|e| (e.train_loss, e.val_loss, e.val_accuracy))
+            .collect();
+        (t.assignment.clone(), t.key.clone(), t.seed, m, curve)
+    };
+    assert_eq!(
+        a.iter().map(deterministic).collect::<Vec<_>>(),
+        b.iter().map(deterministic).collect::<Vec<_>>(),
+        "bitwise equal"
+    );
+    assert_ne!(
+        a.iter().map(deterministic).collect::<Vec<_>>(),
+        c.iter().map(deterministic).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_trial_subcommand_reproduces_an_in_process_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, run_dir) = run_config(dir.path(), SMALL, &["--quiet", "--max-trials", "1"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let t = trials(&run_dir).remove(0);
+    let config = RunConfig::parse(SMALL, "small").unwrap();
+    let spec = TrialSpec {
+        trial_id: t.id,
+        network: t.network.clone().unwrap(),
+        task: nas_host::contract::Task {
+            channels: 1,
+            height: 12,
+            width: 12,
+            num_classes: 4,
+        },
+        data: config.data.clone(),
+        data_seed: config.run.seed,
+        train: config.train.clone(),
+        epochs: t.budget,
+        seed: t.seed,
+        device: "cpu".into(),
+        dir: dir.path().join("worker"),
+    };
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_string(&spec).unwrap()).unwrap();
+    let out = nas_host(&["trial", "--spec", spec_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("worker/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(result["status"], "Completed");
+    assert_eq!(
+        result["metrics"]["val_accuracy"].as_f64().unwrap(),
+        t.metrics["val_accuracy"]
+    );
+    assert_eq!(
+        result["metrics"]["train_loss"].as_f64().unwrap(),
+        t.metrics["train_loss"]
+    );
+    assert!(dir.path().join("worker/weights.safetensors").exists());
+}
+
+#[test]
+fn a_diverging_configuration_records_failed_diverged_and_the_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SMALL.replace(
+        "learning_rate = 0.003",
+        "learning_rate = 1e6\noptimizer = \"sgd\"",
+    );
+    let (out, run_dir) = run_config(dir.path(), &config, &[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a run where every trial failed is not a success: {stderr}"
+    );
+    assert!(stderr.contains("no trial completed (3 failed)"), "{stderr}");
+    let stored = trials(&run_dir);
+    assert_eq!(
+        stored.len(),
+        3,
+        "the run went on after the first divergence"
+    );
+    for t in stored {
+        assert_eq!(t.status, TrialStatus::Failed);
+        assert!(
+            t.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("diverged: loss became"),
+            "{:?}",
+            t.reason
+        );
+    }
+}
+
+#[test]
+fn a_repeated_architecture_is_not_trained_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two dense-unit choices and one dropout rate: 4 architectures, 8 random draws.
+    let config = SMALL.replace("max_trials = 3", "max_trials = 8")
+        + "\n[space]\nplugin = \"builtin:seed-template\"\n[space.config]\ndense_units = [8, 16]\ndropout_rates = [0.0]\n";
+    let (out, run_dir) = run_config(dir.path(), &config, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let stored = trials(&run_dir);
+    let reused: Vec<&TrialRecord> = stored.iter().filter(|t| t.reused_from.is_some()).collect();
+    assert!(
+        !reused.is_empty(),
+        "8 draws from 4 architectures repeat one"
+    );
+    for r in reused {
+        let original = stored.iter().find(|t| Some(t.id) == r.reused_from).unwrap();
+        assert_eq!(
+            (&r.key, &r.metrics, r.seconds),
+            (&original.key, &original.metrics, 0.0)
+        );
+    }
+}
+
+#[test]
+fn a_missing_dataset_file_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let config = format!(
+        "[data]\ndataset = \"mnist\"\npath = \"{}\"\n",
+        empty.display()
+    );
+    let (out, _) = run_config(dir.path(), &config, &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .contains("mnist: cannot find train-images-idx3-ubyte (or train-images-idx3-ubyte.gz)")
+            && stderr.contains(&empty.display().to_string()),
+        "{stderr}"
+    );
+    let config = "[data]\ndataset = \"fashion-mnist\"\npath = \"/nonexistent/fmnist\"\n";
+    let (out, run_dir) = run_config(dir.path(), config, &[]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("apt-get install dataset-fashion-mnist"),
+        "{stderr}"
+    );
+    assert!(
+        !run_dir.exists(),
+        "a run that could not start leaves no run directory behind"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_file_line_and_nearest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run_config(dir.path(), "[train]\nbatch_sise = 32\n", &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("config.toml:2:1")
+            && stderr.contains("unknown field `batch_sise`")
+            && stderr.contains("did you mean `batch_size`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_cuda_device_without_the_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run_config(dir.path(), "[run]\ndevice = \"cuda:0\"\n", &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("built without it") && stderr.contains("--features cuda"),
+        "{stderr}"
+    );
+}
