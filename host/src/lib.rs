@@ -11,6 +11,7 @@ pub mod config;
 pub mod contract;
 pub mod data;
 pub mod device;
+pub mod kernels;
 pub mod network;
 pub mod plugin;
 pub mod progress;

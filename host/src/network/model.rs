@@ -1,10 +1,12 @@
-//! Compiles a network into a candle model that owns its parameters and runs
+//! Compiles a network into a candle model (convolution and max pooling on
+//! the CPU run on [`crate::kernels`]) that owns its parameters and runs
 //! the node graph forward in train mode (dropout, batch statistics) or eval
 //! mode (running statistics). Initial weights and dropout masks come from a
 //! seeded generator: candle's own CPU generator cannot be seeded.
 
 use super::shape::{analyse, pad_amount, Analysis, Shape};
 use crate::contract::{Activation, Network, Op, Task};
+use crate::kernels;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
@@ -171,24 +173,32 @@ impl Model {
                 Op::Conv2d(conv) => {
                     let pad =
                         pad_amount(conv.padding, conv.kernel as usize, conv.dilation as usize);
-                    let y = ins[0].conv2d(
-                        p(0),
-                        pad,
+                    let (stride, dilation, groups) = (
                         conv.stride as usize,
                         conv.dilation as usize,
                         conv.groups as usize,
-                    )?;
-                    if conv.bias {
-                        y.broadcast_add(&p(1).reshape((1, (), 1, 1))?)?
+                    );
+                    let bias = conv.bias.then(|| p(1));
+                    if self.device.is_cpu() {
+                        kernels::conv2d(ins[0], p(0), bias, pad, stride, dilation, groups)?
                     } else {
-                        y
+                        let y = ins[0].conv2d(p(0), pad, stride, dilation, groups)?;
+                        match bias {
+                            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+                            None => y,
+                        }
                     }
                 }
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
                 Op::MaxPool(pool) => {
-                    let pad = pad_amount(pool.padding, pool.kernel as usize, 1);
-                    let x = pad_spatial(ins[0], pad, f32::NEG_INFINITY)?;
-                    x.max_pool2d_with_stride(pool.kernel as usize, pool.stride as usize)?
+                    let (kernel, stride) = (pool.kernel as usize, pool.stride as usize);
+                    let pad = pad_amount(pool.padding, kernel, 1);
+                    if self.device.is_cpu() {
+                        kernels::max_pool2d(ins[0], kernel, stride, pad)?
+                    } else {
+                        pad_spatial(ins[0], pad, f32::NEG_INFINITY)?
+                            .max_pool2d_with_stride(kernel, stride)?
+                    }
                 }
                 Op::AvgPool(pool) => {
                     let pad = pad_amount(pool.padding, pool.kernel as usize, 1);
@@ -198,6 +208,7 @@ impl Model {
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,
                 Op::BatchNorm => self.batch_norm(i, ins[0], train)?,
+                Op::Activation(Activation::Relu) if self.device.is_cpu() => kernels::relu(ins[0])?,
                 Op::Activation(a) => activate(ins[0], *a)?,
                 Op::Dropout(rate) if train && *rate > 0.0 => {
                     let rng = dropout_rng

@@ -56,6 +56,8 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Timed runs per latency probe, after warm-up (default 10).
     pub latency_repeats: usize,
+    /// A batch loss above this (or NaN or infinite) ends the trial as diverged (default 1000).
+    pub max_loss: f64,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +75,7 @@ impl Default for TrainConfig {
             gamma: 0.5,
             eval_batch_size: 500,
             latency_repeats: 10,
+            max_loss: 1000.0,
         }
     }
 }
@@ -108,6 +111,12 @@ impl TrainConfig {
             && (self.step_epochs == 0 || !(self.gamma > 0.0 && self.gamma <= 1.0))
         {
             bail!("[train] schedule = \"step\" needs step_epochs >= 1 and 0 < gamma <= 1");
+        }
+        if self.max_loss.is_nan() || self.max_loss <= 0.0 {
+            bail!(
+                "[train] max_loss = {} must be positive (default 1000)",
+                self.max_loss
+            );
         }
         if self.latency_repeats == 0 {
             bail!("[train] latency_repeats must be at least 1");

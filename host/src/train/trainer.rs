@@ -1,7 +1,7 @@
 //! The training loop of one trial: shuffled mini-batches, cross-entropy on
 //! logits, an optimiser step per batch, and per epoch the training loss, the
-//! validation loss and accuracy and the elapsed time. A NaN or infinite loss
-//! ends training as diverged. Also evaluation and latency probes, which build
+//! validation loss and accuracy and the elapsed time. A NaN or infinite loss,
+//! or one above `max_loss`, ends training as diverged. Also evaluation and latency probes, which build
 //! no backward graph.
 
 use super::config::TrainConfig;
@@ -88,12 +88,13 @@ pub fn train(
             let logits = model.forward(&x, true, Some(&mut rng))?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let value = loss.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
+            if !value.is_finite() || value > config.max_loss {
                 return Ok(TrainOutcome {
                     curve,
                     diverged: Some(format!(
-                        "loss became {value} in epoch {epoch}, batch {}",
-                        b + 1
+                        "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
+                        b + 1,
+                        config.max_loss
                     )),
                 });
             }

@@ -1,0 +1,433 @@
+//! 2-D convolution: forward and the input and weight gradients, by im2col and
+//! gemm, one sample per task.
+
+use super::contiguous_f32;
+use super::gemm::{matmul, View};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Geometry of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    f: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    groups: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn new(
+        x: (usize, usize, usize, usize),
+        f: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        let (n, c, h, w) = x;
+        let span = dilation * (k - 1) + 1;
+        if h + 2 * pad < span || w + 2 * pad < span {
+            candle_core::bail!(
+                "conv2d: kernel {k} (dilation {dilation}) does not fit {h}x{w} with padding {pad}"
+            );
+        }
+        let oh = (h + 2 * pad - span) / stride + 1;
+        let ow = (w + 2 * pad - span) / stride + 1;
+        Ok(Geometry {
+            n,
+            c,
+            h,
+            w,
+            f,
+            k,
+            stride,
+            pad,
+            dilation,
+            groups,
+            oh,
+            ow,
+        })
+    }
+
+    /// Channels per group (input), filters per group (output), rows of a column matrix.
+    fn per_group(&self) -> (usize, usize, usize) {
+        let cg = self.c / self.groups;
+        (cg, self.f / self.groups, cg * self.k * self.k)
+    }
+
+    /// Whether im2col is the identity (1x1, stride 1, no padding).
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Input row `iy` read by output row `oy` at kernel row `ky`, if inside.
+    fn source(&self, o: usize, kk: usize, len: usize) -> Option<usize> {
+        let i = (o * self.stride + kk * self.dilation).checked_sub(self.pad)?;
+        (i < len).then_some(i)
+    }
+
+    /// Writes the column matrix (rows: channel, ky, kx; columns: oy, ox) of
+    /// channels `c0..c0 + cg` of one image.
+    fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32]) {
+        let (cg, _, _) = self.per_group();
+        let (k, ohw) = (self.k, self.oh * self.ow);
+        for ci in 0..cg {
+            let plane = &image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut col[((ci * k + ky) * k + kx) * ohw..][..ohw];
+                    for oy in 0..self.oh {
+                        let out = &mut row[oy * self.ow..][..self.ow];
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            out.fill(0.0);
+                            continue;
+                        };
+                        let src = &plane[iy * self.w..][..self.w];
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            *o = self.source(ox, kx, self.w).map_or(0.0, |ix| src[ix]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a column matrix back into channels `c0..c0 + cg` of one image's gradient.
+    fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32]) {
+        let (cg, _, _) = self.per_group();
+        let (k, ohw) = (self.k, self.oh * self.ow);
+        for ci in 0..cg {
+            let plane = &mut image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &col[((ci * k + ky) * k + kx) * ohw..][..ohw];
+                    for oy in 0..self.oh {
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            continue;
+                        };
+                        let dst = &mut plane[iy * self.w..][..self.w];
+                        for (ox, v) in row[oy * self.ow..][..self.ow].iter().enumerate() {
+                            if let Some(ix) = self.source(ox, kx, self.w) {
+                                dst[ix] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, on the CPU kernels.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    pad: usize,
+    stride: usize,
+    dilation: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let op = Conv {
+        pad,
+        stride,
+        dilation,
+        groups,
+    };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Conv {
+    pad: usize,
+    stride: usize,
+    dilation: usize,
+    groups: usize,
+}
+
+impl Conv {
+    fn geometry(&self, x: &Shape, w: &Shape) -> Result<Geometry> {
+        let (f, _, k, _) = w.dims4()?;
+        Geometry::new(
+            x.dims4()?,
+            f,
+            k,
+            self.stride,
+            self.pad,
+            self.dilation,
+            self.groups,
+        )
+    }
+
+    fn forward(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(xl.shape(), wl.shape())?;
+        let (x, w) = (
+            contiguous_f32(xs, xl, "conv2d input")?,
+            contiguous_f32(ws, wl, "conv2d weight")?,
+        );
+        let (cg, fg, rows) = g.per_group();
+        let ohw = g.oh * g.ow;
+        let mut y = vec![0f32; g.n * g.f * ohw];
+        y.par_chunks_mut(g.f * ohw)
+            .enumerate()
+            .for_each_init(Vec::new, |col, (i, out)| {
+                let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                col.resize(rows * ohw, 0.0);
+                for grp in 0..g.groups {
+                    let cols: &[f32] = if g.pointwise() {
+                        &image[grp * cg * ohw..][..rows * ohw]
+                    } else {
+                        g.im2col(image, grp * cg, col);
+                        col
+                    };
+                    let weights = View::rows(&w[grp * fg * rows..][..fg * rows], rows);
+                    matmul(
+                        fg,
+                        ohw,
+                        rows,
+                        &mut out[grp * fg * ohw..][..fg * ohw],
+                        false,
+                        weights,
+                        View::rows(cols, ohw),
+                    );
+                }
+                if let Some(bias) = bias {
+                    for (plane, b) in out.chunks_mut(ohw).zip(bias) {
+                        plane.iter_mut().for_each(|v| *v += b);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.f, g.oh, g.ow))))
+    }
+
+    /// Input gradient (when the input is in the graph) and weight gradient.
+    fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
+        let g = self.geometry(x.shape(), w.shape())?;
+        let dw = x.apply_op2_no_bwd(dy, &WeightGrad { g })?;
+        // The network's input (and anything else outside the graph) needs no gradient.
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &InputGrad { g })?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "nas-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(xs, xl, ws, wl, None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.gradients(x, w, &dy.contiguous()?)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "nas-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(xs, xl, ws, wl, Some(contiguous_f32(bs, bl, "conv2d bias")?))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (dx, dw) = self.gradients(x, w, &dy)?;
+        Ok((dx, Some(dw), Some(dy.apply_op1_no_bwd(&BiasGrad)?)))
+    }
+}
+
+/// The bias gradient: each output channel's gradient summed over batch and
+/// positions, in a fixed order.
+struct BiasGrad;
+
+impl CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "nas-conv2d-bias-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, f, oh, ow) = l.shape().dims4()?;
+        let dy = contiguous_f32(s, l, "conv2d output gradient")?;
+        let db: Vec<f32> = (0..f)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n)
+                    .map(|i| dy[(i * f + ch) * oh * ow..][..oh * ow].iter().sum::<f32>())
+                    .sum()
+            })
+            .collect();
+        Ok((CpuStorage::F32(db), Shape::from(f)))
+    }
+}
+
+/// Fixed chunks of the batch whose weight gradients are summed in order, so
+/// the result does not depend on how many threads ran them.
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+struct WeightGrad {
+    g: Geometry,
+}
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "nas-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        dys: &CpuStorage,
+        dyl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let (x, dy) = (
+            contiguous_f32(xs, xl, "conv2d input")?,
+            contiguous_f32(dys, dyl, "conv2d output gradient")?,
+        );
+        let (cg, fg, rows) = g.per_group();
+        let ohw = g.oh * g.ow;
+        let per_chunk = g.n.div_ceil(WEIGHT_GRAD_CHUNKS);
+        let parts: Vec<Vec<f32>> = (0..g.n.div_ceil(per_chunk))
+            .into_par_iter()
+            .map(|chunk| {
+                let mut dw = vec![0f32; g.f * rows];
+                let mut col = vec![0f32; rows * ohw];
+                for i in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n) {
+                    let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                    for grp in 0..g.groups {
+                        let cols: &[f32] = if g.pointwise() {
+                            &image[grp * cg * ohw..][..rows * ohw]
+                        } else {
+                            g.im2col(image, grp * cg, &mut col);
+                            &col
+                        };
+                        let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
+                        matmul(
+                            fg,
+                            rows,
+                            ohw,
+                            &mut dw[grp * fg * rows..][..fg * rows],
+                            true,
+                            grad,
+                            View::transposed(cols, ohw),
+                        );
+                    }
+                }
+                dw
+            })
+            .collect();
+        let mut dw = vec![0f32; g.f * rows];
+        for part in parts {
+            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((g.f, cg, g.k, g.k))))
+    }
+}
+
+struct InputGrad {
+    g: Geometry,
+}
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "nas-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let (dy, w) = (
+            contiguous_f32(dys, dyl, "conv2d output gradient")?,
+            contiguous_f32(ws, wl, "conv2d weight")?,
+        );
+        let (cg, fg, rows) = g.per_group();
+        let ohw = g.oh * g.ow;
+        let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
+        dx.par_chunks_mut(g.c * g.h * g.w)
+            .enumerate()
+            .for_each_init(Vec::new, |col, (i, image)| {
+                col.resize(rows * ohw, 0.0);
+                for grp in 0..g.groups {
+                    let weights = View::transposed(&w[grp * fg * rows..][..fg * rows], rows);
+                    let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
+                    if g.pointwise() {
+                        matmul(
+                            rows,
+                            ohw,
+                            fg,
+                            &mut image[grp * cg * ohw..][..rows * ohw],
+                            false,
+                            weights,
+                            grad,
+                        );
+                    } else {
+                        matmul(rows, ohw, fg, col, false, weights, grad);
+                        g.col2im(col, grp * cg, image);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))))
+    }
+}

@@ -1,0 +1,30 @@
+//! CPU kernels for the hot ops of training, as candle custom ops with their
+//! own backward passes: convolution (im2col and gemm, both gradients, the
+//! input gradient skipped where the input needs none) and max pooling (the
+//! gradient routed to the saved first maximum, as PyTorch does), and a fused
+//! in-place optimiser update. Work is split over the batch across threads, and every reduction runs in a fixed
+//! order, so results do not depend on scheduling. Other devices keep candle's
+//! own kernels.
+
+mod activation;
+mod conv;
+mod gemm;
+pub mod optim;
+mod pool;
+
+pub use activation::relu;
+pub use conv::conv2d;
+pub use pool::max_pool2d;
+
+#[cfg(test)]
+mod tests;
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The f32 values of a contiguous tensor's storage.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{what}: expected a contiguous tensor");
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}

@@ -1,0 +1,151 @@
+//! Max pooling that saves where each maximum came from, so the backward pass
+//! routes the gradient to that position (the first maximum of a window, as
+//! PyTorch does) instead of spreading it over ties.
+
+use super::contiguous_f32;
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+/// Max pooling of `x` (N x C x H x W) with a square `kernel`, `stride`, and
+/// `pad` implicit negative-infinity padding on each side.
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool {
+        kernel,
+        stride,
+        pad,
+        argmax: Mutex::default(),
+    })
+}
+
+struct MaxPool {
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    /// Per output element, the index of its maximum within its input plane.
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+impl MaxPool {
+    fn out_len(&self, len: usize) -> Result<usize> {
+        // Every window must hold at least one input position, or it has no maximum.
+        if len + 2 * self.pad < self.kernel || self.pad >= self.kernel {
+            candle_core::bail!(
+                "max-pool: window {} with padding {} does not fit length {len}",
+                self.kernel,
+                self.pad
+            );
+        }
+        Ok((len + 2 * self.pad - self.kernel) / self.stride + 1)
+    }
+
+    /// The input positions of window `o` along an axis of length `len`.
+    fn window(&self, o: usize, len: usize) -> Range<usize> {
+        let start = (o * self.stride).saturating_sub(self.pad);
+        let end = (o * self.stride + self.kernel)
+            .saturating_sub(self.pad)
+            .min(len);
+        start..end
+    }
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "nas-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let x = contiguous_f32(s, l, "max-pool input")?;
+        let (oh, ow) = (self.out_len(h)?, self.out_len(w)?);
+        let rows: Vec<Range<usize>> = (0..oh).map(|o| self.window(o, h)).collect();
+        let cols: Vec<Range<usize>> = (0..ow).map(|o| self.window(o, w)).collect();
+        let mut y = vec![0f32; n * c * oh * ow];
+        let mut argmax = vec![0u32; n * c * oh * ow];
+        // One task per sample: per-plane tasks are too small to pay for their scheduling.
+        let per_sample = c * oh * ow;
+        y.par_chunks_mut(per_sample)
+            .zip(argmax.par_chunks_mut(per_sample))
+            .enumerate()
+            .for_each(|(i, (outs, idxs))| {
+                for ch in 0..c {
+                    let plane = &x[(i * c + ch) * h * w..][..h * w];
+                    let out = &mut outs[ch * oh * ow..][..oh * ow];
+                    let idx = &mut idxs[ch * oh * ow..][..oh * ow];
+                    for (oy, ys) in rows.iter().enumerate() {
+                        for (ox, xs) in cols.iter().enumerate() {
+                            let first = ys.start * w + xs.start;
+                            let (mut best, mut at) = (plane[first], first);
+                            for iy in ys.clone() {
+                                let row = &plane[iy * w..][..w];
+                                for ix in xs.clone() {
+                                    let v = row[ix];
+                                    // Strictly greater keeps the first maximum; a NaN wins once and stays.
+                                    if v > best || (v.is_nan() && !best.is_nan()) {
+                                        best = v;
+                                        at = iy * w + ix;
+                                    }
+                                }
+                            }
+                            out[oy * ow + ox] = best;
+                            idx[oy * ow + ox] = at as u32;
+                        }
+                    }
+                }
+            });
+        *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(argmax));
+        Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let argmax = self
+            .argmax
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(argmax) = argmax else {
+            candle_core::bail!("max-pool backward before forward")
+        };
+        let (_, _, h, w) = x.dims4()?;
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&Scatter {
+            argmax,
+            h,
+            w,
+        })?))
+    }
+}
+
+/// Adds each output gradient at its saved maximum's position.
+struct Scatter {
+    argmax: Arc<Vec<u32>>,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp1 for Scatter {
+    fn name(&self) -> &'static str {
+        "nas-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, oh, ow) = l.shape().dims4()?;
+        let dy = contiguous_f32(s, l, "max-pool output gradient")?;
+        let plane_len = self.h * self.w;
+        let mut dx = vec![0f32; n * c * plane_len];
+        dx.par_chunks_mut(c * plane_len)
+            .enumerate()
+            .for_each(|(i, planes)| {
+                for ch in 0..c {
+                    let p = i * c + ch;
+                    let plane = &mut planes[ch * plane_len..][..plane_len];
+                    let grads = &dy[p * oh * ow..][..oh * ow];
+                    let at = &self.argmax[p * oh * ow..][..oh * ow];
+                    for (g, &k) in grads.iter().zip(at) {
+                        plane[k as usize] += g;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+    }
+}

@@ -1,0 +1,257 @@
+//! The kernels against candle's reference ops and against finite differences,
+//! forward and both gradients, over a spread of shapes.
+
+use super::*;
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(rng: &mut ChaCha8Rng, dims: &[usize]) -> Tensor {
+    let n: usize = dims.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    for (i, (x, y)) in values(a).iter().zip(values(b)).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}: element {i}: {x} vs {y}"
+        );
+    }
+}
+
+/// (batch, channels, size, filters, kernel, stride, pad, dilation, groups).
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
+const CASES: &[Case] = &[
+    (2, 1, 9, 4, 3, 1, 1, 1, 1),
+    (3, 3, 8, 6, 1, 1, 0, 1, 1),
+    (2, 4, 11, 4, 5, 2, 2, 1, 2),
+    (1, 2, 12, 3, 7, 1, 3, 1, 1),
+    (2, 4, 10, 8, 3, 2, 0, 2, 4),
+    (2, 2, 7, 2, 3, 3, 1, 1, 1),
+    (9, 3, 6, 5, 3, 1, 1, 2, 1),
+    (2, 6, 5, 6, 1, 2, 0, 1, 3),
+];
+
+#[test]
+fn conv2d_matches_candle_forward_and_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for &(n, c, s, f, k, stride, pad, dil, groups) in CASES {
+        let what = format!("n{n} c{c} s{s} f{f} k{k} stride{stride} pad{pad} dil{dil} g{groups}");
+        let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
+        let w = Var::from_tensor(&random(&mut rng, &[f, c / groups, k, k])).unwrap();
+        let ours = conv2d(&x, &w, None, pad, stride, dil, groups).unwrap();
+        let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
+        assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
+        let r = random(&mut rng, ours.dims());
+        let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = reference
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_close(
+            g_ours.get(&w).unwrap(),
+            g_ref.get(&w).unwrap(),
+            1e-4,
+            &format!("{what} weight gradient"),
+        );
+        assert_close(
+            g_ours.get(&x).unwrap(),
+            g_ref.get(&x).unwrap(),
+            1e-4,
+            &format!("{what} input gradient"),
+        );
+    }
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for &(n, c, s, f, k, stride, pad, dil, groups) in CASES {
+        let x = random(&mut rng, &[n, c, s, s]);
+        let w = random(&mut rng, &[f, c / groups, k, k]);
+        let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
+        let y = conv2d(&xv, &wv, None, pad, stride, dil, groups).unwrap();
+        let r = random(&mut rng, y.dims());
+        let loss = |x: &Tensor, w: &Tensor| -> f64 {
+            let y = conv2d(x, w, None, pad, stride, dil, groups).unwrap();
+            values(&y)
+                .iter()
+                .zip(values(&r))
+                .map(|(a, b)| *a as f64 * b as f64)
+                .sum()
+        };
+        let grads = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gx, gw) = (
+            values(grads.get(&xv).unwrap()),
+            values(grads.get(&wv).unwrap()),
+        );
+        // The loss is linear in x and in w, so a central difference is exact up to rounding.
+        let eps = 0.5f32;
+        for (target, grad, is_x) in [(&x, &gx, true), (&w, &gw, false)] {
+            let base = values(target);
+            for i in (0..base.len()).step_by(base.len() / 7 + 1) {
+                let shifted = |d: f32| {
+                    let mut v = base.clone();
+                    v[i] += d;
+                    let t = Tensor::from_vec(v, target.dims(), &Device::Cpu).unwrap();
+                    if is_x {
+                        loss(&t, &w)
+                    } else {
+                        loss(&x, &t)
+                    }
+                };
+                let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
+                assert!(
+                    (fd - grad[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                    "{} gradient {i}: fd {fd} vs {}",
+                    if is_x { "input" } else { "weight" },
+                    grad[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn input_gradient_is_skipped_for_inputs_outside_the_graph() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x = random(&mut rng, &[2, 1, 6, 6]);
+    let w = Var::from_tensor(&random(&mut rng, &[2, 1, 3, 3])).unwrap();
+    let grads = conv2d(&x, &w, None, 1, 1, 1, 1)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert!(grads.get(&x).is_none());
+    assert!(grads.get(&w).is_some());
+}
+
+#[test]
+fn max_pool_matches_candle_forward_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for &(n, c, s, k, stride, pad) in &[
+        (2, 3, 8, 2, 2, 0),
+        (1, 2, 9, 3, 2, 1),
+        (2, 1, 7, 3, 1, 1),
+        (3, 2, 10, 5, 3, 2),
+    ] {
+        let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
+        let ours = max_pool2d(&x, k, stride, pad).unwrap();
+        let padded = if pad == 0 {
+            x.as_tensor().clone()
+        } else {
+            let inf = |dims: &[usize]| Tensor::full(f32::NEG_INFINITY, dims, &Device::Cpu).unwrap();
+            let t = Tensor::cat(
+                &[&inf(&[n, c, pad, s]), x.as_tensor(), &inf(&[n, c, pad, s])],
+                2,
+            )
+            .unwrap();
+            Tensor::cat(
+                &[
+                    &inf(&[n, c, s + 2 * pad, pad]),
+                    &t,
+                    &inf(&[n, c, s + 2 * pad, pad]),
+                ],
+                3,
+            )
+            .unwrap()
+        };
+        assert_close(
+            &ours,
+            &padded.max_pool2d_with_stride(k, stride).unwrap(),
+            0.0,
+            "max-pool forward",
+        );
+        let r = random(&mut rng, ours.dims());
+        let grads = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gx = values(grads.get(&x).unwrap());
+        let base = values(&x);
+        let loss = |v: Vec<f32>| -> f64 {
+            let t = Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap();
+            values(&max_pool2d(&t, k, stride, pad).unwrap())
+                .iter()
+                .zip(values(&r))
+                .map(|(a, b)| *a as f64 * b as f64)
+                .sum()
+        };
+        for i in 0..base.len() {
+            let eps = 1e-3;
+            let (mut up, mut down) = (base.clone(), base.clone());
+            up[i] += eps;
+            down[i] -= eps;
+            let fd = (loss(up) - loss(down)) / (2.0 * eps as f64);
+            assert!(
+                (fd - gx[i] as f64).abs() < 1e-2,
+                "max-pool gradient {i}: fd {fd} vs {}",
+                gx[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn max_pool_routes_a_tied_window_to_its_first_maximum() {
+    let x = Var::from_tensor(
+        &Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let y = max_pool2d(&x, 2, 2, 0).unwrap();
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(values(grads.get(&x).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn conv2d_bias_and_relu_match_candle_with_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x = Var::from_tensor(&random(&mut rng, &[3, 2, 7, 7])).unwrap();
+    let w = Var::from_tensor(&random(&mut rng, &[4, 2, 3, 3])).unwrap();
+    let b = Var::from_tensor(&random(&mut rng, &[4])).unwrap();
+    let ours = relu(&conv2d(&x, &w, Some(&b), 1, 2, 1, 1).unwrap()).unwrap();
+    let reference = x
+        .conv2d(&w, 1, 2, 1, 1)
+        .unwrap()
+        .broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap())
+        .unwrap()
+        .relu()
+        .unwrap();
+    assert_close(&ours, &reference, 1e-5, "conv + bias + relu forward");
+    let r = random(&mut rng, ours.dims());
+    let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = reference
+        .mul(&r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (var, what) in [(&x, "input"), (&w, "weight"), (&b, "bias")] {
+        assert_close(
+            g_ours.get(var).unwrap(),
+            g_ref.get(var).unwrap(),
+            1e-4,
+            &format!("{what} gradient"),
+        );
+    }
+}
