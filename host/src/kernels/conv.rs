@@ -5,6 +5,7 @@ use super::contiguous_f32;
 use super::gemm::{matmul, View};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Geometry of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,15 +77,15 @@ impl Geometry {
     }
 
     /// Writes the column matrix (rows: channel, ky, kx; columns: oy, ox) of
-    /// channels `c0..c0 + cg` of one image.
-    fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32]) {
+    /// channels `c0..c0 + cg` of one image; rows are `ld` apart in `col`.
+    fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
         let (k, ohw) = (self.k, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = &mut col[((ci * k + ky) * k + kx) * ohw..][..ohw];
+                    let row = &mut col[((ci * k + ky) * k + kx) * ld..][..ohw];
                     for oy in 0..self.oh {
                         let out = &mut row[oy * self.ow..][..self.ow];
                         let Some(iy) = self.source(oy, ky, self.h) else {
@@ -101,15 +102,16 @@ impl Geometry {
         }
     }
 
-    /// Adds a column matrix back into channels `c0..c0 + cg` of one image's gradient.
-    fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32]) {
+    /// Adds a column matrix (rows `ld` apart) back into channels `c0..c0 + cg`
+    /// of one image's gradient.
+    fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
         let (k, ohw) = (self.k, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &mut image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = &col[((ci * k + ky) * k + kx) * ohw..][..ohw];
+                    let row = &col[((ci * k + ky) * k + kx) * ld..][..ohw];
                     for oy in 0..self.oh {
                         let Some(iy) = self.source(oy, ky, self.h) else {
                             continue;
@@ -197,7 +199,7 @@ impl Conv {
                     let cols: &[f32] = if g.pointwise() {
                         &image[grp * cg * ohw..][..rows * ohw]
                     } else {
-                        g.im2col(image, grp * cg, col);
+                        g.im2col(image, grp * cg, col, ohw);
                         col
                     };
                     let weights = View::rows(&w[grp * fg * rows..][..fg * rows], rows);
@@ -316,9 +318,32 @@ impl CustomOp1 for BiasGrad {
     }
 }
 
-/// Fixed chunks of the batch whose weight gradients are summed in order, so
-/// the result does not depend on how many threads ran them.
-const WEIGHT_GRAD_CHUNKS: usize = 8;
+/// The batch is cut into this many chunks (fewer for small batches); each
+/// chunk's samples go through one gemm, and the chunks' weight gradients are
+/// summed in order, so the result does not depend on how many threads ran.
+const CHUNKS: usize = 8;
+
+impl Geometry {
+    /// Samples per chunk.
+    fn chunk_len(&self) -> usize {
+        self.n.div_ceil(CHUNKS).max(1)
+    }
+
+    /// Copies group `grp`'s output gradient of samples `samples` side by side:
+    /// row `f` holds sample after sample, `ld = samples.len() * oh * ow` wide.
+    fn gather_grad(&self, dy: &[f32], samples: Range<usize>, grp: usize, out: &mut Vec<f32>) {
+        let (_, fg, _) = self.per_group();
+        let ohw = self.oh * self.ow;
+        let ld = samples.len() * ohw;
+        out.resize(fg * ld, 0.0);
+        for (j, i) in samples.enumerate() {
+            for f in 0..fg {
+                out[f * ld + j * ohw..][..ohw]
+                    .copy_from_slice(&dy[(i * self.f + grp * fg + f) * ohw..][..ohw]);
+            }
+        }
+    }
+}
 
 struct WeightGrad {
     g: Geometry,
@@ -342,33 +367,38 @@ impl CustomOp2 for WeightGrad {
             contiguous_f32(dys, dyl, "conv2d output gradient")?,
         );
         let (cg, fg, rows) = g.per_group();
-        let ohw = g.oh * g.ow;
-        let per_chunk = g.n.div_ceil(WEIGHT_GRAD_CHUNKS);
+        let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
         let parts: Vec<Vec<f32>> = (0..g.n.div_ceil(per_chunk))
             .into_par_iter()
             .map(|chunk| {
-                let mut dw = vec![0f32; g.f * rows];
-                let mut col = vec![0f32; rows * ohw];
-                for i in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n) {
-                    let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                    for grp in 0..g.groups {
-                        let cols: &[f32] = if g.pointwise() {
-                            &image[grp * cg * ohw..][..rows * ohw]
+                let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
+                let ld = samples.len() * ohw;
+                let (mut dw, mut col, mut grad) =
+                    (vec![0f32; g.f * rows], vec![0f32; rows * ld], Vec::new());
+                for grp in 0..g.groups {
+                    for (j, i) in samples.clone().enumerate() {
+                        let image = &x[i * image_len..][..image_len];
+                        if g.pointwise() {
+                            for r in 0..rows {
+                                col[r * ld + j * ohw..][..ohw]
+                                    .copy_from_slice(&image[(grp * cg + r) * ohw..][..ohw]);
+                            }
                         } else {
-                            g.im2col(image, grp * cg, &mut col);
-                            &col
-                        };
-                        let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
-                        matmul(
-                            fg,
-                            rows,
-                            ohw,
-                            &mut dw[grp * fg * rows..][..fg * rows],
-                            true,
-                            grad,
-                            View::transposed(cols, ohw),
-                        );
+                            g.im2col(image, grp * cg, &mut col[j * ohw..], ld);
+                        }
                     }
+                    g.gather_grad(dy, samples.clone(), grp, &mut grad);
+                    // dW_g (fg x rows) = dY (fg x samples*ohw) * col^T (samples*ohw x rows).
+                    let target = &mut dw[grp * fg * rows..][..fg * rows];
+                    matmul(
+                        fg,
+                        rows,
+                        ld,
+                        target,
+                        false,
+                        View::rows(&grad, ld),
+                        View::transposed(&col, ld),
+                    );
                 }
                 dw
             })
@@ -403,28 +433,37 @@ impl CustomOp2 for InputGrad {
             contiguous_f32(ws, wl, "conv2d weight")?,
         );
         let (cg, fg, rows) = g.per_group();
-        let ohw = g.oh * g.ow;
-        let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
-        dx.par_chunks_mut(g.c * g.h * g.w)
+        let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
+        let mut dx = vec![0f32; g.n * image_len];
+        dx.par_chunks_mut(per_chunk * image_len)
             .enumerate()
-            .for_each_init(Vec::new, |col, (i, image)| {
-                col.resize(rows * ohw, 0.0);
+            .for_each(|(chunk, images)| {
+                let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
+                let ld = samples.len() * ohw;
+                let (mut col, mut grad) = (vec![0f32; rows * ld], Vec::new());
                 for grp in 0..g.groups {
+                    g.gather_grad(dy, samples.clone(), grp, &mut grad);
+                    // col (rows x samples*ohw) = W_g^T (rows x fg) * dY (fg x samples*ohw).
                     let weights = View::transposed(&w[grp * fg * rows..][..fg * rows], rows);
-                    let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
-                    if g.pointwise() {
-                        matmul(
-                            rows,
-                            ohw,
-                            fg,
-                            &mut image[grp * cg * ohw..][..rows * ohw],
-                            false,
-                            weights,
-                            grad,
-                        );
-                    } else {
-                        matmul(rows, ohw, fg, col, false, weights, grad);
-                        g.col2im(col, grp * cg, image);
+                    matmul(
+                        rows,
+                        ld,
+                        fg,
+                        &mut col,
+                        false,
+                        weights,
+                        View::rows(&grad, ld),
+                    );
+                    for j in 0..samples.len() {
+                        let image = &mut images[j * image_len..][..image_len];
+                        if g.pointwise() {
+                            for r in 0..rows {
+                                image[(grp * cg + r) * ohw..][..ohw]
+                                    .copy_from_slice(&col[r * ld + j * ohw..][..ohw]);
+                            }
+                        } else {
+                            g.col2im(&col[j * ohw..], grp * cg, image, ld);
+                        }
                     }
                 }
             });

@@ -73,24 +73,10 @@ impl CustomOp1 for MaxPool {
                     let plane = &x[(i * c + ch) * h * w..][..h * w];
                     let out = &mut outs[ch * oh * ow..][..oh * ow];
                     let idx = &mut idxs[ch * oh * ow..][..oh * ow];
-                    for (oy, ys) in rows.iter().enumerate() {
-                        for (ox, xs) in cols.iter().enumerate() {
-                            let first = ys.start * w + xs.start;
-                            let (mut best, mut at) = (plane[first], first);
-                            for iy in ys.clone() {
-                                let row = &plane[iy * w..][..w];
-                                for ix in xs.clone() {
-                                    let v = row[ix];
-                                    // Strictly greater keeps the first maximum; a NaN wins once and stays.
-                                    if v > best || (v.is_nan() && !best.is_nan()) {
-                                        best = v;
-                                        at = iy * w + ix;
-                                    }
-                                }
-                            }
-                            out[oy * ow + ox] = best;
-                            idx[oy * ow + ox] = at as u32;
-                        }
+                    if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
+                        pool_2x2(plane, w, out, idx, oh, ow);
+                    } else {
+                        pool_plane(plane, w, &rows, &cols, out, idx);
                     }
                 }
             });
@@ -113,6 +99,69 @@ impl CustomOp1 for MaxPool {
             h,
             w,
         })?))
+    }
+}
+
+/// Whether `v` replaces `best` as a window's maximum: strictly greater keeps
+/// the first maximum, and a NaN wins once and stays.
+#[inline(always)]
+fn wins(v: f32, best: f32) -> bool {
+    v > best || (v.is_nan() && !best.is_nan())
+}
+
+/// Any window: the maximum of each window of rows `rows[oy]` and columns `cols[ox]`.
+fn pool_plane(
+    plane: &[f32],
+    w: usize,
+    rows: &[Range<usize>],
+    cols: &[Range<usize>],
+    out: &mut [f32],
+    idx: &mut [u32],
+) {
+    let ow = cols.len();
+    for (oy, ys) in rows.iter().enumerate() {
+        for (ox, xs) in cols.iter().enumerate() {
+            let first = ys.start * w + xs.start;
+            let (mut best, mut at) = (plane[first], first);
+            for iy in ys.clone() {
+                for ix in xs.clone() {
+                    let v = plane[iy * w + ix];
+                    if wins(v, best) {
+                        best = v;
+                        at = iy * w + ix;
+                    }
+                }
+            }
+            out[oy * ow + ox] = best;
+            idx[oy * ow + ox] = at as u32;
+        }
+    }
+}
+
+/// The common 2x2 window with stride 2 and no padding, without window ranges.
+fn pool_2x2(plane: &[f32], w: usize, out: &mut [f32], idx: &mut [u32], oh: usize, ow: usize) {
+    for oy in 0..oh {
+        let (r0, r1) = (
+            &plane[2 * oy * w..][..2 * ow],
+            &plane[(2 * oy + 1) * w..][..2 * ow],
+        );
+        let (out, idx) = (&mut out[oy * ow..][..ow], &mut idx[oy * ow..][..ow]);
+        for ox in 0..ow {
+            let base = 2 * oy * w + 2 * ox;
+            let (mut best, mut at) = (r0[2 * ox], base);
+            for (v, i) in [
+                (r0[2 * ox + 1], base + 1),
+                (r1[2 * ox], base + w),
+                (r1[2 * ox + 1], base + w + 1),
+            ] {
+                if wins(v, best) {
+                    best = v;
+                    at = i;
+                }
+            }
+            out[ox] = best;
+            idx[ox] = at as u32;
+        }
     }
 }
 

@@ -153,6 +153,7 @@ fn max_pool_matches_candle_forward_and_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for &(n, c, s, k, stride, pad) in &[
         (2, 3, 8, 2, 2, 0),
+        (1, 2, 7, 2, 2, 0),
         (1, 2, 9, 3, 2, 1),
         (2, 1, 7, 3, 1, 1),
         (3, 2, 10, 5, 3, 2),
