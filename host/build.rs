@@ -12,6 +12,8 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("random", "nas-strategy-random", "strategy"),
     ("grid", "nas-strategy-grid", "strategy"),
     ("seed-template", "nas-space-seed-template", "search-space"),
+    ("cnn", "nas-space-cnn", "search-space"),
+    ("nb201", "nas-space-nb201", "search-space"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

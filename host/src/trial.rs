@@ -98,7 +98,7 @@ pub fn run(
         Err(e) => {
             return Ok(TrialOutcome::failed(
                 spec,
-                format!("invalid network: {e:#}"),
+                format!("invalid network: {}", concise(&e)),
                 BTreeMap::new(),
                 Vec::new(),
             ))
@@ -114,7 +114,7 @@ pub fn run(
         Err(e) => {
             return Ok(TrialOutcome::failed(
                 spec,
-                format!("training error: {e:#}"),
+                format!("training error: {}", concise(&e)),
                 metrics,
                 Vec::new(),
             ))
@@ -171,6 +171,18 @@ fn measure_and_train(
         spec.seed,
         on_progress,
     )
+}
+
+/// An error's messages on one line, without the backtraces candle captures
+/// when `RUST_BACKTRACE` is set: a failed trial's reason must stay readable.
+fn concise(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let kept: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("0: "))
+        .map(str::trim)
+        .collect();
+    kept.join(" ")
 }
 
 /// File name of a trial's result in its folder, written by `nas-host trial`.

@@ -1,10 +1,11 @@
 //! CPU kernels for the hot ops of training, as candle custom ops with their
 //! own backward passes: convolution (im2col and gemm, both gradients, the
-//! input gradient skipped where the input needs none) and max pooling (the
-//! gradient routed to the saved first maximum, as PyTorch does), and a fused
-//! in-place optimiser update. Work is split over the batch across threads, and every reduction runs in a fixed
-//! order, so results do not depend on scheduling. Other devices keep candle's
-//! own kernels.
+//! input gradient skipped where the input needs none), max pooling (the
+//! gradient routed to the saved first maximum, as PyTorch does), average
+//! pooling (any window, padding not counted), ReLU, and a fused in-place
+//! optimiser update. Work is split over the batch across threads, and every
+//! reduction runs in a fixed order, so results do not depend on scheduling.
+//! Other devices keep candle's own kernels.
 
 mod activation;
 mod conv;
@@ -14,7 +15,7 @@ mod pool;
 
 pub use activation::relu;
 pub use conv::conv2d;
-pub use pool::max_pool2d;
+pub use pool::{avg_pool2d, max_pool2d};
 
 #[cfg(test)]
 mod tests;

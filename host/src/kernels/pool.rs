@@ -1,6 +1,8 @@
-//! Max pooling that saves where each maximum came from, so the backward pass
-//! routes the gradient to that position (the first maximum of a window, as
-//! PyTorch does) instead of spreading it over ties.
+//! Pooling. Max pooling saves where each maximum came from, so the backward
+//! pass routes the gradient to that position (the first maximum of a window,
+//! as PyTorch does) instead of spreading it over ties. Average pooling
+//! averages the positions inside the input only (padding is not counted, as
+//! NAS-Bench-201 and Keras's `same` do), for any window, stride and padding.
 
 use super::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
@@ -12,28 +14,44 @@ use std::sync::{Arc, Mutex};
 /// `pad` implicit negative-infinity padding on each side.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaxPool {
-        kernel,
-        stride,
-        pad,
+        window: Window {
+            kernel,
+            stride,
+            pad,
+        },
         argmax: Mutex::default(),
     })
 }
 
-struct MaxPool {
+/// Average pooling of `x` (N x C x H x W) over the in-bounds positions of
+/// each square window.
+pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(AvgPool(Window {
+        kernel,
+        stride,
+        pad,
+    }))
+}
+
+/// Output height and width, and the input rows and columns of every window.
+type Plan = (usize, usize, Vec<Range<usize>>, Vec<Range<usize>>);
+
+/// The geometry of a square pooling window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
     kernel: usize,
     stride: usize,
     pad: usize,
-    /// Per output element, the index of its maximum within its input plane.
-    argmax: Mutex<Option<Arc<Vec<u32>>>>,
 }
 
-impl MaxPool {
+impl Window {
     fn out_len(&self, len: usize) -> Result<usize> {
-        // Every window must hold at least one input position, or it has no maximum.
-        if len + 2 * self.pad < self.kernel || self.pad >= self.kernel {
+        // Every window must hold at least one input position.
+        if len + 2 * self.pad < self.kernel || self.pad >= self.kernel || self.stride == 0 {
             candle_core::bail!(
-                "max-pool: window {} with padding {} does not fit length {len}",
+                "pooling: window {} with stride {} and padding {} does not fit length {len}",
                 self.kernel,
+                self.stride,
                 self.pad
             );
         }
@@ -41,13 +59,29 @@ impl MaxPool {
     }
 
     /// The input positions of window `o` along an axis of length `len`.
-    fn window(&self, o: usize, len: usize) -> Range<usize> {
+    fn range(&self, o: usize, len: usize) -> Range<usize> {
         let start = (o * self.stride).saturating_sub(self.pad);
         let end = (o * self.stride + self.kernel)
             .saturating_sub(self.pad)
             .min(len);
         start..end
     }
+
+    fn plan(&self, h: usize, w: usize) -> Result<Plan> {
+        let (oh, ow) = (self.out_len(h)?, self.out_len(w)?);
+        Ok((
+            oh,
+            ow,
+            (0..oh).map(|o| self.range(o, h)).collect(),
+            (0..ow).map(|o| self.range(o, w)).collect(),
+        ))
+    }
+}
+
+struct MaxPool {
+    window: Window,
+    /// Per output element, the index of its maximum within its input plane.
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
 }
 
 impl CustomOp1 for MaxPool {
@@ -58,9 +92,12 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
         let x = contiguous_f32(s, l, "max-pool input")?;
-        let (oh, ow) = (self.out_len(h)?, self.out_len(w)?);
-        let rows: Vec<Range<usize>> = (0..oh).map(|o| self.window(o, h)).collect();
-        let cols: Vec<Range<usize>> = (0..ow).map(|o| self.window(o, w)).collect();
+        let (oh, ow, rows, cols) = self.window.plan(h, w)?;
+        let Window {
+            kernel,
+            stride,
+            pad,
+        } = self.window;
         let mut y = vec![0f32; n * c * oh * ow];
         let mut argmax = vec![0u32; n * c * oh * ow];
         // One task per sample: per-plane tasks are too small to pay for their scheduling.
@@ -73,10 +110,10 @@ impl CustomOp1 for MaxPool {
                     let plane = &x[(i * c + ch) * h * w..][..h * w];
                     let out = &mut outs[ch * oh * ow..][..oh * ow];
                     let idx = &mut idxs[ch * oh * ow..][..oh * ow];
-                    if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
-                        pool_2x2(plane, w, out, idx, oh, ow);
+                    if kernel == 2 && stride == 2 && pad == 0 {
+                        max_2x2(plane, w, out, idx, oh, ow);
                     } else {
-                        pool_plane(plane, w, &rows, &cols, out, idx);
+                        max_plane(plane, w, &rows, &cols, out, idx);
                     }
                 }
             });
@@ -94,7 +131,7 @@ impl CustomOp1 for MaxPool {
             candle_core::bail!("max-pool backward before forward")
         };
         let (_, _, h, w) = x.dims4()?;
-        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&Scatter {
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&MaxScatter {
             argmax,
             h,
             w,
@@ -110,7 +147,7 @@ fn wins(v: f32, best: f32) -> bool {
 }
 
 /// Any window: the maximum of each window of rows `rows[oy]` and columns `cols[ox]`.
-fn pool_plane(
+fn max_plane(
     plane: &[f32],
     w: usize,
     rows: &[Range<usize>],
@@ -139,7 +176,7 @@ fn pool_plane(
 }
 
 /// The common 2x2 window with stride 2 and no padding, without window ranges.
-fn pool_2x2(plane: &[f32], w: usize, out: &mut [f32], idx: &mut [u32], oh: usize, ow: usize) {
+fn max_2x2(plane: &[f32], w: usize, out: &mut [f32], idx: &mut [u32], oh: usize, ow: usize) {
     for oy in 0..oh {
         let (r0, r1) = (
             &plane[2 * oy * w..][..2 * ow],
@@ -166,13 +203,13 @@ fn pool_2x2(plane: &[f32], w: usize, out: &mut [f32], idx: &mut [u32], oh: usize
 }
 
 /// Adds each output gradient at its saved maximum's position.
-struct Scatter {
+struct MaxScatter {
     argmax: Arc<Vec<u32>>,
     h: usize,
     w: usize,
 }
 
-impl CustomOp1 for Scatter {
+impl CustomOp1 for MaxScatter {
     fn name(&self) -> &'static str {
         "nas-max-pool2d-grad"
     }
@@ -196,5 +233,90 @@ impl CustomOp1 for Scatter {
                 }
             });
         Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+    }
+}
+
+struct AvgPool(Window);
+
+impl CustomOp1 for AvgPool {
+    fn name(&self) -> &'static str {
+        "nas-avg-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let x = contiguous_f32(s, l, "avg-pool input")?;
+        let (oh, ow, rows, cols) = self.0.plan(h, w)?;
+        let mut y = vec![0f32; n * c * oh * ow];
+        y.par_chunks_mut(c * oh * ow)
+            .enumerate()
+            .for_each(|(i, outs)| {
+                for ch in 0..c {
+                    let plane = &x[(i * c + ch) * h * w..][..h * w];
+                    for (oy, ys) in rows.iter().enumerate() {
+                        for (ox, xs) in cols.iter().enumerate() {
+                            let sum: f32 = ys
+                                .clone()
+                                .map(|iy| {
+                                    plane[iy * w + xs.start..iy * w + xs.end]
+                                        .iter()
+                                        .sum::<f32>()
+                                })
+                                .sum();
+                            outs[(ch * oh + oy) * ow + ox] = sum / (ys.len() * xs.len()) as f32;
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let (_, _, h, w) = x.dims4()?;
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&AvgSpread {
+            window: self.0,
+            h,
+            w,
+        })?))
+    }
+}
+
+/// Spreads each output gradient evenly over its window's in-bounds positions.
+struct AvgSpread {
+    window: Window,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp1 for AvgSpread {
+    fn name(&self) -> &'static str {
+        "nas-avg-pool2d-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, oh, ow) = l.shape().dims4()?;
+        let dy = contiguous_f32(s, l, "avg-pool output gradient")?;
+        let (h, w) = (self.h, self.w);
+        let (_, _, rows, cols) = self.window.plan(h, w)?;
+        let mut dx = vec![0f32; n * c * h * w];
+        dx.par_chunks_mut(c * h * w)
+            .enumerate()
+            .for_each(|(i, planes)| {
+                for ch in 0..c {
+                    let plane = &mut planes[ch * h * w..][..h * w];
+                    let grads = &dy[(i * c + ch) * oh * ow..][..oh * ow];
+                    for (oy, ys) in rows.iter().enumerate() {
+                        for (ox, xs) in cols.iter().enumerate() {
+                            let g = grads[oy * ow + ox] / (ys.len() * xs.len()) as f32;
+                            for iy in ys.clone() {
+                                plane[iy * w + xs.start..iy * w + xs.end]
+                                    .iter_mut()
+                                    .for_each(|v| *v += g);
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, h, w))))
     }
 }

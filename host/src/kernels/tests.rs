@@ -256,3 +256,68 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
         );
     }
 }
+
+#[test]
+fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let x = Var::from_tensor(&random(&mut rng, &[2, 3, 8, 8])).unwrap();
+    let ours = avg_pool2d(&x, 2, 2, 0).unwrap();
+    let reference = x.avg_pool2d(2).unwrap();
+    assert_close(&ours, &reference, 1e-6, "avg-pool forward");
+    let r = random(&mut rng, ours.dims());
+    let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = reference
+        .mul(&r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_close(
+        g_ours.get(&x).unwrap(),
+        g_ref.get(&x).unwrap(),
+        1e-6,
+        "avg-pool gradient",
+    );
+    for &(s, k, stride, pad) in &[(7, 3, 1, 1), (9, 3, 2, 1), (6, 5, 2, 2)] {
+        let x = random(&mut rng, &[1, 2, s, s]);
+        let xv = Var::from_tensor(&x).unwrap();
+        let y = avg_pool2d(&xv, k, stride, pad).unwrap();
+        let r = random(&mut rng, y.dims());
+        let grad = values(
+            y.mul(&r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .get(&xv)
+                .unwrap(),
+        );
+        let base = values(&x);
+        let loss = |v: Vec<f32>| -> f64 {
+            let t = Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap();
+            values(&avg_pool2d(&t, k, stride, pad).unwrap())
+                .iter()
+                .zip(values(&r))
+                .map(|(a, b)| *a as f64 * b as f64)
+                .sum()
+        };
+        for i in (0..base.len()).step_by(5) {
+            let (mut up, mut down) = (base.clone(), base.clone());
+            up[i] += 0.5;
+            down[i] -= 0.5;
+            let fd = (loss(up) - loss(down)) / 1.0;
+            assert!(
+                (fd - grad[i] as f64).abs() < 1e-4,
+                "avg-pool k{k} s{stride} p{pad} gradient {i}: fd {fd} vs {}",
+                grad[i]
+            );
+        }
+    }
+    // Same padding over ones: every output is 1, corners included.
+    let ones = Tensor::ones((1, 1, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(values(&avg_pool2d(&ones, 3, 1, 1).unwrap())
+        .iter()
+        .all(|&v| (v - 1.0).abs() < 1e-6));
+}

@@ -201,9 +201,14 @@ impl Model {
                     }
                 }
                 Op::AvgPool(pool) => {
-                    let pad = pad_amount(pool.padding, pool.kernel as usize, 1);
-                    let x = pad_spatial(ins[0], pad, 0.0)?;
-                    x.avg_pool2d_with_stride(pool.kernel as usize, pool.stride as usize)?
+                    let (kernel, stride) = (pool.kernel as usize, pool.stride as usize);
+                    let pad = pad_amount(pool.padding, kernel, 1);
+                    if self.device.is_cpu() {
+                        kernels::avg_pool2d(ins[0], kernel, stride, pad)?
+                    } else {
+                        // candle counts the zero padding; only the CPU kernel leaves it out.
+                        pad_spatial(ins[0], pad, 0.0)?.avg_pool2d_with_stride(kernel, stride)?
+                    }
                 }
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,

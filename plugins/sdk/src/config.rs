@@ -104,6 +104,19 @@ impl Config {
             .ok_or_else(|| self.wrong(name, "a non-empty list of non-negative integers", &v))
     }
 
+    /// A non-empty list of strings.
+    pub fn string_list(&self, name: &str) -> Result<Vec<String>, String> {
+        let v = self.raw(name)?;
+        v.as_array()
+            .filter(|a| !a.is_empty())
+            .and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| self.wrong(name, "a non-empty list of strings", &v))
+    }
+
     /// A non-empty list of numbers.
     pub fn f64_list(&self, name: &str) -> Result<Vec<f64>, String> {
         let v = self.raw(name)?;

@@ -100,4 +100,43 @@ impl NetworkBuilder {
             key: key.into(),
         }
     }
+
+    /// A conv with every setting given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_with(
+        &mut self,
+        x: NodeId,
+        filters: u32,
+        kernel: u32,
+        stride: u32,
+        padding: Padding,
+        dilation: u32,
+        groups: u32,
+        bias: bool,
+    ) -> NodeId {
+        self.op(
+            Op::Conv2d(Conv2d {
+                filters,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias,
+            }),
+            &[x],
+        )
+    }
+
+    /// The finished network, keyed by its structure: `prefix` and a 64-bit
+    /// hash of the node list, so assignments that build the same network
+    /// share a key and different networks (barring a hash collision) do not.
+    pub fn finish_structural(self, prefix: &str) -> Network {
+        let text = format!("{:?}", self.nodes);
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.finish(format!("{prefix}-{hash:016x}"))
+    }
 }
