@@ -108,6 +108,94 @@ pub struct RunConfig {
     /// `[plugins]`: sandbox limits.
     #[serde(default)]
     pub plugins: PluginLimits,
+    /// `[evaluator]`: train every trial (default) or look it up in a table.
+    #[serde(default)]
+    pub evaluator: EvaluatorConfig,
+}
+
+/// How trials are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluatorKind {
+    /// Train each network with candle (default).
+    #[default]
+    Train,
+    /// Look each architecture key up in a CSV table (research mode).
+    Table,
+}
+
+/// The `[evaluator]` table.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluatorConfig {
+    /// `train` (default) or `table`.
+    pub kind: EvaluatorKind,
+    /// Table only: the task the space builds for, as CxHxW:CLASSES (default 3x32x32:10).
+    pub task: Option<String>,
+    /// Table only: the CSV file.
+    pub path: Option<PathBuf>,
+    /// Table only: the column of architecture keys.
+    pub key_column: Option<String>,
+    /// Table only: metric name -> column.
+    pub metrics: std::collections::BTreeMap<String, String>,
+    /// Table only: budget in epochs -> metric name -> column.
+    pub fidelities: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Table only: column of simulated training seconds.
+    pub cost_column: Option<String>,
+    /// Table only: budget in epochs -> cost column.
+    pub fidelity_costs: std::collections::BTreeMap<String, String>,
+}
+
+impl EvaluatorConfig {
+    /// The table settings; errors name the missing `[evaluator]` key.
+    pub fn table(&self) -> Result<crate::table::TableConfig> {
+        let path = self
+            .path
+            .clone()
+            .context("[evaluator] kind = \"table\" needs `path`, the CSV file")?;
+        let key_column = self.key_column.clone().context(
+            "[evaluator] kind = \"table\" needs `key_column`, the column of architecture keys",
+        )?;
+        if self.metrics.is_empty() {
+            bail!("[evaluator] kind = \"table\" needs [evaluator.metrics], for example val_accuracy = \"val_acc\"");
+        }
+        Ok(crate::table::TableConfig {
+            path,
+            key_column,
+            metrics: self.metrics.clone(),
+            fidelities: self.fidelities.clone(),
+            cost_column: self.cost_column.clone(),
+            fidelity_costs: self.fidelity_costs.clone(),
+        })
+    }
+
+    /// The task of table mode.
+    pub fn task(&self) -> Result<crate::contract::Task> {
+        crate::contract::Task::parse(self.task.as_deref().unwrap_or("3x32x32:10"))
+            .context("[evaluator] task")
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self.kind {
+            EvaluatorKind::Table => {
+                self.table()?;
+                self.task()?;
+            }
+            EvaluatorKind::Train => {
+                let table_keys = [
+                    self.task.is_some(),
+                    self.path.is_some(),
+                    self.key_column.is_some(),
+                    !self.metrics.is_empty(),
+                    self.cost_column.is_some(),
+                ];
+                if table_keys.iter().any(|&set| set) {
+                    bail!("[evaluator] has table keys but kind = \"train\"; add kind = \"table\" or remove them");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_space() -> PluginSection {
@@ -143,8 +231,13 @@ impl RunConfig {
                 section.plugin = base.join(&section.plugin).display().to_string();
             }
         }
-        if let Some(p) = config.data.path.as_mut().filter(|p| p.is_relative()) {
-            *p = base.join(&*p);
+        for p in [config.data.path.as_mut(), config.evaluator.path.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
         }
         if config.run.name.is_none() {
             config.run.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -179,18 +272,31 @@ impl RunConfig {
         self.data.validate()?;
         self.train.validate()?;
         self.plugins.validate()?;
+        self.evaluator.validate()?;
         if self.objectives.is_empty() {
             bail!("[[objectives]] is empty; give at least one, for example metric = \"val_accuracy\", direction = \"maximize\"");
         }
+        let table_metrics: Vec<&str> = self
+            .evaluator
+            .metrics
+            .keys()
+            .map(String::as_str)
+            .chain(["params", "flops", "train_seconds"])
+            .collect();
+        let valid: &[&str] = if self.evaluator.kind == EvaluatorKind::Table {
+            &table_metrics
+        } else {
+            METRICS
+        };
         for o in &self.objectives {
-            if !METRICS.contains(&o.metric.as_str()) {
-                let near = nearest(&o.metric, METRICS)
+            if !valid.contains(&o.metric.as_str()) {
+                let near = nearest(&o.metric, valid)
                     .map(|n| format!(" Did you mean `{n}`?"))
                     .unwrap_or_default();
                 bail!(
                     "[[objectives]] metric `{}` is not a trial metric.{near} Metrics: {}",
                     o.metric,
-                    METRICS.join(", ")
+                    valid.join(", ")
                 );
             }
         }

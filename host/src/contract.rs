@@ -30,3 +30,29 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
 
 /// The WIT package name plugins export from.
 pub const PACKAGE: &str = "nas:plugin";
+
+impl Task {
+    /// Parses `CxHxW:CLASSES`, for example `1x28x28:10`.
+    pub fn parse(text: &str) -> anyhow::Result<Task> {
+        let parse = || -> Option<Task> {
+            let (shape, classes) = text.split_once(':')?;
+            let dims: Vec<u32> = shape
+                .split('x')
+                .map(|p| p.trim().parse().ok())
+                .collect::<Option<_>>()?;
+            let [channels, height, width] = dims[..] else {
+                return None;
+            };
+            Some(Task {
+                channels,
+                height,
+                width,
+                num_classes: classes.trim().parse().ok()?,
+            })
+        };
+        match parse() {
+            Some(t) if t.channels > 0 && t.height > 0 && t.width > 0 && t.num_classes > 1 => Ok(t),
+            _ => anyhow::bail!("task `{text}` must look like CHANNELSxHEIGHTxWIDTH:CLASSES, for example 1x28x28:10"),
+        }
+    }
+}

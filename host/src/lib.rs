@@ -7,15 +7,18 @@
 
 pub mod assignment;
 pub mod commands;
+pub mod compare;
 pub mod config;
 pub mod contract;
 pub mod data;
 pub mod device;
+pub mod evaluator;
 pub mod kernels;
 pub mod network;
 pub mod plugin;
 pub mod progress;
 pub mod search;
 pub mod store;
+pub mod table;
 pub mod train;
 pub mod trial;

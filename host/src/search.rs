@@ -1,37 +1,38 @@
 //! The search loop of `nas-host run`: ask the strategy, check and build each
-//! proposal with the space, train it (or reuse an identical earlier trial),
-//! record it, tell the strategy; stop at `max_trials`, `max_time_s`, or when
-//! the strategy finishes. Then the best trial's model goes to `best/` with its
-//! summary and its accuracy on the test split.
+//! proposal with the space, evaluate it (train it, or look it up in a table;
+//! or reuse an identical earlier trial), record it, tell the strategy; stop at
+//! `max_trials`, `max_time_s`, or when the strategy finishes. Then the best
+//! trial's architecture goes to `best/` with its summary and its metrics on
+//! the held-out split.
 
 use crate::assignment;
-use crate::config::{DirectionConfig, RunConfig};
+use crate::config::{DirectionConfig, EvaluatorKind, RunConfig};
 use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
-use crate::data::{self, Dataset};
-use crate::network::{summary, Model};
+use crate::data;
+use crate::evaluator::{Evaluator, TableLookup, Trainer};
+use crate::network::summary;
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::progress::{Event, Reporter};
 use crate::store::{RunStore, TrialRecord, DB_FILE};
-use crate::train::evaluate;
-use crate::trial::{self, TrialSpec};
+use crate::table::Table;
+use crate::trial::TrialSpec;
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The best architecture of a run, trained, with its summary.
+/// The best architecture of a run, with its summary.
 #[derive(Debug, Clone)]
 pub struct BestModel {
-    /// The trial that trained it.
+    /// The trial that found it.
     pub trial: TrialRecord,
     /// Its objective value.
     pub objective: f64,
-    /// Accuracy and loss on the test split (never used for search decisions).
-    pub test_accuracy: f64,
-    /// Mean cross-entropy on the test split.
-    pub test_loss: f64,
+    /// Its metrics on the held-out split (`test_accuracy`, ...), never used for search decisions.
+    pub held_out: BTreeMap<String, f64>,
     /// The Keras-style summary table.
     pub summary: String,
-    /// Folder with weights, architecture, summary and metrics.
+    /// Folder with architecture, summary, metrics (and weights when trained).
     pub dir: PathBuf,
 }
 
@@ -75,11 +76,31 @@ fn plugin_json(table: &toml::Table) -> Result<String> {
 }
 
 /// Whether `a` is better than `b` under `objective`.
-fn better(a: f64, b: f64, objective: &Objective) -> bool {
+pub fn better(a: f64, b: f64, objective: &Objective) -> bool {
     match objective.direction {
         Direction::Maximize => a > b,
         Direction::Minimize => a < b,
     }
+}
+
+/// The evaluator the config asks for (this loads the data or the table).
+fn evaluator(config: &RunConfig) -> Result<Box<dyn Evaluator>> {
+    Ok(match config.evaluator.kind {
+        EvaluatorKind::Train => {
+            let device = crate::device::parse(&config.run.device)?;
+            let data_seed = config.data.seed.unwrap_or(config.run.seed);
+            let data = data::load(&config.data, data_seed, &device).context("load the data")?;
+            Box::new(Trainer {
+                data,
+                device: config.run.device.clone(),
+                eval_batch_size: config.train.eval_batch_size,
+            })
+        }
+        EvaluatorKind::Table => Box::new(TableLookup {
+            table: Table::load(&config.evaluator.table()?)?,
+            task: config.evaluator.task()?,
+        }),
+    })
 }
 
 /// The run's state while it searches.
@@ -87,35 +108,32 @@ struct Search<'a> {
     config: &'a RunConfig,
     dir: PathBuf,
     store: RunStore,
-    data: Dataset,
+    evaluator: Box<dyn Evaluator>,
     space: SpacePlugin,
     strategy: StrategyPlugin,
     dims: Vec<crate::contract::Dimension>,
     objective: Objective,
     best: Option<(f64, u64)>,
     trials: Vec<TrialRecord>,
+    /// Seconds of evaluation so far: simulated in table mode.
+    simulated_seconds: f64,
 }
 
 /// Runs the search `config` describes, reporting to `reporter`.
 pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
     let dir = config.run.output_dir.join(config.name());
     if dir.join(DB_FILE).exists() {
-        bail!(
-            "run directory {} already holds a run; choose another [run] name (or --name), or delete the folder",
-            dir.display()
-        );
+        bail!("run directory {} already holds a run; choose another [run] name (or --name), or delete the folder", dir.display());
     }
     // Everything that can fail on bad input happens before the run directory
     // exists, so a failed start leaves nothing that blocks the next try.
     let seed = config.run.seed;
-    let data_seed = config.data.seed.unwrap_or(seed);
-    let device = crate::device::parse(&config.run.device)?;
-    let data = data::load(&config.data, data_seed, &device).context("load the data")?;
+    let evaluator = evaluator(config)?;
     let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
     let mut space = runtime
         .search_space(&PluginSource::parse(&config.space.plugin).context("[space] plugin")?)?;
     let dims = space
-        .init(&plugin_json(&config.space.config)?, data.task)
+        .init(&plugin_json(&config.space.config)?, evaluator.task())
         .context("[space] config")?;
     let mut strategy = runtime
         .strategy(&PluginSource::parse(&config.strategy.plugin).context("[strategy] plugin")?)?;
@@ -137,26 +155,27 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
     store.set_meta("nas_host_version", env!("CARGO_PKG_VERSION"))?;
     store.set_meta("config", &toml::to_string(config)?)?;
     store.set_meta("seed", &seed.to_string())?;
-    store.set_meta("data_seed", &data_seed.to_string())?;
+    store.set_meta("data_seed", &config.data.seed.unwrap_or(seed).to_string())?;
     store.set_meta("strategy_seed", &seed.to_string())?;
-    store.set_meta("data", &data.description)?;
+    store.set_meta("data", &evaluator.description())?;
 
     reporter.event(Event::RunStarted {
         name: config.name(),
-        data: &data.description,
+        data: &evaluator.description(),
         max_trials: config.run.max_trials,
     });
     let mut search = Search {
         config,
         dir: dir.clone(),
         store,
-        data,
+        evaluator,
         space,
         strategy,
         dims,
         objective: objectives[0].clone(),
         best: None,
         trials: Vec::new(),
+        simulated_seconds: 0.0,
     };
     let stop_reason = search.search(reporter)?;
     reporter.event(Event::RunFinished {
@@ -183,13 +202,18 @@ impl Search<'_> {
                     self.config.run.max_trials
                 ));
             }
-            if let Some(limit) = self
-                .config
-                .run
-                .max_time_s
-                .filter(|l| started.elapsed().as_secs_f64() >= *l)
-            {
-                return Ok(format!("reached max_time_s = {limit}"));
+            let used = if self.evaluator.simulated_time() {
+                self.simulated_seconds
+            } else {
+                started.elapsed().as_secs_f64()
+            };
+            if let Some(limit) = self.config.run.max_time_s.filter(|l| used >= *l) {
+                let kind = if self.evaluator.simulated_time() {
+                    "simulated "
+                } else {
+                    ""
+                };
+                return Ok(format!("reached max_time_s = {limit} ({kind}seconds)"));
             }
             let proposals = self
                 .strategy
@@ -201,6 +225,10 @@ impl Search<'_> {
             for proposal in proposals {
                 let record = self.evaluate(&proposal, done + 1, reporter)?;
                 self.store.insert(&record)?;
+                if record.reused_from.is_none() {
+                    self.simulated_seconds +=
+                        record.metrics.get("train_seconds").copied().unwrap_or(0.0);
+                }
                 if record.status == TrialStatus::Completed {
                     if let Some(&v) = record.metrics.get(&self.objective.metric) {
                         if self.best.is_none_or(|(b, _)| better(v, b, &self.objective)) {
@@ -221,7 +249,7 @@ impl Search<'_> {
         }
     }
 
-    /// Checks, builds and trains one proposal; returns its record.
+    /// Checks, builds and evaluates one proposal; returns its record.
     fn evaluate(
         &mut self,
         proposal: &Proposal,
@@ -278,7 +306,7 @@ impl Search<'_> {
         let spec = TrialSpec {
             trial_id: id,
             network,
-            task: self.data.task,
+            task: self.evaluator.task(),
             data: self.config.data.clone(),
             data_seed: self.config.data.seed.unwrap_or(self.config.run.seed),
             train: self.config.train.clone(),
@@ -293,9 +321,9 @@ impl Search<'_> {
             epochs: budget,
         });
         let started = Instant::now();
-        let outcome = trial::run(&spec, &self.data, &mut |p| {
-            reporter.event(Event::Training(p))
-        })?;
+        let outcome = self
+            .evaluator
+            .evaluate(&spec, &mut |p| reporter.event(Event::Training(p)))?;
         record.seconds = started.elapsed().as_secs_f64();
         record.status = outcome.status;
         record.reason = outcome.reason;
@@ -305,7 +333,7 @@ impl Search<'_> {
         Ok(record)
     }
 
-    /// Writes `best/` for the best completed trial and measures it on the test split.
+    /// Writes `best/` for the best completed trial and reports it on the held-out split.
     fn finish(&self) -> Result<Option<BestModel>> {
         let Some((objective, id)) = self.best else {
             return Ok(None);
@@ -320,47 +348,30 @@ impl Search<'_> {
             .network
             .clone()
             .expect("completed trials have networks");
-        let weights = PathBuf::from(
-            trial
-                .weights
-                .as_ref()
-                .expect("completed trials have weights"),
-        );
         let dir = self.dir.join("best");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let mut model = Model::new(
-            &network,
-            &self.data.task,
-            trial.seed,
-            &crate::device::parse(&self.config.run.device)?,
-        )?;
-        model.load(&weights)?;
-        let (test_loss, test_accuracy) =
-            evaluate(&model, &self.data.test, self.config.train.eval_batch_size)?;
-        let summary = summary(&network, &self.data.task)?;
-        std::fs::copy(&weights, dir.join(trial::WEIGHTS_FILE))
-            .with_context(|| format!("copy {}", weights.display()))?;
+        let held_out = self.evaluator.report_best(&trial, &dir)?;
+        let summary = summary(&network, &self.evaluator.task())?;
         std::fs::write(
             dir.join("architecture.json"),
             serde_json::to_string_pretty(&network)?,
         )?;
         std::fs::write(dir.join("summary.txt"), &summary)?;
         let mut metrics = trial.metrics.clone();
-        metrics.insert("test_accuracy".into(), test_accuracy);
-        metrics.insert("test_loss".into(), test_loss);
-        let facts = serde_json::json!({"trial": trial.id, "key": trial.key, "task": self.data.task, "seed": trial.seed, "epochs": trial.budget, "metrics": metrics});
+        metrics.extend(held_out.clone());
+        let facts = serde_json::json!({"trial": trial.id, "key": trial.key, "task": self.evaluator.task(), "seed": trial.seed, "epochs": trial.budget, "metrics": metrics});
         std::fs::write(
             dir.join("metrics.json"),
             serde_json::to_string_pretty(&facts)?,
         )?;
         self.store.set_meta("best_trial", &trial.id.to_string())?;
-        self.store
-            .set_meta("test_accuracy", &test_accuracy.to_string())?;
+        for (k, v) in &held_out {
+            self.store.set_meta(k, &v.to_string())?;
+        }
         Ok(Some(BestModel {
             trial,
             objective,
-            test_accuracy,
-            test_loss,
+            held_out,
             summary,
             dir,
         }))

@@ -1,5 +1,6 @@
 //! The subcommands of `nas-host`: argument parsing and dispatch.
 
+mod compare;
 mod plugins;
 mod run;
 mod trial;
@@ -20,6 +21,8 @@ pub struct Cli {
 enum Command {
     /// Run a search: `nas-host run CONFIG.toml`.
     Run(run::RunArgs),
+    /// Compare strategies over several seeds (best-so-far curves, CSV and SVG).
+    Compare(compare::CompareArgs),
     /// Run exactly one trial from a spec file and write its result.
     Trial(trial::TrialArgs),
     /// List the built-in plugins, or inspect one plugin.
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Trial(args) => trial::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Plugins(args) => plugins::run(args),
     }
 }

@@ -5,7 +5,7 @@ use crate::contract::{Dimension, Domain, PluginInfo, Task};
 use crate::plugin::{
     builtin, ComponentCache, PluginKind, PluginLimits, PluginRuntime, PluginSource,
 };
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -42,7 +42,7 @@ pub(crate) fn run(args: PluginsArgs) -> Result<ExitCode> {
         }) => inspect(
             &runtime,
             &PluginSource::parse(&plugin)?,
-            parse_task(&task)?,
+            Task::parse(&task).context("--task")?,
             &config,
         )?,
     };
@@ -152,36 +152,6 @@ pub(crate) fn dimension_text(d: &Dimension) -> String {
             d.name,
             c.parent,
             c.labels.join(", ")
-        ),
-    }
-}
-
-/// Parses `CxHxW:CLASSES`, for example `1x28x28:10`.
-fn parse_task(text: &str) -> Result<Task> {
-    let parse = || -> Option<Task> {
-        let (shape, classes) = text.split_once(':')?;
-        let dims: Vec<u32> = shape
-            .split('x')
-            .map(|p| p.trim().parse().ok())
-            .collect::<Option<_>>()?;
-        let [channels, height, width] = dims[..] else {
-            return None;
-        };
-        Some(Task {
-            channels,
-            height,
-            width,
-            num_classes: classes.trim().parse().ok()?,
-        })
-    };
-    match parse() {
-        Some(task)
-            if task.channels > 0 && task.height > 0 && task.width > 0 && task.num_classes > 1 =>
-        {
-            Ok(task)
-        }
-        _ => bail!(
-            "--task `{text}` must look like CHANNELSxHEIGHTxWIDTH:CLASSES, for example 1x28x28:10"
         ),
     }
 }

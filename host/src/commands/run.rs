@@ -63,7 +63,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     if mode == Mode::Json {
         let best = result.best.as_ref().map(|b| {
             serde_json::json!({"trial": b.trial.id, "key": b.trial.key, "objective": b.objective,
-                "val_accuracy": b.trial.metrics.get("val_accuracy"), "test_accuracy": b.test_accuracy, "dir": b.dir})
+                "val_accuracy": b.trial.metrics.get("val_accuracy"), "held_out": b.held_out, "dir": b.dir})
         });
         println!(
             "{}",
@@ -154,7 +154,9 @@ fn report(result: &RunResult, metric: &str) -> String {
                 .copied()
                 .unwrap_or(f64::NAN)
         );
-        out += &format!("test accuracy:       {:.4}\n", best.test_accuracy);
+        for (name, value) in &best.held_out {
+            out += &format!("{:<21}{value:.4}\n", format!("{}:", name.replace('_', " ")));
+        }
         out += &format!("best model:          {}\n", best.dir.display());
     }
     out += &format!(

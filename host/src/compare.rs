@@ -1,0 +1,349 @@
+//! `nas-host compare`: runs each strategy with several seeds on one config and
+//! summarises the best-so-far objective after each number of trials (mean and
+//! standard deviation over seeds), and the final best's value on a separate
+//! report metric (for example search on validation accuracy, report test
+//! accuracy: the NAS-Bench protocol). Saves CSV files and an SVG plot.
+
+use crate::config::{EvaluatorKind, PluginSection, RunConfig};
+use crate::contract::{Direction, Objective, TrialStatus};
+use crate::progress::{Mode, Reporter};
+use crate::search::{self, better};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Best-so-far curves and final report values of one strategy over its seeds.
+#[derive(Debug, Clone, Default)]
+pub struct StrategyRuns {
+    /// Per seed: the best objective after 1, 2, ... trials (NaN before the first completed trial).
+    pub curves: Vec<Vec<f64>>,
+    /// Per seed: the report metric of the run's best trial.
+    pub finals: Vec<f64>,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// Strategy name -> its runs, in the order given.
+    pub runs: Vec<(String, StrategyRuns)>,
+    /// Trials per run.
+    pub budget: u64,
+    /// The searched objective.
+    pub objective: Objective,
+    /// The reported metric.
+    pub report: String,
+    /// Where the CSV files, the SVG and the runs went.
+    pub dir: PathBuf,
+}
+
+/// `random` means `builtin:random`; anything with a `/` or `:` is taken as given.
+fn plugin_of(strategy: &str) -> String {
+    if strategy.contains(['/', ':']) {
+        strategy.to_string()
+    } else {
+        format!("builtin:{strategy}")
+    }
+}
+
+/// Mean and (sample) standard deviation of the finite values.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Runs the comparison; table-mode runs go in parallel across the cores.
+pub fn compare(
+    config: &RunConfig,
+    strategies: &[String],
+    seeds: u64,
+    budget: u64,
+    report: &str,
+) -> Result<Comparison> {
+    let dir = config
+        .run
+        .output_dir
+        .join(format!("{}-compare", config.name()));
+    let objective = Objective {
+        metric: config.objectives[0].metric.clone(),
+        direction: if config.objectives[0].direction == crate::config::DirectionConfig::Maximize {
+            Direction::Maximize
+        } else {
+            Direction::Minimize
+        },
+    };
+    let jobs: Vec<(usize, u64)> = (0..strategies.len())
+        .flat_map(|s| (0..seeds).map(move |seed| (s, seed)))
+        .collect();
+    let results: Mutex<BTreeMap<(usize, u64), Result<RunSummary>>> = Mutex::default();
+    let next = Mutex::new(jobs.into_iter());
+    let threads = if config.evaluator.kind == EvaluatorKind::Table {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1 // Training already uses every core.
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let Some((s, seed)) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                    break;
+                };
+                let outcome = one_run(
+                    config,
+                    &strategies[s],
+                    seed,
+                    budget,
+                    &objective,
+                    report,
+                    &dir,
+                );
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((s, seed), outcome);
+            });
+        }
+    });
+    let mut runs: Vec<(String, StrategyRuns)> = strategies
+        .iter()
+        .map(|s| (s.clone(), StrategyRuns::default()))
+        .collect();
+    for ((s, seed), outcome) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let (curve, last) =
+            outcome.with_context(|| format!("strategy `{}`, seed {seed}", strategies[s]))?;
+        runs[s].1.curves.push(curve);
+        runs[s].1.finals.push(last);
+    }
+    let comparison = Comparison {
+        runs,
+        budget,
+        objective,
+        report: report.to_string(),
+        dir,
+    };
+    comparison.save()?;
+    Ok(comparison)
+}
+
+/// One run's best-so-far curve and its best trial's report metric.
+type RunSummary = (Vec<f64>, f64);
+
+fn one_run(
+    config: &RunConfig,
+    strategy: &str,
+    seed: u64,
+    budget: u64,
+    objective: &Objective,
+    report: &str,
+    dir: &Path,
+) -> Result<RunSummary> {
+    let mut c = config.clone();
+    let plugin = plugin_of(strategy);
+    // The config's strategy table belongs to the config's strategy alone.
+    let table = if plugin == config.strategy.plugin {
+        config.strategy.config.clone()
+    } else {
+        toml::Table::new()
+    };
+    c.strategy = PluginSection {
+        plugin,
+        config: table,
+    };
+    c.run.seed = seed;
+    c.run.max_trials = budget;
+    c.run.output_dir = dir.to_path_buf();
+    c.run.name = Some(format!(
+        "{}-seed{seed}",
+        strategy.replace(['/', ':', '.'], "_")
+    ));
+    let result = search::run(&c, &mut Reporter::new(Mode::Quiet))?;
+    let mut curve = Vec::with_capacity(budget as usize);
+    let mut best = f64::NAN;
+    for t in &result.trials {
+        if t.status == TrialStatus::Completed {
+            if let Some(&v) = t.metrics.get(&objective.metric) {
+                if best.is_nan() || better(v, best, objective) {
+                    best = v;
+                }
+            }
+        }
+        curve.push(best);
+    }
+    // A strategy that finished early keeps its best for the remaining trials.
+    curve.resize(budget as usize, best);
+    let last = result
+        .best
+        .as_ref()
+        .and_then(|b| {
+            b.trial
+                .metrics
+                .get(report)
+                .or(b.held_out.get(report))
+                .copied()
+        })
+        .unwrap_or(f64::NAN);
+    Ok((curve, last))
+}
+
+impl Comparison {
+    /// Mean and standard deviation of each strategy's best-so-far after `trials` trials.
+    pub fn at(&self, trials: usize) -> Vec<(f64, f64)> {
+        self.runs
+            .iter()
+            .map(|(_, r)| mean_std(&r.curves.iter().map(|c| c[trials - 1]).collect::<Vec<_>>()))
+            .collect()
+    }
+
+    /// The printed table: best-so-far at checkpoints, then the report metric.
+    pub fn table(&self) -> String {
+        let mut checkpoints: Vec<usize> = [10, 25, 50, 100, 200, 500, 1000]
+            .into_iter()
+            .filter(|&c| c < self.budget as usize)
+            .collect();
+        checkpoints.push(self.budget as usize);
+        let mut out = format!(
+            "best-so-far {} (mean ± std over seeds) after N trials; final best's {}\n",
+            self.objective.metric, self.report
+        );
+        write!(out, "{:<16}", "strategy").unwrap();
+        for c in &checkpoints {
+            write!(out, " {:>16}", format!("N={c}")).unwrap();
+        }
+        writeln!(out, " {:>18}", self.report).unwrap();
+        for (i, (name, runs)) in self.runs.iter().enumerate() {
+            write!(out, "{name:<16}").unwrap();
+            for &c in &checkpoints {
+                let (m, s) = self.at(c)[i];
+                write!(out, " {:>16}", format!("{m:.3} ± {s:.3}")).unwrap();
+            }
+            let (m, s) = mean_std(&runs.finals);
+            writeln!(out, " {:>18}", format!("{m:.3} ± {s:.3}")).unwrap();
+        }
+        out
+    }
+
+    fn save(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("create {}", self.dir.display()))?;
+        let mut curve = String::from("strategy,trials,mean,std,seeds\n");
+        for t in 1..=self.budget as usize {
+            for ((name, runs), (m, s)) in self.runs.iter().zip(self.at(t)) {
+                writeln!(curve, "{name},{t},{m},{s},{}", runs.curves.len())?;
+            }
+        }
+        std::fs::write(self.dir.join("best_so_far.csv"), curve)?;
+        let mut finals = String::from("strategy,metric,mean,std,seeds\n");
+        for (name, runs) in &self.runs {
+            let (m, s) = mean_std(&runs.finals);
+            writeln!(
+                finals,
+                "{name},{},{m},{s},{}",
+                self.report,
+                runs.finals.len()
+            )?;
+        }
+        std::fs::write(self.dir.join("final.csv"), finals)?;
+        std::fs::write(self.dir.join("best_so_far.svg"), self.svg())?;
+        Ok(())
+    }
+
+    /// A line per strategy (mean) with a band of ± one standard deviation.
+    pub fn svg(&self) -> String {
+        const COLORS: [&str; 8] = [
+            "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+        ];
+        let (w, h, left, top, right, bottom) = (720.0, 420.0, 70.0, 30.0, 170.0, 50.0);
+        let series: Vec<Vec<(f64, f64)>> = (1..=self.budget as usize).map(|t| self.at(t)).collect();
+        let values = series
+            .iter()
+            .flatten()
+            .flat_map(|(m, s)| [m - s, m + s])
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        let (lo, hi) = if lo < hi {
+            (lo, hi)
+        } else {
+            (lo - 1.0, lo + 1.0)
+        };
+        let x = |t: usize| {
+            left + (w - left - right) * (t as f64 - 1.0) / ((self.budget as f64 - 1.0).max(1.0))
+        };
+        let y = |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
+        let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+        writeln!(svg, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", h - bottom, w - right, h - bottom, h - bottom).unwrap();
+        for k in 0..=4 {
+            let v = lo + (hi - lo) * k as f64 / 4.0;
+            writeln!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.2}</text>",
+                left - 6.0,
+                y(v) + 4.0
+            )
+            .unwrap();
+        }
+        writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">trials (1 to {})</text>",
+            (left + w - right) / 2.0,
+            h - 15.0,
+            self.budget
+        )
+        .unwrap();
+        writeln!(
+            svg,
+            "<text x=\"{left}\" y=\"18\">best-so-far {} (mean ± std)</text>",
+            self.objective.metric
+        )
+        .unwrap();
+        for (i, (name, _)) in self.runs.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let points: Vec<(usize, f64, f64)> = series
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s[i].0.is_finite())
+                .map(|(t, s)| (t + 1, s[i].0, s[i].1))
+                .collect();
+            let upper: Vec<String> = points
+                .iter()
+                .map(|&(t, m, s)| format!("{:.1},{:.1}", x(t), y(m + s)))
+                .collect();
+            let lower: Vec<String> = points
+                .iter()
+                .rev()
+                .map(|&(t, m, s)| format!("{:.1},{:.1}", x(t), y(m - s)))
+                .collect();
+            let line: Vec<String> = points
+                .iter()
+                .map(|&(t, m, _)| format!("{:.1},{:.1}", x(t), y(m)))
+                .collect();
+            writeln!(svg, "<polygon points=\"{} {}\" fill=\"{color}\" fill-opacity=\"0.15\" stroke=\"none\"/>", upper.join(" "), lower.join(" ")).unwrap();
+            writeln!(
+                svg,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+                line.join(" ")
+            )
+            .unwrap();
+            writeln!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{name}</text>",
+                w - right + 10.0,
+                top + 18.0 * (i as f64 + 1.0)
+            )
+            .unwrap();
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}

@@ -1,0 +1,144 @@
+//! How a trial is evaluated: trained with candle on the run's data, or looked
+//! up in a table (research mode). Both give the same kind of outcome, so the
+//! search loop, the store, strategies and reports work the same on both.
+
+use crate::contract::{Task, TrialStatus};
+use crate::data::Dataset;
+use crate::network::{analyse, Model};
+use crate::store::TrialRecord;
+use crate::table::Table;
+use crate::train::{evaluate, Progress};
+use crate::trial::{self, TrialOutcome, TrialSpec};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Evaluates trials.
+pub trait Evaluator {
+    /// The task networks are built for.
+    fn task(&self) -> Task;
+    /// One line saying what is evaluated.
+    fn description(&self) -> String;
+    /// Whether `train_seconds` is simulated (then `max_time_s` counts it, not the wall clock).
+    fn simulated_time(&self) -> bool;
+    /// Evaluates one trial.
+    fn evaluate(
+        &mut self,
+        spec: &TrialSpec,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<TrialOutcome>;
+    /// The best trial's final report: its metrics on the held-out split, and
+    /// its weights copied into `dir` where there are any.
+    fn report_best(&self, trial: &TrialRecord, dir: &Path) -> Result<BTreeMap<String, f64>>;
+}
+
+/// Trains each trial on data loaded once for the run.
+pub struct Trainer {
+    /// The run's data.
+    pub data: Dataset,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Batch size of the test pass.
+    pub eval_batch_size: usize,
+}
+
+impl Evaluator for Trainer {
+    fn task(&self) -> Task {
+        self.data.task
+    }
+
+    fn description(&self) -> String {
+        self.data.description.clone()
+    }
+
+    fn simulated_time(&self) -> bool {
+        false
+    }
+
+    fn evaluate(
+        &mut self,
+        spec: &TrialSpec,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<TrialOutcome> {
+        trial::run(spec, &self.data, on_progress)
+    }
+
+    fn report_best(&self, trial: &TrialRecord, dir: &Path) -> Result<BTreeMap<String, f64>> {
+        let network = trial
+            .network
+            .as_ref()
+            .context("the best trial has no network")?;
+        let weights = PathBuf::from(
+            trial
+                .weights
+                .as_ref()
+                .context("the best trial has no weights")?,
+        );
+        let mut model = Model::new(
+            network,
+            &self.data.task,
+            trial.seed,
+            &crate::device::parse(&self.device)?,
+        )?;
+        model.load(&weights)?;
+        let (test_loss, test_accuracy) = evaluate(&model, &self.data.test, self.eval_batch_size)?;
+        std::fs::copy(&weights, dir.join(trial::WEIGHTS_FILE))
+            .with_context(|| format!("copy {}", weights.display()))?;
+        Ok(BTreeMap::from([
+            ("test_accuracy".to_string(), test_accuracy),
+            ("test_loss".to_string(), test_loss),
+        ]))
+    }
+}
+
+/// Looks each trial up in a table.
+pub struct TableLookup {
+    /// The table.
+    pub table: Table,
+    /// The task the space builds for.
+    pub task: Task,
+}
+
+impl Evaluator for TableLookup {
+    fn task(&self) -> Task {
+        self.task
+    }
+
+    fn description(&self) -> String {
+        format!(
+            "a table of {} architectures (research mode)",
+            self.table.len()
+        )
+    }
+
+    fn simulated_time(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self, spec: &TrialSpec, _: &mut dyn FnMut(Progress)) -> Result<TrialOutcome> {
+        let found = self.table.lookup(&spec.network.key, spec.epochs)?;
+        let mut metrics = found.metrics;
+        let analysis = analyse(&spec.network, &self.task)?;
+        metrics.insert("params".into(), analysis.params() as f64);
+        metrics.insert("flops".into(), analysis.flops() as f64);
+        metrics.insert("train_seconds".into(), found.cost);
+        Ok(TrialOutcome {
+            trial_id: spec.trial_id,
+            status: TrialStatus::Completed,
+            reason: None,
+            metrics,
+            curve: Vec::new(),
+            weights: None,
+        })
+    }
+
+    fn report_best(&self, trial: &TrialRecord, _dir: &Path) -> Result<BTreeMap<String, f64>> {
+        // The table's own report columns (such as test accuracy) are already in the trial's metrics.
+        Ok(trial
+            .metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with("test"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
+    }
+}
