@@ -14,6 +14,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("seed-template", "nas-space-seed-template", "search-space"),
     ("cnn", "nas-space-cnn", "search-space"),
     ("nb201", "nas-space-nb201", "search-space"),
+    ("template", "nas-space-template", "search-space"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

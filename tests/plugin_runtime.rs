@@ -427,3 +427,30 @@ fn compiled_components_are_cached_on_disk_and_a_broken_entry_is_rebuilt() {
         "the broken entry is rewritten"
     );
 }
+
+#[test]
+fn readme_search_space_example_builds_one_or_two_layer_networks() {
+    let rt = runtime();
+    let task = Task {
+        channels: 1,
+        height: 8,
+        width: 8,
+        num_classes: 3,
+    };
+    let mut space = rt.search_space(&file("nas_fixture_widths")).unwrap();
+    let dims = space.init("{}", task).unwrap();
+    let mut layer_counts = BTreeSet::new();
+    for p in proposals(&rt, "random", "{}", &dims, 1, 50) {
+        validate(&dims, &p.assignment).unwrap();
+        let network = space.build(&p.assignment).unwrap();
+        nas_host::network::analyse(&network, &task).unwrap();
+        layer_counts.insert(
+            network
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.op, Op::Dense(_)))
+                .count(),
+        );
+    }
+    assert_eq!(layer_counts, BTreeSet::from([1, 2]));
+}

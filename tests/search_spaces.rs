@@ -272,3 +272,109 @@ fn nb201_parameter_count_matches_the_benchmark() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("divisible by 4"), "{e:#}");
 }
+
+/// The `[space.config]` of an example, as the JSON the plugin receives.
+fn example_space_config(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file);
+    let config = nas_host::config::RunConfig::load(&path).unwrap();
+    serde_json::to_string(&config.space.config).unwrap()
+}
+
+/// Parameters, FLOPs and every node's shape of each network a grid walk over `space` builds.
+fn fingerprints(
+    rt: &PluginRuntime,
+    name: &str,
+    config: &str,
+    task: Task,
+) -> Vec<(u64, u64, Vec<String>)> {
+    let (mut s, dims) = space(rt, name, config, task);
+    let mut out: Vec<(u64, u64, Vec<String>)> = proposals(rt, "grid", "{}", &dims, 1000)
+        .iter()
+        .map(|p| {
+            let a = analyse(&s.build(&p.assignment).unwrap(), &task).unwrap();
+            (
+                a.params(),
+                a.flops(),
+                a.nodes.iter().map(|n| n.shape.to_string()).collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn template_reproduces_the_seed_templates_24_networks() {
+    let rt = runtime();
+    let task = Task {
+        channels: 1,
+        height: 28,
+        width: 28,
+        num_classes: 10,
+    };
+    let template = fingerprints(
+        &rt,
+        "template",
+        &example_space_config("template-seed.toml"),
+        task,
+    );
+    let seed = fingerprints(&rt, "seed-template", "{}", task);
+    assert_eq!(template.len(), 24);
+    assert_eq!(template, seed);
+}
+
+#[test]
+fn template_branches_repeats_and_ranges() {
+    let rt = runtime();
+    let task = Task {
+        channels: 3,
+        height: 16,
+        width: 16,
+        num_classes: 5,
+    };
+    let config = serde_json::json!({"layers": [
+        {"name": "stem", "op": "conv2d", "filters": 8, "kernel": 3},
+        {"name": "body", "op": "branches", "merge": {"choice": ["add", "concat"]}, "repeat": {"int": [1, 3]}, "branches": [
+            [{"name": "a", "op": "conv2d", "filters": 8, "kernel": {"choice": [1, 3, 5]}}],
+            [{"name": "b", "op": "identity"}]
+        ]},
+        {"op": "global-avg-pool"},
+        {"name": "drop", "op": "dropout", "rate": {"real": [0.0, 0.5]}},
+        {"op": "dense", "units": "classes"}
+    ]});
+    let (mut s, dims) = space(&rt, "template", &config.to_string(), task);
+    let names: Vec<&str> = dims.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["body.merge", "body.repeat", "body.b0.a.kernel", "drop.rate"]
+    );
+    let mut depths = BTreeSet::new();
+    for p in proposals(&rt, "random", "{}", &dims, 200) {
+        let network = s.build(&p.assignment).unwrap();
+        analyse(&network, &task).unwrap_or_else(|e| panic!("{}: {e:#}", text(&p.assignment)));
+        depths.insert(
+            network
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.op, Op::Add | Op::Concat))
+                .count(),
+        );
+    }
+    assert_eq!(
+        depths,
+        BTreeSet::from([1, 2, 3]),
+        "repeat spans 1 to 3 merged blocks"
+    );
+    let bad = serde_json::json!({"layers": [{"op": "dense", "unitz": 3}]});
+    let e = rt
+        .search_space(&PluginSource::parse("builtin:template").unwrap())
+        .unwrap()
+        .init(&bad.to_string(), task)
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("unknown key `unitz`; it takes units"),
+        "{e:#}"
+    );
+}

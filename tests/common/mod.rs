@@ -57,7 +57,7 @@ pub fn wasm(name: &str) -> PathBuf {
                 "nas-fixture-future-version",
             ],
         );
-        cargo_build(&fixtures, &["nas-fixture-cond-space"]);
+        cargo_build(&fixtures, &["nas-fixture-cond-space", "nas-fixture-widths"]);
         cargo_build(&root().join("examples/rust-strategy/Cargo.toml"), &[]);
         root().join("target/wasm/wasm32-wasip2/release")
     });

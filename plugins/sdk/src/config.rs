@@ -67,6 +67,12 @@ impl Config {
         )
     }
 
+    /// The raw JSON value, for plugins with structured config (the declared
+    /// default when the user gave none).
+    pub fn json(&self, name: &str) -> Result<Value, String> {
+        self.raw(name)
+    }
+
     /// A non-negative integer.
     pub fn u64(&self, name: &str) -> Result<u64, String> {
         let v = self.raw(name)?;
