@@ -11,6 +11,9 @@ use std::process::Command;
 const BUILTINS: &[(&str, &str, &str)] = &[
     ("random", "nas-strategy-random", "strategy"),
     ("grid", "nas-strategy-grid", "strategy"),
+    ("greedy", "nas-strategy-greedy", "strategy"),
+    ("evolution", "nas-strategy-evolution", "strategy"),
+    ("tpe", "nas-strategy-tpe", "strategy"),
     ("seed-template", "nas-space-seed-template", "search-space"),
     ("cnn", "nas-space-cnn", "search-space"),
     ("nb201", "nas-space-nb201", "search-space"),

@@ -131,6 +131,25 @@ impl Proposal {
     }
 }
 
+/// The objective's value in a completed result, signed so that larger is
+/// better; `None` for results that did not complete or lack the metric.
+pub fn score(result: &TrialResult, objective: &Objective) -> Option<f64> {
+    if result.status != TrialStatus::Completed {
+        return None;
+    }
+    let value = result
+        .metrics
+        .iter()
+        .find(|m| m.name == objective.metric)?
+        .value;
+    let signed = if objective.direction == Direction::Maximize {
+        value
+    } else {
+        -value
+    };
+    signed.is_finite().then_some(signed)
+}
+
 impl ConfigKey {
     /// A config key; `default` is JSON text such as `"5"` or `"[16, 32]"`.
     pub fn new(name: &str, default: &str, help: &str) -> Self {
