@@ -345,25 +345,10 @@ pub fn nearest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
     }
     valid
         .iter()
-        .map(|v| (edit_distance(name, v), *v))
+        .map(|v| (strsim::levenshtein(name, v), *v))
         .filter(|(d, v)| *d <= (v.len().max(name.len()) / 2).max(2))
         .min()
         .map(|(_, v)| v)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -55,15 +55,7 @@ fn number(a: &Assignment, name: &str) -> Result<u32, String> {
 }
 
 fn activation(name: &str) -> Result<Activation, String> {
-    Ok(match name {
-        "relu" => Activation::Relu,
-        "gelu" => Activation::Gelu,
-        "silu" => Activation::Silu,
-        "tanh" => Activation::Tanh,
-        "sigmoid" => Activation::Sigmoid,
-        "leaky-relu" => Activation::LeakyRelu,
-        other => return Err(format!("cnn: unknown activation `{other}`")),
-    })
+    Activation::from_name(name).ok_or(format!("cnn: unknown activation `{name}`"))
 }
 
 const BLOCKS: &[&str] = &["plain", "residual", "inception"];

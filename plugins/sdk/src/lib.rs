@@ -150,6 +150,21 @@ pub fn score(result: &TrialResult, objective: &Objective) -> Option<f64> {
     signed.is_finite().then_some(signed)
 }
 
+impl Activation {
+    /// The activation named `name` (`relu`, `gelu`, `silu`, `tanh`, `sigmoid`, `leaky-relu`).
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Some(match name {
+            "relu" => Activation::Relu,
+            "gelu" => Activation::Gelu,
+            "silu" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "leaky-relu" => Activation::LeakyRelu,
+            _ => return None,
+        })
+    }
+}
+
 impl ConfigKey {
     /// A config key; `default` is JSON text such as `"5"` or `"[16, 32]"`.
     pub fn new(name: &str, default: &str, help: &str) -> Self {

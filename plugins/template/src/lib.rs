@@ -357,20 +357,11 @@ impl Template {
                 b.op(Op::Dropout(rate as f32), &[x])
             }
             "activation" => {
-                let f = match self.text(layer, "function", a, "relu")?.as_str() {
-                    "relu" => Activation::Relu,
-                    "gelu" => Activation::Gelu,
-                    "silu" => Activation::Silu,
-                    "tanh" => Activation::Tanh,
-                    "sigmoid" => Activation::Sigmoid,
-                    "leaky-relu" => Activation::LeakyRelu,
-                    other => {
-                        return Err(format!(
-                            "template: `{}.function`: unknown activation `{other}`",
-                            layer.name
-                        ))
-                    }
-                };
+                let name = self.text(layer, "function", a, "relu")?;
+                let f = Activation::from_name(&name).ok_or(format!(
+                    "template: `{}.function`: unknown activation `{name}`",
+                    layer.name
+                ))?;
                 b.act(x, f)
             }
             "branches" => {
