@@ -228,6 +228,14 @@ fn same_seed_gives_the_same_trials_and_metrics() {
         a.iter().map(deterministic).collect::<Vec<_>>(),
         c.iter().map(deterministic).collect::<Vec<_>>()
     );
+    // Every seed is recorded: the run's, the data split's and the strategy's, and each trial's own.
+    let store = RunStore::open(&run_c.with_file_name("c").join(DB_FILE)).unwrap();
+    assert_eq!(store.meta("seed").unwrap().as_deref(), Some("8"));
+    assert_eq!(store.meta("data_seed").unwrap().as_deref(), Some("8"));
+    assert_eq!(store.meta("strategy_seed").unwrap().as_deref(), Some("8"));
+    assert!(c
+        .iter()
+        .all(|t| t.seed == nas_host::search::trial_seed(8, t.id)));
 }
 
 #[test]

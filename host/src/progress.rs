@@ -74,11 +74,6 @@ impl Reporter {
         }
     }
 
-    /// The mode.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Shows one event.
     pub fn event(&mut self, event: Event) {
         match self.mode {

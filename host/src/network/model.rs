@@ -4,7 +4,7 @@
 //! mode (running statistics). Initial weights and dropout masks come from a
 //! seeded generator: candle's own CPU generator cannot be seeded.
 
-use super::shape::{analyse, pad_amount, Analysis, Shape};
+use super::shape::{analyse, pad_amount, Analysis};
 use crate::contract::{Activation, Network, Op, Task};
 use crate::kernels;
 use anyhow::{Context, Result};
@@ -129,11 +129,6 @@ impl Model {
             last_use,
             device: device.clone(),
         })
-    }
-
-    /// The network this model was compiled from.
-    pub fn network(&self) -> &Network {
-        &self.network
     }
 
     /// Shapes, parameters and FLOPs.
@@ -345,11 +340,6 @@ impl Model {
             var.set(t)?;
         }
         Ok(())
-    }
-
-    /// Output shape of one sample at node `i`.
-    pub fn shape(&self, i: usize) -> Shape {
-        self.analysis.nodes[i].shape
     }
 }
 

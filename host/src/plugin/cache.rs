@@ -33,11 +33,6 @@ impl ComponentCache {
         Some(Self::new(base.join("nas-host").join("components")))
     }
 
-    /// The directory holding the cache.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         engine

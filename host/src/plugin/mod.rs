@@ -152,11 +152,6 @@ impl PluginRuntime {
         })
     }
 
-    /// The limits every instance gets.
-    pub fn limits(&self) -> &PluginLimits {
-        &self.limits
-    }
-
     /// Reads, compiles and checks the component at `source`, refusing files
     /// that are not components and components of an unknown world or version.
     pub fn load(&self, source: &PluginSource) -> Result<LoadedComponent> {
