@@ -261,6 +261,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         seed: t.seed,
         device: "cpu".into(),
         dir: dir.path().join("worker"),
+        max_latency_ms: None,
     };
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, serde_json::to_string(&spec).unwrap()).unwrap();
@@ -394,4 +395,60 @@ fn a_cuda_device_without_the_feature_is_a_clear_error() {
         stderr.contains("built without it") && stderr.contains("--features cuda"),
         "{stderr}"
     );
+}
+
+#[test]
+fn constraints_make_proposals_infeasible_without_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        SMALL.replace("max_trials = 3", "max_trials = 8") + "\n[constraints]\nmax_params = 30000\n";
+    let (out, run_dir) = run_config(dir.path(), &config, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let stored = trials(&run_dir);
+    let (infeasible, feasible): (Vec<&TrialRecord>, Vec<&TrialRecord>) = stored
+        .iter()
+        .partition(|t| t.status == TrialStatus::Infeasible);
+    assert!(
+        !infeasible.is_empty() && !feasible.is_empty(),
+        "{:?}",
+        stored.iter().map(|t| t.status).collect::<Vec<_>>()
+    );
+    for t in infeasible {
+        assert!(t.metrics["params"] > 30_000.0);
+        assert!(
+            t.reason
+                .as_deref()
+                .unwrap()
+                .ends_with("> max_params 30,000"),
+            "{:?}",
+            t.reason
+        );
+        assert!(
+            t.weights.is_none() && t.curve.is_empty() && !t.metrics.contains_key("val_accuracy"),
+            "not trained"
+        );
+    }
+    assert!(feasible
+        .iter()
+        .all(|t| t.metrics["params"] <= 30_000.0 && t.status == TrialStatus::Completed));
+
+    let config = SMALL.to_string() + "\n[constraints]\nmax_latency_ms = 1e-9\n";
+    let (out, run_dir) = run_config(
+        dir.path(),
+        &config.replace("name = \"small\"", "name = \"slow\""),
+        &["--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(2), "nothing completed");
+    for t in trials(&run_dir) {
+        assert_eq!(t.status, TrialStatus::Infeasible);
+        assert!(
+            t.reason
+                .as_deref()
+                .unwrap()
+                .contains("> max_latency_ms 0.000000001"),
+            "{:?}",
+            t.reason
+        );
+        assert!(t.metrics.contains_key("latency_b1_ms") && !t.metrics.contains_key("val_accuracy"));
+    }
 }

@@ -111,6 +111,21 @@ pub struct RunConfig {
     /// `[evaluator]`: train every trial (default) or look it up in a table.
     #[serde(default)]
     pub evaluator: EvaluatorConfig,
+    /// `[constraints]`: hardware limits; a proposal over one is infeasible and not trained.
+    #[serde(default)]
+    pub constraints: Constraints,
+}
+
+/// The `[constraints]` table.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Constraints {
+    /// Most trainable parameters.
+    pub max_params: Option<u64>,
+    /// Most FLOPs of one sample's forward pass.
+    pub max_flops: Option<u64>,
+    /// Most milliseconds of a batch-1 forward pass, measured before training (training mode only).
+    pub max_latency_ms: Option<f64>,
 }
 
 /// How trials are evaluated.
@@ -273,6 +288,17 @@ impl RunConfig {
         self.train.validate()?;
         self.plugins.validate()?;
         self.evaluator.validate()?;
+        if self
+            .constraints
+            .max_latency_ms
+            .is_some_and(|l| l.is_nan() || l <= 0.0)
+        {
+            bail!("[constraints] max_latency_ms must be a positive number of milliseconds");
+        }
+        if self.constraints.max_latency_ms.is_some() && self.evaluator.kind == EvaluatorKind::Table
+        {
+            bail!("[constraints] max_latency_ms needs a latency probe, which table mode does not run; use max_params or max_flops");
+        }
         if self.objectives.is_empty() {
             bail!("[[objectives]] is empty; give at least one, for example metric = \"val_accuracy\", direction = \"maximize\"");
         }

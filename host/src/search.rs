@@ -10,7 +10,7 @@ use crate::config::{DirectionConfig, EvaluatorKind, RunConfig};
 use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
 use crate::data;
 use crate::evaluator::{Evaluator, TableLookup, Trainer};
-use crate::network::summary;
+use crate::network::{analyse, grouped, summary};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::progress::{Event, Reporter};
 use crate::store::{RunStore, TrialRecord, DB_FILE};
@@ -295,6 +295,11 @@ impl Search<'_> {
         };
         record.key = Some(network.key.clone());
         record.network = Some(network.clone());
+        if let Some(reason) = self.violated_constraint(&network, &mut record)? {
+            record.status = TrialStatus::Infeasible;
+            record.reason = Some(reason);
+            return Ok(record);
+        }
         if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
             record.status = TrialStatus::Completed;
             record.metrics = earlier.metrics;
@@ -314,6 +319,7 @@ impl Search<'_> {
             seed,
             device: self.config.run.device.clone(),
             dir: self.dir.join("trials").join(id.to_string()),
+            max_latency_ms: self.config.constraints.max_latency_ms,
         };
         reporter.event(Event::TrialStarted {
             id,
@@ -331,6 +337,39 @@ impl Search<'_> {
         record.curve = outcome.curve;
         record.weights = outcome.weights.map(|w| w.display().to_string());
         Ok(record)
+    }
+
+    /// The `[constraints]` a network breaks by its shape alone (parameters,
+    /// FLOPs), recording both counts in `record`; an invalid network is left
+    /// to the evaluator, which reports its shape error.
+    fn violated_constraint(
+        &self,
+        network: &crate::contract::Network,
+        record: &mut TrialRecord,
+    ) -> Result<Option<String>> {
+        let c = &self.config.constraints;
+        if c.max_params.is_none() && c.max_flops.is_none() {
+            return Ok(None);
+        }
+        let Ok(analysis) = analyse(network, &self.evaluator.task()) else {
+            return Ok(None);
+        };
+        let (params, flops) = (analysis.params(), analysis.flops());
+        record.metrics.insert("params".into(), params as f64);
+        record.metrics.insert("flops".into(), flops as f64);
+        Ok(match (c.max_params, c.max_flops) {
+            (Some(max), _) if params > max => Some(format!(
+                "params {} > max_params {}",
+                grouped(params),
+                grouped(max)
+            )),
+            (_, Some(max)) if flops > max => Some(format!(
+                "flops {} > max_flops {}",
+                grouped(flops),
+                grouped(max)
+            )),
+            _ => None,
+        })
     }
 
     /// Writes `best/` for the best completed trial and reports it on the held-out split.

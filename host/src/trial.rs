@@ -36,6 +36,9 @@ pub struct TrialSpec {
     pub device: String,
     /// Folder for this trial's files (weights, result).
     pub dir: PathBuf,
+    /// `[constraints] max_latency_ms`: a slower network is infeasible and not trained.
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
 }
 
 /// What a trial produced.
@@ -108,7 +111,39 @@ pub fn run(
     metrics.insert("params".to_string(), model.analysis().params() as f64);
     metrics.insert("flops".to_string(), model.analysis().flops() as f64);
     let started = Instant::now();
-    let trained = measure_and_train(spec, data, &model, &mut metrics, on_progress);
+    if let Err(e) = measure(spec, data, &model, &mut metrics) {
+        return Ok(TrialOutcome::failed(
+            spec,
+            format!("latency probe error: {}", concise(&e)),
+            metrics,
+            Vec::new(),
+        ));
+    }
+    if let Some(limit) = spec
+        .max_latency_ms
+        .filter(|l| metrics["latency_b1_ms"] > *l)
+    {
+        let reason = format!(
+            "latency_b1_ms {:.3} > max_latency_ms {limit}",
+            metrics["latency_b1_ms"]
+        );
+        return Ok(TrialOutcome {
+            trial_id: spec.trial_id,
+            status: TrialStatus::Infeasible,
+            reason: Some(reason),
+            metrics,
+            curve: Vec::new(),
+            weights: None,
+        });
+    }
+    let trained = train::train(
+        &model,
+        data,
+        &spec.train,
+        spec.epochs,
+        spec.seed,
+        on_progress,
+    );
     metrics.insert("train_seconds".to_string(), started.elapsed().as_secs_f64());
     let outcome = match trained {
         Err(e) => {
@@ -147,13 +182,13 @@ pub fn run(
     })
 }
 
-fn measure_and_train(
+/// The latency probes, at batch 1 and at the training batch size.
+fn measure(
     spec: &TrialSpec,
     data: &Dataset,
     model: &Model,
     metrics: &mut BTreeMap<String, f64>,
-    on_progress: &mut dyn FnMut(Progress),
-) -> Result<train::TrainOutcome> {
+) -> Result<()> {
     let repeats = spec.train.latency_repeats;
     metrics.insert(
         "latency_b1_ms".to_string(),
@@ -163,14 +198,7 @@ fn measure_and_train(
         "latency_batch_ms".to_string(),
         train::latency_ms(model, data, spec.train.batch_size, repeats)?,
     );
-    train::train(
-        model,
-        data,
-        &spec.train,
-        spec.epochs,
-        spec.seed,
-        on_progress,
-    )
+    Ok(())
 }
 
 /// An error's messages on one line, without the backtraces candle captures

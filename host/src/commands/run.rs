@@ -73,9 +73,19 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         print!("{}", report(&result, metric));
     }
     if result.best.is_none() {
+        let counts: Vec<String> = [
+            TrialStatus::Failed,
+            TrialStatus::Pruned,
+            TrialStatus::Infeasible,
+        ]
+        .into_iter()
+        .map(|st| (st, result.trials.iter().filter(|t| t.status == st).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(st, n)| format!("{n} {}", crate::store::status_text(st)))
+        .collect();
         eprintln!(
-            "error: no trial completed ({} failed); see the reasons above and in {}",
-            result.trials.len(),
+            "error: no trial completed ({}); see the reasons above and in {}",
+            counts.join(", "),
             result.dir.join(crate::store::DB_FILE).display()
         );
         return Ok(ExitCode::from(2));
