@@ -452,3 +452,84 @@ fn constraints_make_proposals_infeasible_without_training() {
         assert!(t.metrics.contains_key("latency_b1_ms") && !t.metrics.contains_key("val_accuracy"));
     }
 }
+
+#[test]
+fn status_export_and_eval_read_a_finished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, run_dir) = run_config(dir.path(), SMALL, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let stored = trials(&run_dir);
+
+    let status = nas_host(&["status", run_dir.to_str().unwrap()]);
+    let (stdout, stderr) = text(&status);
+    assert!(status.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("trials:    3 of max_trials 3")
+            && stdout.contains("best:      val_accuracy = ")
+            && stdout.contains("state:     finished: reached max_trials = 3"),
+        "{stdout}"
+    );
+
+    let export_dir = dir.path().join("export");
+    let out = nas_host(&[
+        "export",
+        run_dir.to_str().unwrap(),
+        "--out",
+        export_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    for f in [
+        "architecture.json",
+        "weights.safetensors",
+        "summary.txt",
+        "metrics.json",
+        "trials.csv",
+        "trials.json",
+    ] {
+        assert!(export_dir.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(export_dir.join("trials.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + stored.len());
+    assert!(
+        csv.lines().next().unwrap().contains(",val_accuracy"),
+        "{csv}"
+    );
+    let json: Vec<TrialRecord> =
+        serde_json::from_str(&std::fs::read_to_string(export_dir.join("trials.json")).unwrap())
+            .unwrap();
+    assert_eq!(json, stored);
+    let exported: TrialRecord =
+        serde_json::from_str(&std::fs::read_to_string(export_dir.join("metrics.json")).unwrap())
+            .unwrap();
+
+    let config_path = dir.path().join("config.toml");
+    let out = nas_host(&[
+        "eval",
+        export_dir.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+        "--split",
+        "val",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let result: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
+    assert_eq!(
+        result["accuracy"].as_f64().unwrap(),
+        exported.metrics["val_accuracy"],
+        "the exported model reproduces its recorded accuracy"
+    );
+
+    let out = nas_host(&[
+        "export",
+        run_dir.to_str().unwrap(),
+        "--trial",
+        "99",
+        "--out",
+        export_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && text(&out).1.contains("has no trial 99"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -158,6 +158,7 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
     store.set_meta("data_seed", &config.data.seed.unwrap_or(seed).to_string())?;
     store.set_meta("strategy_seed", &seed.to_string())?;
     store.set_meta("data", &evaluator.description())?;
+    store.set_meta("task", &serde_json::to_string(&evaluator.task())?)?;
 
     reporter.event(Event::RunStarted {
         name: config.name(),

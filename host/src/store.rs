@@ -88,6 +88,20 @@ fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
 const COLUMNS: &str = "id, assignment, key, network, budget, status, reason, metrics, curve, seed, seconds, reused_from, tag, weights";
 
 impl RunStore {
+    /// Opens an existing run database without writing to it (safe while the
+    /// run is writing: WAL lets readers and the writer proceed together).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            anyhow::bail!(
+                "{} does not exist: is this a run directory of nas-host?",
+                path.display()
+            );
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("open run database {}", path.display()))?;
+        Ok(RunStore { conn })
+    }
+
     /// Creates the database (and its tables) at `path`, or opens it.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)

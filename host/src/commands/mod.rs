@@ -1,8 +1,11 @@
 //! The subcommands of `nas-host`: argument parsing and dispatch.
 
 mod compare;
+mod eval;
+mod export;
 mod plugins;
 mod run;
+mod status;
 mod trial;
 
 use anyhow::Result;
@@ -23,6 +26,12 @@ enum Command {
     Run(run::RunArgs),
     /// Compare strategies over several seeds (best-so-far curves, CSV and SVG).
     Compare(compare::CompareArgs),
+    /// Show a run's progress, best so far and failures (safe while it runs).
+    Status(status::StatusArgs),
+    /// Export a trial's model (default: the best) and all trials as CSV and JSON.
+    Export(export::ExportArgs),
+    /// Evaluate an exported model on the data of a run config.
+    Eval(eval::EvalArgs),
     /// Run exactly one trial from a spec file and write its result.
     Trial(trial::TrialArgs),
     /// List the built-in plugins, or inspect one plugin.
@@ -35,6 +44,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Trial(args) => trial::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Plugins(args) => plugins::run(args),
     }
 }
