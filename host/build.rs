@@ -14,6 +14,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("greedy", "nas-strategy-greedy", "strategy"),
     ("evolution", "nas-strategy-evolution", "strategy"),
     ("tpe", "nas-strategy-tpe", "strategy"),
+    ("nsga2", "nas-strategy-nsga2", "strategy"),
     ("seed-template", "nas-space-seed-template", "search-space"),
     ("cnn", "nas-space-cnn", "search-space"),
     ("nb201", "nas-space-nb201", "search-space"),

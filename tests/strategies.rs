@@ -16,6 +16,7 @@ const STRATEGIES: &[(&str, &str)] = &[
     ("evolution", "{}"),
     ("evolution", r#"{"mode": "genetic", "population": 10}"#),
     ("tpe", "{}"),
+    ("nsga2", "{}"),
 ];
 
 fn runtime() -> PluginRuntime {
@@ -179,4 +180,79 @@ fn greedy_evolution_and_tpe_beat_random_on_the_table() {
             comparison.table()
         );
     }
+}
+
+/// Two-objective runs on the table: maximise val_accuracy, minimise params.
+fn two_objective_run(strategy: &str, seed: u64) -> (Vec<nas_host::store::TrialRecord>, Vec<u64>) {
+    let mut config = RunConfig::load(&common::root().join("examples/research.toml")).unwrap();
+    config.run.output_dir = tempfile::tempdir().unwrap().keep();
+    config.run.seed = seed;
+    config.strategy.plugin = format!("builtin:{strategy}");
+    config.objectives.push(nas_host::config::ObjectiveConfig {
+        metric: "params".into(),
+        direction: nas_host::config::DirectionConfig::Minimize,
+    });
+    let result = nas_host::search::run(
+        &config,
+        &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+    )
+    .unwrap();
+    (result.trials, result.pareto)
+}
+
+/// The area dominated by a front of (accuracy up, params down), from the reference (0, `max_params`).
+fn hypervolume(trials: &[nas_host::store::TrialRecord], front: &[u64], max_params: f64) -> f64 {
+    let mut points: Vec<(f64, f64)> = front
+        .iter()
+        .map(|id| {
+            let t = trials.iter().find(|t| t.id == *id).unwrap();
+            (t.metrics["params"], t.metrics["val_accuracy"])
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut area, mut best_acc) = (0.0, 0.0f64);
+    for (i, &(p, _)) in points.iter().enumerate() {
+        best_acc = best_acc.max(points[i].1);
+        let next = points.get(i + 1).map_or(max_params, |q| q.0);
+        area += (next - p) * best_acc;
+    }
+    area
+}
+
+#[test]
+fn the_pareto_front_is_recorded_and_nsga2_beats_random_on_hypervolume() {
+    let (trials, front) = two_objective_run("random", 0);
+    assert!(!front.is_empty());
+    let signed =
+        |t: &nas_host::store::TrialRecord| (t.metrics["val_accuracy"], -t.metrics["params"]);
+    let dominates =
+        |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 >= b.1 && (a.0 > b.0 || a.1 > b.1);
+    let completed: Vec<_> = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
+        .collect();
+    for t in &completed {
+        let dominated = completed.iter().any(|o| dominates(signed(o), signed(t)));
+        assert_eq!(front.contains(&t.id), !dominated, "trial {}", t.id);
+    }
+    let max_params = trials
+        .iter()
+        .map(|t| t.metrics["params"])
+        .fold(0.0, f64::max)
+        * 1.5;
+    let median = |strategy: &str| {
+        let mut hv: Vec<f64> = (0..10)
+            .map(|seed| {
+                let (t, f) = two_objective_run(strategy, seed);
+                hypervolume(&t, &f, max_params)
+            })
+            .collect();
+        hv.sort_by(f64::total_cmp);
+        (hv[4] + hv[5]) / 2.0
+    };
+    let (nsga2, random) = (median("nsga2"), median("random"));
+    assert!(
+        nsga2 > random,
+        "median hypervolume: nsga2 {nsga2} vs random {random}"
+    );
 }

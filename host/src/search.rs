@@ -36,6 +36,34 @@ pub struct BestModel {
     pub dir: PathBuf,
 }
 
+/// The completed, not reused trials that no other such trial dominates
+/// under `objectives` (at least as good in all, better in one), by id.
+pub fn pareto_front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<u64> {
+    let scored: Vec<(u64, Vec<f64>)> = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
+        .filter_map(|t| {
+            let signed = objectives.iter().map(|o| {
+                let v = *t.metrics.get(&o.metric)?;
+                Some(if o.direction == Direction::Maximize {
+                    v
+                } else {
+                    -v
+                })
+            });
+            Some((t.id, signed.collect::<Option<Vec<f64>>>()?))
+        })
+        .collect();
+    let dominates = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).all(|(x, y)| x >= y) && a.iter().zip(b).any(|(x, y)| x > y)
+    };
+    scored
+        .iter()
+        .filter(|(_, s)| !scored.iter().any(|(_, o)| dominates(o, s)))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// What a run did.
 pub struct RunResult {
     /// The run directory.
@@ -46,6 +74,8 @@ pub struct RunResult {
     pub stop_reason: String,
     /// The best completed trial, if any completed.
     pub best: Option<BestModel>,
+    /// With two or more objectives: the Pareto front's trial ids.
+    pub pareto: Vec<u64>,
 }
 
 /// The seed of trial `id` in a run seeded `seed` (SplitMix64 of both), recorded with the trial.
@@ -184,11 +214,20 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
     });
     search.store.set_meta("stop_reason", &stop_reason)?;
     let best = search.finish()?;
+    let pareto = if objectives.len() > 1 {
+        pareto_front(&search.trials, &objectives)
+    } else {
+        Vec::new()
+    };
+    search
+        .store
+        .set_meta("pareto_front", &serde_json::to_string(&pareto)?)?;
     Ok(RunResult {
         dir,
         trials: search.trials,
         stop_reason,
         best,
+        pareto,
     })
 }
 

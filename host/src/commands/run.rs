@@ -59,7 +59,6 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let mut reporter = Reporter::new(mode);
     let result = search::run(&config, &mut reporter)?;
-    let metric = &config.objectives[0].metric;
     if mode == Mode::Json {
         let best = result.best.as_ref().map(|b| {
             serde_json::json!({"trial": b.trial.id, "key": b.trial.key, "objective": b.objective,
@@ -70,7 +69,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             serde_json::json!({"event": "summary", "dir": result.dir, "trials": result.trials.len(), "best": best})
         );
     } else {
-        print!("{}", report(&result, metric));
+        print!("{}", report(&result, &config.objectives));
     }
     if result.best.is_none() {
         let counts: Vec<String> = [
@@ -94,7 +93,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 /// The final text report: top trials, then the best model.
-fn report(result: &RunResult, metric: &str) -> String {
+fn report(result: &RunResult, objectives: &[crate::config::ObjectiveConfig]) -> String {
+    let metric = objectives[0].metric.as_str();
     let mut completed: Vec<_> = result
         .trials
         .iter()
@@ -168,6 +168,38 @@ fn report(result: &RunResult, metric: &str) -> String {
             out += &format!("{:<21}{value:.4}\n", format!("{}:", name.replace('_', " ")));
         }
         out += &format!("best model:          {}\n", best.dir.display());
+    }
+    if !result.pareto.is_empty() {
+        let names: Vec<&str> = objectives.iter().map(|o| o.metric.as_str()).collect();
+        out += &format!(
+            "\nPareto front over {} ({} trials):\n",
+            names.join(", "),
+            result.pareto.len()
+        );
+        for id in &result.pareto {
+            let t = result
+                .trials
+                .iter()
+                .find(|t| t.id == *id)
+                .expect("front trials are recorded");
+            let values: Vec<String> = names
+                .iter()
+                .map(|m| {
+                    let v = t.metrics[*m];
+                    // Counts (params, flops) read better as whole numbers.
+                    if v.fract() == 0.0 && v.abs() < 1e15 {
+                        format!("{m} {}", grouped(v as u64))
+                    } else {
+                        format!("{m} {v:.4}")
+                    }
+                })
+                .collect();
+            out += &format!(
+                "  trial {id:>4}  {}  {}\n",
+                values.join("  "),
+                crate::assignment::text(&t.assignment)
+            );
+        }
     }
     out += &format!(
         "run database:        {}\n",
