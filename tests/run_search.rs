@@ -533,3 +533,62 @@ fn status_export_and_eval_read_a_finished_run() {
         text(&out).1
     );
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_with_the_store_and_summary_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SMALL
+        .replace("max_trials = 3", "max_trials = 200")
+        .replace("epochs = 1", "epochs = 3");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out_dir = dir.path().join("runs");
+    let child = Command::new(env!("CARGO_BIN_EXE_nas-host"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+        ])
+        .env(
+            "NAS_HOST_CACHE_DIR",
+            common::root().join("target/test-component-cache"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = out_dir.join("small").join(DB_FILE);
+    let started = std::time::Instant::now();
+    while !(db.exists()
+        && RunStore::open_read_only(&db)
+            .and_then(|s| s.trials())
+            .is_ok_and(|t| !t.is_empty()))
+    {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no trial finished in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: sends SIGINT to the child we started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stdout.contains("(interrupted by Ctrl-C)"), "{stdout}");
+    let store = RunStore::open_read_only(&db).unwrap();
+    assert_eq!(
+        store.meta("stop_reason").unwrap().as_deref(),
+        Some("interrupted by Ctrl-C")
+    );
+    let stored = store.trials().unwrap();
+    assert!(!stored.is_empty() && stored.len() < 200);
+    assert!(stored.iter().all(|t| t.status == TrialStatus::Completed
+        || t.reason.as_deref() == Some("interrupted by Ctrl-C")));
+    assert!(
+        out_dir.join("small/best/metrics.json").exists(),
+        "the summary of what finished is written"
+    );
+}

@@ -14,6 +14,7 @@ pub mod data;
 pub mod device;
 pub mod evaluator;
 pub mod export;
+pub mod interrupt;
 pub mod kernels;
 pub mod network;
 pub mod plugin;

@@ -235,6 +235,9 @@ impl Search<'_> {
     fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
         let started = Instant::now();
         loop {
+            if crate::interrupt::requested() {
+                return Ok(crate::interrupt::STOP_REASON.into());
+            }
             let done = self.trials.len() as u64;
             if done >= self.config.run.max_trials {
                 return Ok(format!(

@@ -156,6 +156,17 @@ pub fn run(
         }
         Ok(t) => t,
     };
+    if outcome.interrupted {
+        let reason = Some(crate::interrupt::STOP_REASON.to_string());
+        return Ok(TrialOutcome {
+            trial_id: spec.trial_id,
+            status: TrialStatus::Pruned,
+            reason,
+            metrics,
+            curve: outcome.curve,
+            weights: None,
+        });
+    }
     if let Some(why) = outcome.diverged {
         return Ok(TrialOutcome::failed(
             spec,

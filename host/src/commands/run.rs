@@ -57,6 +57,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         Mode::Bars
     };
+    crate::interrupt::install();
     let mut reporter = Reporter::new(mode);
     let result = search::run(&config, &mut reporter)?;
     if mode == Mode::Json {
@@ -88,6 +89,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             result.dir.join(crate::store::DB_FILE).display()
         );
         return Ok(ExitCode::from(2));
+    }
+    if result.stop_reason == crate::interrupt::STOP_REASON {
+        // Scripts can tell an interrupted run from a finished one.
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -58,6 +58,8 @@ pub struct TrainOutcome {
     pub curve: Vec<EpochRecord>,
     /// Why training stopped early, when the loss stopped being finite.
     pub diverged: Option<String>,
+    /// Whether Ctrl-C stopped training early.
+    pub interrupted: bool,
 }
 
 /// Trains `model` for `epochs` epochs; `seed` fixes batch order and dropout.
@@ -82,6 +84,13 @@ pub fn train(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+            if crate::interrupt::requested() {
+                return Ok(TrainOutcome {
+                    curve,
+                    diverged: None,
+                    interrupted: true,
+                });
+            }
             let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
             let x = data.train.images.index_select(&idx, 0)?;
             let y = data.train.labels.index_select(&idx, 0)?;
@@ -91,6 +100,7 @@ pub fn train(
             if !value.is_finite() || value > config.max_loss {
                 return Ok(TrainOutcome {
                     curve,
+                    interrupted: false,
                     diverged: Some(format!(
                         "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
                         b + 1,
@@ -113,6 +123,7 @@ pub fn train(
         if !val_loss.is_finite() {
             return Ok(TrainOutcome {
                 curve,
+                interrupted: false,
                 diverged: Some(format!(
                     "validation loss became {val_loss} after epoch {epoch}"
                 )),
@@ -131,6 +142,7 @@ pub fn train(
     Ok(TrainOutcome {
         curve,
         diverged: None,
+        interrupted: false,
     })
 }
 
