@@ -592,3 +592,49 @@ fn ctrl_c_stops_cleanly_with_the_store_and_summary_written() {
         "the summary of what finished is written"
     );
 }
+
+#[test]
+fn max_failures_stops_a_failing_run_and_trial_timeout_fails_slow_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let diverging = SMALL
+        .replace("max_trials = 3", "max_trials = 10\nmax_failures = 2")
+        .replace(
+            "learning_rate = 0.003",
+            "learning_rate = 1e6\noptimizer = \"sgd\"",
+        );
+    let (out, run_dir) = run_config(dir.path(), &diverging, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(trials(&run_dir).len(), 3, "stopped after the third failure");
+    assert!(
+        stderr.contains("nas-host: stopped: 3 of 3 trials failed, more than max_failures = 2"),
+        "{stderr}\n{stdout}"
+    );
+
+    let slow = SMALL
+        .replace("name = \"small\"", "name = \"slow\"")
+        .replace("epochs = 1", "epochs = 3\ntrial_timeout_s = 0.001");
+    let (out, run_dir) = run_config(dir.path(), &slow, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    for t in trials(&run_dir) {
+        assert_eq!(t.status, TrialStatus::Failed);
+        assert!(
+            t.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("timeout: training ran past trial_timeout_s = 0.001"),
+            "{:?}",
+            t.reason
+        );
+    }
+
+    let e = RunConfig::parse("[run]\nmax_failures = 1.5\n", "c.toml")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("max_failures = 1.5: a fraction must be between 0 and 1"),
+        "{e}"
+    );
+}

@@ -25,6 +25,34 @@ pub struct RunSection {
     pub max_time_s: Option<f64>,
     /// `cpu` (default) or `cuda:N` (needs a build with `--features cuda`).
     pub device: String,
+    /// Stop the run when this many trials failed (an integer), or when this
+    /// fraction of them failed once at least 10 ran (a number below 1).
+    pub max_failures: Option<MaxFailures>,
+}
+
+/// `max_failures`: a count or a fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MaxFailures {
+    /// Stop once more than this many trials failed.
+    Count(u64),
+    /// Stop once more than this fraction of at least 10 trials failed.
+    Fraction(f64),
+}
+
+impl MaxFailures {
+    /// Why the run must stop, if `failed` of `total` trials break the limit.
+    pub fn exceeded(&self, failed: u64, total: u64) -> Option<String> {
+        match *self {
+            MaxFailures::Count(max) if failed > max => Some(format!(
+                "{failed} of {total} trials failed, more than max_failures = {max}"
+            )),
+            MaxFailures::Fraction(f) if total >= 10 && failed as f64 > f * total as f64 => Some(
+                format!("{failed} of {total} trials failed, more than max_failures = {f} of them"),
+            ),
+            _ => None,
+        }
+    }
 }
 
 impl Default for RunSection {
@@ -36,6 +64,7 @@ impl Default for RunSection {
             max_trials: 20,
             max_time_s: None,
             device: "cpu".into(),
+            max_failures: None,
         }
     }
 }
@@ -270,6 +299,12 @@ impl RunConfig {
 
     /// Checks values and combinations across tables.
     pub fn validate(&self) -> Result<()> {
+        match self.run.max_failures {
+            Some(MaxFailures::Fraction(f)) if !(f > 0.0 && f < 1.0) => {
+                bail!("[run] max_failures = {f}: a fraction must be between 0 and 1 (or give a whole number of trials)")
+            }
+            _ => {}
+        }
         if self.run.max_trials == 0 {
             bail!("[run] max_trials must be at least 1 (default 20)");
         }

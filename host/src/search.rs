@@ -288,6 +288,19 @@ impl Search<'_> {
                     .tell(&[result_of(&proposal, &record)])
                     .context("telling the strategy a result")?;
                 self.trials.push(record);
+                let failed = self
+                    .trials
+                    .iter()
+                    .filter(|t| t.status == TrialStatus::Failed)
+                    .count() as u64;
+                if let Some(why) = self
+                    .config
+                    .run
+                    .max_failures
+                    .and_then(|m| m.exceeded(failed, self.trials.len() as u64))
+                {
+                    return Ok(why);
+                }
             }
         }
     }

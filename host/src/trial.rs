@@ -167,6 +167,9 @@ pub fn run(
             weights: None,
         });
     }
+    if let Some(why) = outcome.timed_out {
+        return Ok(TrialOutcome::failed(spec, why, metrics, outcome.curve));
+    }
     if let Some(why) = outcome.diverged {
         return Ok(TrialOutcome::failed(
             spec,

@@ -58,6 +58,8 @@ pub struct TrainConfig {
     pub latency_repeats: usize,
     /// A batch loss above this (or NaN or infinite) ends the trial as diverged (default 1000).
     pub max_loss: f64,
+    /// End a trial as failed when its training runs longer than this many seconds.
+    pub trial_timeout_s: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -76,6 +78,7 @@ impl Default for TrainConfig {
             eval_batch_size: 500,
             latency_repeats: 10,
             max_loss: 1000.0,
+            trial_timeout_s: None,
         }
     }
 }
@@ -117,6 +120,9 @@ impl TrainConfig {
                 "[train] max_loss = {} must be positive (default 1000)",
                 self.max_loss
             );
+        }
+        if self.trial_timeout_s.is_some_and(|t| t.is_nan() || t <= 0.0) {
+            bail!("[train] trial_timeout_s must be a positive number of seconds");
         }
         if self.latency_repeats == 0 {
             bail!("[train] latency_repeats must be at least 1");

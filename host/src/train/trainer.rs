@@ -60,6 +60,8 @@ pub struct TrainOutcome {
     pub diverged: Option<String>,
     /// Whether Ctrl-C stopped training early.
     pub interrupted: bool,
+    /// Why training ran out of time, when it did.
+    pub timed_out: Option<String>,
 }
 
 /// Trains `model` for `epochs` epochs; `seed` fixes batch order and dropout.
@@ -89,6 +91,21 @@ pub fn train(
                     curve,
                     diverged: None,
                     interrupted: true,
+                    timed_out: None,
+                });
+            }
+            if let Some(limit) = config
+                .trial_timeout_s
+                .filter(|l| start.elapsed().as_secs_f64() > *l)
+            {
+                let why = format!(
+                    "timeout: training ran past trial_timeout_s = {limit} in epoch {epoch}"
+                );
+                return Ok(TrainOutcome {
+                    curve,
+                    diverged: None,
+                    interrupted: false,
+                    timed_out: Some(why),
                 });
             }
             let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
@@ -101,6 +118,7 @@ pub fn train(
                 return Ok(TrainOutcome {
                     curve,
                     interrupted: false,
+                    timed_out: None,
                     diverged: Some(format!(
                         "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
                         b + 1,
@@ -124,6 +142,7 @@ pub fn train(
             return Ok(TrainOutcome {
                 curve,
                 interrupted: false,
+                timed_out: None,
                 diverged: Some(format!(
                     "validation loss became {val_loss} after epoch {epoch}"
                 )),
@@ -143,6 +162,7 @@ pub fn train(
         curve,
         diverged: None,
         interrupted: false,
+        timed_out: None,
     })
 }
 
