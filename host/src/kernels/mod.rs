@@ -2,19 +2,22 @@
 //! own backward passes: convolution (im2col and gemm, both gradients, the
 //! input gradient skipped where the input needs none), max pooling (the
 //! gradient routed to the saved first maximum, as PyTorch does), average
-//! pooling (any window, padding not counted), ReLU, and a fused in-place
-//! optimiser update. Work is split over the batch across threads, and every
-//! reduction runs in a fixed order, so results do not depend on scheduling.
+//! pooling (any window, padding not counted), ReLU, batch-norm in training
+//! mode, and a fused in-place optimiser update. Work is split over the batch
+//! across threads, and every reduction runs in a fixed order, so results do
+//! not depend on scheduling.
 //! Other devices keep candle's own kernels.
 
 mod activation;
 mod conv;
 mod gemm;
+mod norm;
 pub mod optim;
 mod pool;
 
 pub use activation::relu;
 pub use conv::conv2d;
+pub use norm::{batch_norm_train, BatchStats};
 pub use pool::{avg_pool2d, max_pool2d};
 
 #[cfg(test)]

@@ -321,3 +321,61 @@ fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
         .iter()
         .all(|&v| (v - 1.0).abs() < 1e-6));
 }
+
+#[test]
+fn batch_norm_matches_candle_ops_forward_and_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for dims in [vec![4usize, 3, 5, 5], vec![6, 4]] {
+        let c = dims[1];
+        let x = Var::from_tensor(&random(&mut rng, &dims)).unwrap();
+        let gamma = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
+        let beta = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
+        let (ours, stats) = batch_norm_train(&x, &gamma, &beta, 1e-5).unwrap();
+        let shape: Vec<usize> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if i == 1 { *d } else { 1 })
+            .collect();
+        let mean_over = |t: &Tensor| -> Tensor {
+            let mut m = t.mean_keepdim(0).unwrap();
+            for d in 2..dims.len() {
+                m = m.mean_keepdim(d).unwrap();
+            }
+            m
+        };
+        let mean = mean_over(&x);
+        let centered = x.broadcast_sub(&mean).unwrap();
+        let var = mean_over(&centered.sqr().unwrap());
+        let reference = centered
+            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&gamma.reshape(shape.as_slice()).unwrap())
+            .unwrap()
+            .broadcast_add(&beta.reshape(shape.as_slice()).unwrap())
+            .unwrap();
+        assert_close(&ours, &reference, 1e-4, "batch-norm forward");
+        assert_close(
+            &Tensor::new(stats.mean.as_slice(), &Device::Cpu).unwrap(),
+            &mean.flatten_all().unwrap(),
+            1e-5,
+            "batch mean",
+        );
+        let r = random(&mut rng, &dims);
+        let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = reference
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (var, what) in [(&x, "input"), (&gamma, "scale"), (&beta, "shift")] {
+            assert_close(
+                g_ours.get(var).unwrap(),
+                g_ref.get(var).unwrap(),
+                1e-3,
+                &format!("batch-norm {what} gradient {dims:?}"),
+            );
+        }
+    }
+}

@@ -250,6 +250,29 @@ impl Model {
     /// Batch normalisation over the batch (and spatial positions for images);
     /// in train mode it also updates the running statistics.
     fn batch_norm(&self, node: usize, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train && self.device.is_cpu() {
+            let gamma = self.params[self.node_params[node][0]].1.as_tensor();
+            let beta = self.params[self.node_params[node][1]].1.as_tensor();
+            let (y, stats) = kernels::batch_norm_train(x, gamma, beta, BN_EPS)?;
+            let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
+            let c = stats.mean.len();
+            let (mean, var) = (
+                Tensor::from_vec(stats.mean, c, &self.device)?,
+                Tensor::from_vec(stats.var, c, &self.device)?,
+            );
+            let (running_mean, running_var) = (
+                &self.buffers[self.node_buffers[node][0]].1,
+                &self.buffers[self.node_buffers[node][1]].1,
+            );
+            running_mean.set(
+                &((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean * BN_MOMENTUM)?)?,
+            )?;
+            running_var.set(
+                &((running_var.as_tensor() * (1.0 - BN_MOMENTUM))?
+                    + (var * (BN_MOMENTUM * unbiased))?)?,
+            )?;
+            return Ok(y);
+        }
         let image = x.rank() == 4;
         let shape: Vec<usize> = if image {
             vec![1, x.dim(1)?, 1, 1]

@@ -1,0 +1,238 @@
+//! Batch normalisation in training mode: per-channel statistics over the
+//! batch (and positions, for images), normalisation, scale and shift in one
+//! forward pass, and the input, scale and shift gradients in two backward
+//! passes, instead of a dozen candle tensor ops each way.
+
+use super::contiguous_f32;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Per-channel batch statistics of one forward pass.
+#[derive(Debug, Clone, Default)]
+pub struct BatchStats {
+    /// Mean per channel.
+    pub mean: Vec<f32>,
+    /// Biased variance per channel.
+    pub var: Vec<f32>,
+    /// Values averaged per channel (batch x positions).
+    pub count: usize,
+}
+
+/// Normalises `x` (N x C, or N x C x H x W) with its batch statistics, then
+/// scales by `gamma` and shifts by `beta`; returns the output and the statistics
+/// (for the running averages).
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    let stats = Arc::new(Mutex::new(BatchStats::default()));
+    let y = x.contiguous()?.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BatchNorm {
+            eps,
+            stats: stats.clone(),
+        },
+    )?;
+    let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok((y, s))
+}
+
+/// (batch, channels, positions per channel) of a rank-2 or rank-4 tensor.
+fn layout_dims(shape: &Shape) -> Result<(usize, usize, usize)> {
+    match shape.dims() {
+        [n, c] => Ok((*n, *c, 1)),
+        [n, c, h, w] => Ok((*n, *c, h * w)),
+        other => candle_core::bail!("batch-norm: expected N x C or N x C x H x W, got {other:?}"),
+    }
+}
+
+/// The sum of `f(index)` over the batch and positions of channel `ch`, in f64 and in a fixed order.
+fn channel_sum(n: usize, c: usize, s: usize, ch: usize, f: impl Fn(usize) -> f64) -> f64 {
+    (0..n)
+        .map(|i| (0..s).map(|p| f((i * c + ch) * s + p)).sum::<f64>())
+        .sum()
+}
+
+struct BatchNorm {
+    eps: f64,
+    stats: Arc<Mutex<BatchStats>>,
+}
+
+impl BatchNorm {
+    fn inv_std(&self, stats: &BatchStats) -> Vec<f32> {
+        stats
+            .var
+            .iter()
+            .map(|v| 1.0 / ((*v as f64 + self.eps).sqrt() as f32))
+            .collect()
+    }
+}
+
+impl CustomOp3 for BatchNorm {
+    fn name(&self) -> &'static str {
+        "nas-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, s) = layout_dims(xl.shape())?;
+        let x = contiguous_f32(xs, xl, "batch-norm input")?;
+        let (gamma, beta) = (
+            contiguous_f32(gs, gl, "batch-norm scale")?,
+            contiguous_f32(bs, bl, "batch-norm shift")?,
+        );
+        let count = n * s;
+        let moments: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let mean = channel_sum(n, c, s, ch, |i| x[i] as f64) / count as f64;
+                let var = channel_sum(n, c, s, ch, |i| (x[i] as f64 - mean).powi(2)) / count as f64;
+                (mean as f32, var as f32)
+            })
+            .collect();
+        let stats = BatchStats {
+            mean: moments.iter().map(|m| m.0).collect(),
+            var: moments.iter().map(|m| m.1).collect(),
+            count,
+        };
+        let inv = self.inv_std(&stats);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(out, img)| {
+                for ch in 0..c {
+                    let (m, k, b) = (stats.mean[ch], inv[ch] * gamma[ch], beta[ch]);
+                    for p in 0..s {
+                        out[ch * s + p] = (img[ch * s + p] - m) * k + b;
+                    }
+                }
+            });
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let inv = Arc::new(self.inv_std(&stats));
+        let stats = Arc::new(stats);
+        let dy = dy.contiguous()?;
+        // Row 0: the scale gradient (sum of dy * x-hat); row 1: the shift gradient (sum of dy).
+        let params = x.apply_op2_no_bwd(
+            &dy,
+            &ParamGrad {
+                stats: stats.clone(),
+                inv: inv.clone(),
+            },
+        )?;
+        let c = gamma.dim(0)?;
+        let dgamma = params.narrow(0, 0, c)?;
+        let dbeta = params.narrow(0, c, c)?;
+        let aux = Tensor::cat(&[gamma, &dgamma, &dbeta], 0)?;
+        let dx = if x.track_op() {
+            Some(x.apply_op3_no_bwd(&dy, &aux, &InputGrad { stats, inv })?)
+        } else {
+            None
+        };
+        Ok((dx, Some(dgamma), Some(dbeta)))
+    }
+}
+
+struct ParamGrad {
+    stats: Arc<BatchStats>,
+    inv: Arc<Vec<f32>>,
+}
+
+impl CustomOp2 for ParamGrad {
+    fn name(&self) -> &'static str {
+        "nas-batch-norm-param-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, s) = layout_dims(xl.shape())?;
+        let (x, dy) = (
+            contiguous_f32(xs, xl, "batch-norm input")?,
+            contiguous_f32(ds, dl, "batch-norm output gradient")?,
+        );
+        let sums: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (m, k) = (self.stats.mean[ch] as f64, self.inv[ch] as f64);
+                let dgamma = channel_sum(n, c, s, ch, |i| dy[i] as f64 * (x[i] as f64 - m) * k);
+                let dbeta = channel_sum(n, c, s, ch, |i| dy[i] as f64);
+                (dgamma as f32, dbeta as f32)
+            })
+            .collect();
+        let mut out: Vec<f32> = sums.iter().map(|s| s.0).collect();
+        out.extend(sums.iter().map(|s| s.1));
+        Ok((CpuStorage::F32(out), Shape::from(2 * c)))
+    }
+}
+
+struct InputGrad {
+    stats: Arc<BatchStats>,
+    inv: Arc<Vec<f32>>,
+}
+
+impl CustomOp3 for InputGrad {
+    fn name(&self) -> &'static str {
+        "nas-batch-norm-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+        aux_s: &CpuStorage,
+        aux_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, s) = layout_dims(xl.shape())?;
+        let (x, dy) = (
+            contiguous_f32(xs, xl, "batch-norm input")?,
+            contiguous_f32(ds, dl, "batch-norm output gradient")?,
+        );
+        let aux = contiguous_f32(aux_s, aux_l, "batch-norm gradients")?;
+        let (gamma, dgamma, dbeta) = (&aux[..c], &aux[c..2 * c], &aux[2 * c..3 * c]);
+        let m = self.stats.count as f32;
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s).zip(dy.par_chunks(c * s)))
+            .for_each(|(out, (img, grad))| {
+                for ch in 0..c {
+                    let (mean, k) = (self.stats.mean[ch], self.inv[ch]);
+                    let scale = gamma[ch] * k / m;
+                    for p in 0..s {
+                        let xhat = (img[ch * s + p] - mean) * k;
+                        out[ch * s + p] =
+                            scale * (m * grad[ch * s + p] - dbeta[ch] - xhat * dgamma[ch]);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
