@@ -84,5 +84,53 @@ fn main() -> Result<()> {
             images / train_s
         );
     }
+    residual(&runtime, &data)
+}
+
+/// The same epoch for a `cnn`-space residual network with kernel 5 and
+/// batch-norm (2 stages of 2 residual blocks, 32 and 64 filters), batch 32.
+fn residual(runtime: &PluginRuntime, data: &nas_host::data::Dataset) -> Result<()> {
+    let mut cnn = runtime.search_space(&PluginSource::parse("builtin:cnn")?)?;
+    cnn.init("{}", data.task)?;
+    let pairs = [
+        ("stages", "2"),
+        ("s1_blocks", "2"),
+        ("s1_filters", "32"),
+        ("s1_kernel", "5"),
+        ("s1_block", "residual"),
+        ("s1_batch_norm", "true"),
+        ("s1_activation", "relu"),
+        ("s1_downsample", "max-pool"),
+        ("s2_blocks", "2"),
+        ("s2_filters", "64"),
+        ("s2_kernel", "5"),
+        ("s2_block", "residual"),
+        ("s2_batch_norm", "true"),
+        ("s2_activation", "relu"),
+        ("s2_downsample", "max-pool"),
+        ("global_pooling", "true"),
+        ("dense_units", "0"),
+        ("dropout_rate", "0.0"),
+    ];
+    let network = cnn.build(&pairs.iter().map(|(n, v)| label(n, v)).collect::<Vec<_>>())?;
+    let model = Model::new(&network, &data.task, 1, &Device::Cpu)?;
+    let config = TrainConfig {
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    let start = Instant::now();
+    train(&model, data, &config, 1, 1, &mut |_| {})?;
+    let with_validation = start.elapsed().as_secs_f64();
+    let val_start = Instant::now();
+    let (_, accuracy) = evaluate(&model, &data.val, config.eval_batch_size)?;
+    let val_s = val_start.elapsed().as_secs_f64();
+    let train_s = with_validation - val_s;
+    let gflops = 3.0 * model.analysis().flops() as f64 * data.train.len() as f64 / train_s / 1e9;
+    println!(
+        "\nresidual cnn (k5, batch-norm, {} params, {:.1} MFLOP/image), batch 32: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
+        nas_host::network::grouped(model.analysis().params()),
+        model.analysis().flops() as f64 / 1e6,
+        data.train.len() as f64 / train_s
+    );
     Ok(())
 }
