@@ -147,6 +147,8 @@ struct Search<'a> {
     trials: Vec<TrialRecord>,
     /// Seconds of evaluation so far: simulated in table mode.
     simulated_seconds: f64,
+    /// Trials that failed so far (for `max_failures`).
+    failures: u64,
 }
 
 /// Runs the search `config` describes, reporting to `reporter`.
@@ -207,6 +209,7 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
         best: None,
         trials: Vec::new(),
         simulated_seconds: 0.0,
+        failures: 0,
     };
     let stop_reason = search.search(reporter)?;
     reporter.event(Event::RunFinished {
@@ -287,17 +290,13 @@ impl Search<'_> {
                 self.strategy
                     .tell(&[result_of(&proposal, &record)])
                     .context("telling the strategy a result")?;
+                self.failures += u64::from(record.status == TrialStatus::Failed);
                 self.trials.push(record);
-                let failed = self
-                    .trials
-                    .iter()
-                    .filter(|t| t.status == TrialStatus::Failed)
-                    .count() as u64;
                 if let Some(why) = self
                     .config
                     .run
                     .max_failures
-                    .and_then(|m| m.exceeded(failed, self.trials.len() as u64))
+                    .and_then(|m| m.exceeded(self.failures, self.trials.len() as u64))
                 {
                     return Ok(why);
                 }

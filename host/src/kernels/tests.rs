@@ -26,6 +26,35 @@ fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
     }
 }
 
+/// Backpropagates the same random cotangent through `ours` and `reference`
+/// and checks that each variable's gradient agrees.
+fn assert_same_gradients(
+    rng: &mut ChaCha8Rng,
+    ours: &Tensor,
+    reference: &Tensor,
+    vars: &[(&Var, &str)],
+    tol: f32,
+    what: &str,
+) {
+    let r = random(rng, ours.dims());
+    let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = reference
+        .mul(&r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (var, name) in vars {
+        assert_close(
+            g_ours.get(var).unwrap(),
+            g_ref.get(var).unwrap(),
+            tol,
+            &format!("{what} {name} gradient"),
+        );
+    }
+}
+
 /// (batch, channels, size, filters, kernel, stride, pad, dilation, groups).
 type Case = (
     usize,
@@ -60,26 +89,13 @@ fn conv2d_matches_candle_forward_and_gradients() {
         let ours = conv2d(&x, &w, None, pad, stride, dil, groups).unwrap();
         let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
         assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
-        let r = random(&mut rng, ours.dims());
-        let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g_ref = reference
-            .mul(&r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_close(
-            g_ours.get(&w).unwrap(),
-            g_ref.get(&w).unwrap(),
+        assert_same_gradients(
+            &mut rng,
+            &ours,
+            &reference,
+            &[(&w, "weight"), (&x, "input")],
             1e-4,
-            &format!("{what} weight gradient"),
-        );
-        assert_close(
-            g_ours.get(&x).unwrap(),
-            g_ref.get(&x).unwrap(),
-            1e-4,
-            &format!("{what} input gradient"),
+            &what,
         );
     }
 }
@@ -238,23 +254,14 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
         .relu()
         .unwrap();
     assert_close(&ours, &reference, 1e-5, "conv + bias + relu forward");
-    let r = random(&mut rng, ours.dims());
-    let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-    let g_ref = reference
-        .mul(&r)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for (var, what) in [(&x, "input"), (&w, "weight"), (&b, "bias")] {
-        assert_close(
-            g_ours.get(var).unwrap(),
-            g_ref.get(var).unwrap(),
-            1e-4,
-            &format!("{what} gradient"),
-        );
-    }
+    assert_same_gradients(
+        &mut rng,
+        &ours,
+        &reference,
+        &[(&x, "input"), (&w, "weight"), (&b, "bias")],
+        1e-4,
+        "conv + bias + relu",
+    );
 }
 
 #[test]
@@ -264,20 +271,13 @@ fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
     let ours = avg_pool2d(&x, 2, 2, 0).unwrap();
     let reference = x.avg_pool2d(2).unwrap();
     assert_close(&ours, &reference, 1e-6, "avg-pool forward");
-    let r = random(&mut rng, ours.dims());
-    let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-    let g_ref = reference
-        .mul(&r)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    assert_close(
-        g_ours.get(&x).unwrap(),
-        g_ref.get(&x).unwrap(),
+    assert_same_gradients(
+        &mut rng,
+        &ours,
+        &reference,
+        &[(&x, "input")],
         1e-6,
-        "avg-pool gradient",
+        "avg-pool",
     );
     for &(s, k, stride, pad) in &[(7, 3, 1, 1), (9, 3, 2, 1), (6, 5, 2, 2)] {
         let x = random(&mut rng, &[1, 2, s, s]);
@@ -360,22 +360,13 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
             1e-5,
             "batch mean",
         );
-        let r = random(&mut rng, &dims);
-        let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g_ref = reference
-            .mul(&r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for (var, what) in [(&x, "input"), (&gamma, "scale"), (&beta, "shift")] {
-            assert_close(
-                g_ours.get(var).unwrap(),
-                g_ref.get(var).unwrap(),
-                1e-3,
-                &format!("batch-norm {what} gradient {dims:?}"),
-            );
-        }
+        assert_same_gradients(
+            &mut rng,
+            &ours,
+            &reference,
+            &[(&x, "input"), (&gamma, "scale"), (&beta, "shift")],
+            1e-3,
+            &format!("batch-norm {dims:?}"),
+        );
     }
 }
