@@ -6,7 +6,7 @@ mod common;
 use nas_host::config::RunConfig;
 use nas_host::contract::{Network, TrialStatus};
 use nas_host::network::Model;
-use nas_host::store::{RunStore, TrialRecord, DB_FILE};
+use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
 use nas_host::trial::TrialSpec;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -176,7 +176,7 @@ fn best_weights_reload_and_reproduce_the_recorded_validation_accuracy_and_a_text
         &std::fs::read_to_string(run_dir.join("best/architecture.json")).unwrap(),
     )
     .unwrap();
-    let mut model = Model::new(&network, &data.task, 12345, &candle_core::Device::Cpu).unwrap();
+    let model = Model::new(&network, &data.task, 12345, &candle_core::Device::Cpu).unwrap();
     model
         .load(&run_dir.join("best/weights.safetensors"))
         .unwrap();
@@ -591,6 +591,32 @@ fn ctrl_c_stops_cleanly_with_the_store_and_summary_written() {
         out_dir.join("small/best/metrics.json").exists(),
         "the summary of what finished is written"
     );
+    assert!(
+        stderr.contains("continue with `nas-host resume"),
+        "{stderr}"
+    );
+    // The interrupted trial was not a result: resume runs it first.
+    let interrupted = store.events(&[EventKind::TrialInterrupted]).unwrap();
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0].trial, Some(stored.len() as u64 + 1));
+    let n = (stored.len() + 2).to_string();
+    let run_dir = out_dir.join("small");
+    let resumed = nas_host(&[
+        "resume",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+        "--max-trials",
+        &n,
+    ]);
+    assert!(resumed.status.success(), "{}", text(&resumed).1);
+    let all = RunStore::open_read_only(&db).unwrap().trials().unwrap();
+    assert_eq!(all.len(), stored.len() + 2);
+    assert_eq!(
+        &all[..stored.len()],
+        &stored[..],
+        "finished trials are kept as they were"
+    );
+    assert!(all.iter().all(|t| t.status == TrialStatus::Completed));
 }
 
 #[test]

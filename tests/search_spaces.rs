@@ -191,6 +191,7 @@ fn residual_and_inception_cnn_samples_train() {
             },
             2,
             3,
+            None,
             &mut |_| {},
         )
         .unwrap();

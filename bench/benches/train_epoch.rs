@@ -71,7 +71,7 @@ fn main() -> Result<()> {
         };
         // `train` ends its epoch with one validation pass; it is timed on its own below and subtracted.
         let start = Instant::now();
-        train(&model, &data, &train_config, 1, 1, &mut |_| {})?;
+        train(&model, &data, &train_config, 1, 1, None, &mut |_| {})?;
         let with_validation = start.elapsed().as_secs_f64();
         let val_start = Instant::now();
         let (_, accuracy) = evaluate(&model, &data.val, train_config.eval_batch_size)?;
@@ -119,7 +119,7 @@ fn residual(runtime: &PluginRuntime, data: &nas_host::data::Dataset) -> Result<(
         ..TrainConfig::default()
     };
     let start = Instant::now();
-    train(&model, data, &config, 1, 1, &mut |_| {})?;
+    train(&model, data, &config, 1, 1, None, &mut |_| {})?;
     let with_validation = start.elapsed().as_secs_f64();
     let val_start = Instant::now();
     let (_, accuracy) = evaluate(&model, &data.val, config.eval_batch_size)?;

@@ -74,7 +74,7 @@ impl Evaluator for Trainer {
                 .as_ref()
                 .context("the best trial has no weights")?,
         );
-        let mut model = Model::new(
+        let model = Model::new(
             network,
             &self.data.task,
             trial.seed,
@@ -129,6 +129,7 @@ impl Evaluator for TableLookup {
             metrics,
             curve: Vec::new(),
             weights: None,
+            resumed_from_epoch: None,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod evaluator;
 pub mod export;
 pub mod interrupt;
 pub mod kernels;
+pub mod lock;
 pub mod network;
 pub mod plugin;
 pub mod progress;

@@ -18,6 +18,8 @@ pub enum Event<'a> {
         data: &'a str,
         /// Trial limit.
         max_trials: u64,
+        /// Trials already recorded (when the run is resumed).
+        recorded: u64,
     },
     /// A trial is about to train.
     TrialStarted {
@@ -64,6 +66,19 @@ pub struct Reporter {
     done: u64,
 }
 
+impl Mode {
+    /// The mode that `--quiet` and `--json` ask for (bars otherwise).
+    pub fn from_flags(quiet: bool, json: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if quiet {
+            Mode::Quiet
+        } else {
+            Mode::Bars
+        }
+    }
+}
+
 impl Reporter {
     /// A reporter in `mode`.
     pub fn new(mode: Mode) -> Self {
@@ -90,8 +105,15 @@ impl Reporter {
                 name,
                 data,
                 max_trials,
+                recorded,
             } => {
-                eprintln!("nas-host: run `{name}` on {data}");
+                if recorded > 0 {
+                    eprintln!(
+                        "nas-host: resume run `{name}` on {data} ({recorded} trials recorded)"
+                    );
+                } else {
+                    eprintln!("nas-host: run `{name}` on {data}");
+                }
                 if tty {
                     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                     let overall = multi.add(ProgressBar::new(max_trials));
@@ -101,6 +123,7 @@ impl Reporter {
                             .progress_chars("=> "),
                     );
                     overall.set_message("-");
+                    overall.set_position(recorded);
                     let trial = multi.add(ProgressBar::new(1));
                     trial.set_style(
                         ProgressStyle::with_template(
@@ -191,7 +214,10 @@ fn json_line(event: &Event) {
             name,
             data,
             max_trials,
-        } => json!({"event": "run_started", "name": name, "data": data, "max_trials": max_trials}),
+            recorded,
+        } => {
+            json!({"event": "run_started", "name": name, "data": data, "max_trials": max_trials, "recorded": recorded})
+        }
         Event::TrialStarted {
             id,
             assignment,

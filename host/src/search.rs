@@ -10,15 +10,17 @@ use crate::config::{DirectionConfig, EvaluatorKind, RunConfig};
 use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
 use crate::data;
 use crate::evaluator::{Evaluator, TableLookup, Trainer};
+use crate::lock::RunLock;
 use crate::network::{analyse, grouped, summary};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::progress::{Event, Reporter};
-use crate::store::{RunStore, TrialRecord, DB_FILE};
+use crate::store::{Asked, EventKind, RunStore, TrialRecord, DB_FILE};
 use crate::table::Table;
+use crate::train::Progress;
 use crate::trial::TrialSpec;
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The best architecture of a run, with its summary.
@@ -76,6 +78,8 @@ pub struct RunResult {
     pub best: Option<BestModel>,
     /// With two or more objectives: the Pareto front's trial ids.
     pub pareto: Vec<u64>,
+    /// The run's objectives, first the one `best` is chosen by.
+    pub objectives: Vec<crate::config::ObjectiveConfig>,
 }
 
 /// The seed of trial `id` in a run seeded `seed` (SplitMix64 of both), recorded with the trial.
@@ -133,33 +137,18 @@ fn evaluator(config: &RunConfig) -> Result<Box<dyn Evaluator>> {
     })
 }
 
-/// The run's state while it searches.
-struct Search<'a> {
-    config: &'a RunConfig,
-    dir: PathBuf,
-    store: RunStore,
+/// The plugins and the evaluator of a run, set up from its config.
+struct Parts {
     evaluator: Box<dyn Evaluator>,
     space: SpacePlugin,
     strategy: StrategyPlugin,
     dims: Vec<crate::contract::Dimension>,
-    objective: Objective,
-    best: Option<(f64, u64)>,
-    trials: Vec<TrialRecord>,
-    /// Seconds of evaluation so far: simulated in table mode.
-    simulated_seconds: f64,
-    /// Trials that failed so far (for `max_failures`).
-    failures: u64,
+    objectives: Vec<Objective>,
 }
 
-/// Runs the search `config` describes, reporting to `reporter`.
-pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
-    let dir = config.run.output_dir.join(config.name());
-    if dir.join(DB_FILE).exists() {
-        bail!("run directory {} already holds a run; choose another [run] name (or --name), or delete the folder", dir.display());
-    }
-    // Everything that can fail on bad input happens before the run directory
-    // exists, so a failed start leaves nothing that blocks the next try.
-    let seed = config.run.seed;
+/// Loads the data (or table) and the plugins, and initialises them; every
+/// error of bad input surfaces here, before anything is written.
+fn prepare(config: &RunConfig) -> Result<Parts> {
     let evaluator = evaluator(config)?;
     let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
     let mut space = runtime
@@ -175,123 +164,372 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
             &dims,
             &objectives,
             &plugin_json(&config.strategy.config)?,
-            seed,
+            config.run.seed,
         )
         .context("[strategy] config")?;
-
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("create run directory {}", dir.display()))?;
-    std::fs::write(dir.join("config.toml"), toml::to_string(config)?)
-        .context("write the resolved config")?;
-    let store = RunStore::open(&dir.join(DB_FILE))?;
-    store.set_meta("nas_host_version", env!("CARGO_PKG_VERSION"))?;
-    store.set_meta("config", &toml::to_string(config)?)?;
-    store.set_meta("seed", &seed.to_string())?;
-    store.set_meta("data_seed", &config.data.seed.unwrap_or(seed).to_string())?;
-    store.set_meta("strategy_seed", &seed.to_string())?;
-    store.set_meta("data", &evaluator.description())?;
-    store.set_meta("task", &serde_json::to_string(&evaluator.task())?)?;
-
-    reporter.event(Event::RunStarted {
-        name: config.name(),
-        data: &evaluator.description(),
-        max_trials: config.run.max_trials,
-    });
-    let mut search = Search {
-        config,
-        dir: dir.clone(),
-        store,
+    Ok(Parts {
         evaluator,
         space,
         strategy,
         dims,
-        objective: objectives[0].clone(),
-        best: None,
-        trials: Vec::new(),
-        simulated_seconds: 0.0,
-        failures: 0,
-    };
-    let stop_reason = search.search(reporter)?;
-    reporter.event(Event::RunFinished {
-        reason: &stop_reason,
-    });
-    search.store.set_meta("stop_reason", &stop_reason)?;
-    let best = search.finish()?;
-    let pareto = if objectives.len() > 1 {
-        pareto_front(&search.trials, &objectives)
-    } else {
-        Vec::new()
-    };
-    search
-        .store
-        .set_meta("pareto_front", &serde_json::to_string(&pareto)?)?;
-    Ok(RunResult {
-        dir,
-        trials: search.trials,
-        stop_reason,
-        best,
-        pareto,
+        objectives,
     })
 }
 
-impl Search<'_> {
+/// The run's state while it searches.
+struct Search<'a> {
+    config: &'a RunConfig,
+    dir: PathBuf,
+    store: RunStore,
+    evaluator: Box<dyn Evaluator>,
+    space: SpacePlugin,
+    strategy: StrategyPlugin,
+    dims: Vec<crate::contract::Dimension>,
+    objectives: Vec<Objective>,
+    best: Option<(f64, u64)>,
+    trials: Vec<TrialRecord>,
+    /// Proposals asked for but not yet told, with their trial ids.
+    pending: VecDeque<(u64, Proposal)>,
+    /// The id of the next proposal.
+    next_id: u64,
+    /// Seconds of evaluation so far: simulated in table mode.
+    simulated_seconds: f64,
+    /// Trials that failed so far (for `max_failures`).
+    failures: u64,
+    /// The run's clock: seconds of earlier sessions, plus this one's.
+    clock_before: f64,
+    started: Instant,
+    /// Held until the run ends.
+    _lock: RunLock,
+}
+
+/// Limits that `nas-host resume` may change.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// A new `[run] max_trials`.
+    pub max_trials: Option<u64>,
+    /// A new `[run] max_time_s` (counted over the whole run, earlier sessions included).
+    pub max_time_s: Option<f64>,
+}
+
+/// Runs the search `config` describes, reporting to `reporter`.
+pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
+    let dir = config.run.output_dir.join(config.name());
+    if dir.join(DB_FILE).exists() && RunLock::holder(&dir).is_some() {
+        // Say who holds it, before the slow part.
+        RunLock::acquire(&dir)?;
+    }
+    // Everything that can fail on bad input happens before the run directory
+    // is written, so a failed start leaves nothing that blocks the next try.
+    let parts = prepare(config)?;
+    let lock = RunLock::acquire(&dir)?;
+    let store = RunStore::open(&dir.join(DB_FILE))?;
+    if store.meta("config")?.is_some() {
+        bail!(
+            "run directory {} already holds a run; continue it with `nas-host resume {}`, choose another [run] name (or --name), or delete the folder",
+            dir.display(),
+            dir.display()
+        );
+    }
+    // A database without a config belongs to a start that was killed before
+    // it recorded anything (the facts below are one transaction): reuse it.
+    std::fs::write(dir.join("config.toml"), toml::to_string(config)?)
+        .context("write the resolved config")?;
+    let seed = config.run.seed.to_string();
+    let data_seed = config.data.seed.unwrap_or(config.run.seed).to_string();
+    let config_text = toml::to_string(config)?;
+    let description = parts.evaluator.description();
+    let task = serde_json::to_string(&parts.evaluator.task())?;
+    store.set_metas(&[
+        ("nas_host_version", env!("CARGO_PKG_VERSION")),
+        ("config", &config_text),
+        ("seed", &seed),
+        ("data_seed", &data_seed),
+        ("strategy_seed", &seed),
+        ("data", &description),
+        ("task", &task),
+    ])?;
+    let search = Search::new(config, dir, store, parts, lock);
+    search
+        .store
+        .event(EventKind::SessionStarted, None, &"run", 0.0)?;
+    search.conclude(reporter)
+}
+
+/// `nas-host resume DIR`: continues the run in `dir` after a crash, a kill
+/// or Ctrl-C (or with new limits after it finished). Finished trials are kept,
+/// the strategy's state is rebuilt by replaying what it was asked and told,
+/// and trials that were in flight continue from their last checkpoint.
+pub fn resume(dir: &Path, overrides: &Overrides, reporter: &mut Reporter) -> Result<RunResult> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        bail!(
+            "{} does not exist: {} is not a run directory of nas-host (give the folder that `nas-host run` printed, such as runs/NAME)",
+            db.display(),
+            dir.display()
+        );
+    }
+    let lock = RunLock::acquire(dir)?;
+    let store = RunStore::open(&db)?;
+    let text = store.meta("config")?.with_context(|| {
+        format!(
+            "{} records no config: the run was stopped while it started; start it again with `nas-host run`",
+            db.display()
+        )
+    })?;
+    let mut config = RunConfig::parse(&text, &format!("the config recorded in {}", db.display()))?;
+    if let Some(n) = overrides.max_trials {
+        config.run.max_trials = n;
+    }
+    if let Some(t) = overrides.max_time_s {
+        config.run.max_time_s = Some(t);
+    }
+    config.validate()?;
+    let parts = prepare(&config)?;
+    let mut search = Search::new(&config, dir.to_path_buf(), store, parts, lock);
+    search.replay()?;
+    let config_text = toml::to_string(&config)?;
+    std::fs::write(dir.join("config.toml"), &config_text).context("write the resolved config")?;
+    search.store.set_meta("config", &config_text)?;
+    search.store.remove_meta("stop_reason")?;
+    let facts = serde_json::json!({"command": "resume", "trials": search.trials.len(), "pending": search.pending.len()});
+    search
+        .store
+        .event(EventKind::SessionStarted, None, &facts, search.elapsed())?;
+    search.conclude(reporter)
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        config: &'a RunConfig,
+        dir: PathBuf,
+        store: RunStore,
+        parts: Parts,
+        lock: RunLock,
+    ) -> Self {
+        Search {
+            config,
+            dir,
+            store,
+            evaluator: parts.evaluator,
+            space: parts.space,
+            strategy: parts.strategy,
+            dims: parts.dims,
+            objectives: parts.objectives,
+            best: None,
+            trials: Vec::new(),
+            pending: VecDeque::new(),
+            next_id: 1,
+            simulated_seconds: 0.0,
+            failures: 0,
+            clock_before: 0.0,
+            started: Instant::now(),
+            _lock: lock,
+        }
+    }
+
+    /// Seconds on the run's clock (all sessions).
+    fn elapsed(&self) -> f64 {
+        self.clock_before + self.started.elapsed().as_secs_f64()
+    }
+
+    fn objective(&self) -> &Objective {
+        &self.objectives[0]
+    }
+
+    /// Rebuilds the state of a recorded run: its finished trials, and the
+    /// strategy's state by replaying every recorded ask and tell against the
+    /// fresh instance, which must propose exactly what it proposed before.
+    fn replay(&mut self) -> Result<()> {
+        for record in self.store.trials()? {
+            self.count(record);
+        }
+        let mut told = HashSet::new();
+        let mut asked = Vec::new();
+        let events = self.store.events(&[EventKind::Asked, EventKind::Told])?;
+        let mut asks = 0;
+        for event in events {
+            if event.kind == EventKind::Told {
+                let results: Vec<TrialResult> =
+                    serde_json::from_str(&event.data).with_context(|| {
+                        format!("the run database's event {} is damaged", event.seq)
+                    })?;
+                self.strategy
+                    .tell(&results)
+                    .context("replaying the run: telling the strategy a recorded result")?;
+                told.extend(results.iter().map(|r| r.trial_id));
+                continue;
+            }
+            asks += 1;
+            let recorded: Asked = serde_json::from_str(&event.data)
+                .with_context(|| format!("the run database's event {} is damaged", event.seq))?;
+            let again = self
+                .strategy
+                .ask(recorded.max)
+                .context("replaying the run: asking the strategy")?;
+            if again != recorded.proposals {
+                let show = |p: &[Proposal]| {
+                    p.iter()
+                        .map(|p| format!("[{}]", assignment::text(&p.assignment)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                bail!(
+                    "strategy plugin `{}` is not deterministic, so the run cannot be resumed: replaying its recorded calls, ask #{asks} now proposes {} but the run recorded {}. A strategy's proposals must depend only on its seed, its config and the results it was told; fix the plugin and resume again (the store is unchanged), or start a new run",
+                    self.strategy.name(),
+                    show(&again),
+                    show(&recorded.proposals)
+                );
+            }
+            asked.extend(recorded.trials.into_iter().zip(recorded.proposals));
+        }
+        self.next_id = asked
+            .iter()
+            .map(|(id, _)| id + 1)
+            .chain(self.trials.iter().map(|t| t.id + 1))
+            .max()
+            .unwrap_or(1);
+        self.pending = asked
+            .into_iter()
+            .filter(|(id, _)| !told.contains(id))
+            .collect();
+        self.clock_before = self.store.last_elapsed()?;
+        self.started = Instant::now();
+        Ok(())
+    }
+
+    /// Takes a finished trial into the run's tallies.
+    fn count(&mut self, record: TrialRecord) {
+        if record.reused_from.is_none() {
+            self.simulated_seconds += record.metrics.get("train_seconds").copied().unwrap_or(0.0);
+        }
+        if record.status == TrialStatus::Completed {
+            if let Some(&v) = record.metrics.get(&self.objective().metric) {
+                if self
+                    .best
+                    .is_none_or(|(b, _)| better(v, b, self.objective()))
+                {
+                    self.best = Some((v, record.id));
+                }
+            }
+        }
+        self.failures += u64::from(record.status == TrialStatus::Failed);
+        self.trials.push(record);
+    }
+
+    /// Searches until a limit or the strategy ends the run, then writes the
+    /// summary and `best/`.
+    fn conclude(mut self, reporter: &mut Reporter) -> Result<RunResult> {
+        reporter.event(Event::RunStarted {
+            name: self.config.name(),
+            data: &self.evaluator.description(),
+            max_trials: self.config.run.max_trials,
+            recorded: self.trials.len() as u64,
+        });
+        let stop_reason = self.search(reporter)?;
+        reporter.event(Event::RunFinished {
+            reason: &stop_reason,
+        });
+        self.store.set_meta("stop_reason", &stop_reason)?;
+        let best = self.finish()?;
+        let pareto = if self.objectives.len() > 1 {
+            pareto_front(&self.trials, &self.objectives)
+        } else {
+            Vec::new()
+        };
+        self.store
+            .set_meta("pareto_front", &serde_json::to_string(&pareto)?)?;
+        Ok(RunResult {
+            dir: self.dir,
+            trials: self.trials,
+            stop_reason,
+            best,
+            pareto,
+            objectives: self.config.objectives.clone(),
+        })
+    }
+
+    /// Why the run must not ask for more, if it must not.
+    fn limit_reached(&self) -> Option<String> {
+        let asked = self.next_id - 1;
+        if asked >= self.config.run.max_trials {
+            return Some(format!(
+                "reached max_trials = {}",
+                self.config.run.max_trials
+            ));
+        }
+        let simulated = self.evaluator.simulated_time();
+        let used = if simulated {
+            self.simulated_seconds
+        } else {
+            self.elapsed()
+        };
+        let limit = self.config.run.max_time_s.filter(|l| used >= *l)?;
+        let kind = if simulated { "simulated " } else { "" };
+        Some(format!("reached max_time_s = {limit} ({kind}seconds)"))
+    }
+
     fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
-        let started = Instant::now();
         loop {
             if crate::interrupt::requested() {
                 return Ok(crate::interrupt::STOP_REASON.into());
             }
-            let done = self.trials.len() as u64;
-            if done >= self.config.run.max_trials {
-                return Ok(format!(
-                    "reached max_trials = {}",
-                    self.config.run.max_trials
-                ));
-            }
-            let used = if self.evaluator.simulated_time() {
-                self.simulated_seconds
-            } else {
-                started.elapsed().as_secs_f64()
-            };
-            if let Some(limit) = self.config.run.max_time_s.filter(|l| used >= *l) {
-                let kind = if self.evaluator.simulated_time() {
-                    "simulated "
-                } else {
-                    ""
+            if self.pending.is_empty() {
+                if let Some(why) = self.limit_reached() {
+                    return Ok(why);
+                }
+                let proposals = self
+                    .strategy
+                    .ask(1)
+                    .context("asking the strategy for proposals")?;
+                let ids: Vec<u64> = (self.next_id..).take(proposals.len()).collect();
+                let asked = Asked {
+                    max: 1,
+                    proposals,
+                    trials: ids,
                 };
-                return Ok(format!("reached max_time_s = {limit} ({kind}seconds)"));
-            }
-            let proposals = self
-                .strategy
-                .ask(1)
-                .context("asking the strategy for proposals")?;
-            if proposals.is_empty() {
-                return Ok("the strategy finished".into());
-            }
-            for proposal in proposals {
-                let record = self.evaluate(&proposal, done + 1, reporter)?;
-                self.store.insert(&record)?;
-                if record.reused_from.is_none() {
-                    self.simulated_seconds +=
-                        record.metrics.get("train_seconds").copied().unwrap_or(0.0);
+                self.store
+                    .event(EventKind::Asked, None, &asked, self.elapsed())?;
+                if asked.proposals.is_empty() {
+                    return Ok("the strategy finished".into());
                 }
-                if record.status == TrialStatus::Completed {
-                    if let Some(&v) = record.metrics.get(&self.objective.metric) {
-                        if self.best.is_none_or(|(b, _)| better(v, b, &self.objective)) {
-                            self.best = Some((v, record.id));
+                self.next_id += asked.trials.len() as u64;
+                self.pending
+                    .extend(asked.trials.into_iter().zip(asked.proposals));
+            }
+            while let Some((id, proposal)) = self.pending.pop_front() {
+                // On resume, a trial can be stored but not yet told.
+                let record = match self.trials.iter().find(|t| t.id == id) {
+                    Some(stored) => stored.clone(),
+                    None => {
+                        let record = self.evaluate(&proposal, id, reporter)?;
+                        if crate::interrupt::requested() && record.status != TrialStatus::Completed
+                        {
+                            // Not a result: `nas-host resume` runs it again from its checkpoint.
+                            self.store.event(
+                                EventKind::TrialInterrupted,
+                                Some(id),
+                                &record.reason,
+                                self.elapsed(),
+                            )?;
+                            return Ok(crate::interrupt::STOP_REASON.into());
                         }
+                        self.store.insert(&record, self.elapsed())?;
+                        self.count(record.clone());
+                        reporter.event(Event::TrialFinished {
+                            trial: &record,
+                            best: self.best.map(|b| b.0),
+                            metric: &self.objective().metric,
+                        });
+                        record
                     }
-                }
-                reporter.event(Event::TrialFinished {
-                    trial: &record,
-                    best: self.best.map(|b| b.0),
-                    metric: &self.objective.metric,
-                });
+                };
+                let told = [result_of(&proposal, &record)];
                 self.strategy
-                    .tell(&[result_of(&proposal, &record)])
+                    .tell(&told)
                     .context("telling the strategy a result")?;
-                self.failures += u64::from(record.status == TrialStatus::Failed);
-                self.trials.push(record);
+                self.store
+                    .event(EventKind::Told, None, &told, self.elapsed())?;
                 if let Some(why) = self
                     .config
                     .run
@@ -381,10 +619,29 @@ impl Search<'_> {
             assignment: &assignment::text(&proposal.assignment),
             epochs: budget,
         });
+        self.store
+            .event(EventKind::TrialStarted, Some(id), &budget, self.elapsed())?;
         let started = Instant::now();
-        let outcome = self
-            .evaluator
-            .evaluate(&spec, &mut |p| reporter.event(Event::Training(p)))?;
+        let mut unrecorded = None;
+        let clock = self.clock_before;
+        let session = self.started;
+        let store = &self.store;
+        let outcome = self.evaluator.evaluate(&spec, &mut |p| {
+            if let Progress::Epoch(epoch) = p {
+                let now = clock + session.elapsed().as_secs_f64();
+                if let Err(e) = store.event(EventKind::Epoch, Some(id), epoch, now) {
+                    unrecorded.get_or_insert(e);
+                }
+            }
+            reporter.event(Event::Training(p));
+        })?;
+        if let Some(e) = unrecorded {
+            return Err(e.context(format!("recording trial {id}'s epochs")));
+        }
+        if let Some(epochs) = outcome.resumed_from_epoch {
+            self.store
+                .event(EventKind::TrialResumed, Some(id), &epochs, self.elapsed())?;
+        }
         record.seconds = started.elapsed().as_secs_f64();
         record.status = outcome.status;
         record.reason = outcome.reason;

@@ -1,6 +1,8 @@
-//! The run's SQLite database: run metadata and one row per trial (assignment,
-//! key, network, budget, status, reason, metrics, per-epoch curve, timings,
-//! seed). WAL mode, one transaction per write.
+//! The run's SQLite database: run metadata, one row per finished trial
+//! (assignment, key, network, budget, status, reason, metrics, per-epoch
+//! curve, timings, seed) and the run's events in order (proposals asked,
+//! results told, trials started, epochs finished, ...), from which `nas-host
+//! resume` rebuilds a run. WAL mode, one transaction per write.
 
 use crate::contract::{Binding, Network, TrialStatus};
 use crate::train::EpochRecord;
@@ -44,6 +46,80 @@ pub struct TrialRecord {
     pub tag: String,
     /// Path of the trained weights.
     pub weights: Option<String>,
+}
+
+/// What happened in a run, in the `events` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A run process started (`run` or `resume`); data: what it continues.
+    SessionStarted,
+    /// The strategy was asked; data: [`Asked`].
+    Asked,
+    /// The strategy was told; data: the results, as told.
+    Told,
+    /// A trial's training or lookup started; data: its budget.
+    TrialStarted,
+    /// A trial continued from its checkpoint; data: the epochs restored.
+    TrialResumed,
+    /// A trial finished an epoch; data: its [`EpochRecord`].
+    Epoch,
+    /// A trial's record was stored; data: its status.
+    TrialFinished,
+    /// Ctrl-C stopped a trial before it finished; `nas-host resume` runs it again.
+    TrialInterrupted,
+}
+
+impl EventKind {
+    const ALL: [EventKind; 8] = [
+        EventKind::SessionStarted,
+        EventKind::Asked,
+        EventKind::Told,
+        EventKind::TrialStarted,
+        EventKind::TrialResumed,
+        EventKind::Epoch,
+        EventKind::TrialFinished,
+        EventKind::TrialInterrupted,
+    ];
+
+    /// The name stored in the `kind` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::SessionStarted => "session_started",
+            EventKind::Asked => "asked",
+            EventKind::Told => "told",
+            EventKind::TrialStarted => "trial_started",
+            EventKind::TrialResumed => "trial_resumed",
+            EventKind::Epoch => "epoch",
+            EventKind::TrialFinished => "trial_finished",
+            EventKind::TrialInterrupted => "trial_interrupted",
+        }
+    }
+}
+
+/// One row of the `events` table.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Order of recording.
+    pub seq: u64,
+    /// What happened.
+    pub kind: EventKind,
+    /// The trial it concerns.
+    pub trial: Option<u64>,
+    /// JSON, by kind.
+    pub data: String,
+    /// Seconds of the run's clock.
+    pub elapsed: f64,
+}
+
+/// The data of an [`EventKind::Asked`] event: one `ask` call and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asked {
+    /// The `max` asked for.
+    pub max: u32,
+    /// What the strategy proposed.
+    pub proposals: Vec<crate::contract::Proposal>,
+    /// The trial id given to each proposal.
+    pub trials: Vec<u64>,
 }
 
 /// A run's database.
@@ -128,7 +204,15 @@ impl RunStore {
                 weights TEXT,
                 finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              );
-             CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key, budget, status);",
+             CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key, budget, status);
+             CREATE TABLE IF NOT EXISTS events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                trial INTEGER,
+                data TEXT NOT NULL,
+                elapsed_s REAL NOT NULL,
+                at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             );",
         )
         .with_context(|| format!("create tables in {}", path.display()))?;
         Ok(RunStore { conn })
@@ -136,11 +220,87 @@ impl RunStore {
 
     /// Records a run-level fact (config, seeds, start time).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO run (key, value) VALUES (?1, ?2)",
-            params![key, value],
-        )?;
+        self.set_metas(&[(key, value)])
+    }
+
+    /// Records several run-level facts in one transaction: all or none.
+    pub fn set_metas(&self, facts: &[(&str, &str)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (key, value) in facts {
+            tx.execute(
+                "INSERT OR REPLACE INTO run (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .with_context(|| format!("record `{key}` in the run database"))?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Forgets a run-level fact.
+    pub fn remove_meta(&self, key: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM run WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    /// Records an event of the run, `elapsed` seconds into it.
+    pub fn event(
+        &self,
+        kind: EventKind,
+        trial: Option<u64>,
+        data: &impl Serialize,
+        elapsed: f64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (kind, trial, data, elapsed_s) VALUES (?1, ?2, ?3, ?4)",
+                params![kind.name(), trial.map(|t| t as i64), json(data)?, elapsed],
+            )
+            .with_context(|| format!("record event `{}` in the run database", kind.name()))?;
+        Ok(())
+    }
+
+    /// The events of the given kinds, in order.
+    pub fn events(&self, kinds: &[EventKind]) -> Result<Vec<StoredEvent>> {
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, kind, trial, data, elapsed_s FROM events ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, kind, ..)| names.contains(&kind.as_str()))
+            .map(|(seq, kind, trial, data, elapsed)| StoredEvent {
+                seq: seq as u64,
+                kind: EventKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == kind)
+                    .expect("filtered to known kinds"),
+                trial: trial.map(|t| t as u64),
+                data,
+                elapsed,
+            })
+            .collect())
+    }
+
+    /// The run clock at the last recorded event (0 when there is none).
+    pub fn last_elapsed(&self) -> Result<f64> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(elapsed_s) FROM events", [], |r| {
+                r.get::<_, Option<f64>>(0)
+            })?
+            .unwrap_or(0.0))
     }
 
     /// A run-level fact.
@@ -151,9 +311,10 @@ impl RunStore {
             .optional()?)
     }
 
-    /// Stores a finished trial.
-    pub fn insert(&self, t: &TrialRecord) -> Result<()> {
-        self.conn
+    /// Stores a finished trial, with its `trial_finished` event, in one transaction.
+    pub fn insert(&self, t: &TrialRecord, elapsed: f64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx
             .execute(
                 &format!("INSERT INTO trials ({COLUMNS}, assignment_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 params![
@@ -175,6 +336,17 @@ impl RunStore {
                 ],
             )
             .with_context(|| format!("record trial {} in the run database", t.id))?;
+        tx.execute(
+            "INSERT INTO events (kind, trial, data, elapsed_s) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                EventKind::TrialFinished.name(),
+                t.id as i64,
+                json(&status_text(t.status))?,
+                elapsed
+            ],
+        )?;
+        tx.commit()
+            .with_context(|| format!("commit trial {} to the run database", t.id))?;
         Ok(())
     }
 

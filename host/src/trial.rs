@@ -56,6 +56,9 @@ pub struct TrialOutcome {
     pub curve: Vec<EpochRecord>,
     /// Saved weights (safetensors), when training completed.
     pub weights: Option<PathBuf>,
+    /// Epochs restored from the trial's checkpoint instead of trained again.
+    #[serde(default)]
+    pub resumed_from_epoch: Option<u32>,
 }
 
 /// File name of the weights in a trial's folder.
@@ -75,6 +78,7 @@ impl TrialOutcome {
             metrics,
             curve,
             weights: None,
+            resumed_from_epoch: None,
         }
     }
 }
@@ -134,14 +138,20 @@ pub fn run(
             metrics,
             curve: Vec::new(),
             weights: None,
+            resumed_from_epoch: None,
         });
     }
+    let checkpoints = train::Checkpoints {
+        dir: &spec.dir,
+        every: spec.train.checkpoint_every,
+    };
     let trained = train::train(
         &model,
         data,
         &spec.train,
         spec.epochs,
         spec.seed,
+        Some(checkpoints),
         on_progress,
     );
     metrics.insert("train_seconds".to_string(), started.elapsed().as_secs_f64());
@@ -165,8 +175,11 @@ pub fn run(
             metrics,
             curve: outcome.curve,
             weights: None,
+            resumed_from_epoch: outcome.resumed_from_epoch,
         });
     }
+    // The trial's result is final now: its checkpoint is no longer needed.
+    train::remove_checkpoint(&spec.dir)?;
     if let Some(why) = outcome.timed_out {
         return Ok(TrialOutcome::failed(spec, why, metrics, outcome.curve));
     }
@@ -193,6 +206,7 @@ pub fn run(
         metrics,
         curve: outcome.curve,
         weights: Some(weights),
+        resumed_from_epoch: outcome.resumed_from_epoch,
     })
 }
 

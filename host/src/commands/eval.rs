@@ -44,7 +44,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<ExitCode> {
             data.task
         );
     }
-    let mut model = Model::new(&network, &task, 0, &device)?;
+    let model = Model::new(&network, &task, 0, &device)?;
     model.load(&args.model.join(WEIGHTS_FILE))?;
     let split = match args.split {
         Split::Train => &data.train,

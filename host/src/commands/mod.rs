@@ -4,6 +4,7 @@ mod compare;
 mod eval;
 mod export;
 mod plugins;
+mod resume;
 mod run;
 mod status;
 mod trial;
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Run a search: `nas-host run CONFIG.toml`.
     Run(run::RunArgs),
+    /// Continue a run after a crash, kill or Ctrl-C, or with new limits: `nas-host resume runs/NAME`.
+    Resume(resume::ResumeArgs),
     /// Compare strategies over several seeds (best-so-far curves, CSV and SVG).
     Compare(compare::CompareArgs),
     /// Show a run's progress, best so far and failures (safe while it runs).
@@ -42,6 +45,7 @@ enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Resume(args) => resume::run(args),
         Command::Trial(args) => trial::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Status(args) => status::run(args),

@@ -50,16 +50,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         config.run.max_trials = n;
     }
     config.validate()?;
-    let mode = if args.json {
-        Mode::Json
-    } else if args.quiet {
-        Mode::Quiet
-    } else {
-        Mode::Bars
-    };
+    let mode = Mode::from_flags(args.quiet, args.json);
     crate::interrupt::install();
-    let mut reporter = Reporter::new(mode);
-    let result = search::run(&config, &mut reporter)?;
+    let result = search::run(&config, &mut Reporter::new(mode))?;
+    conclude(&result, mode)
+}
+
+/// Prints the end of a run (`run` or `resume`) and picks the exit status:
+/// 2 when no trial completed, 130 when Ctrl-C stopped it, else success.
+pub(super) fn conclude(result: &RunResult, mode: Mode) -> Result<ExitCode> {
     if mode == Mode::Json {
         let best = result.best.as_ref().map(|b| {
             serde_json::json!({"trial": b.trial.id, "key": b.trial.key, "objective": b.objective,
@@ -67,10 +66,17 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         });
         println!(
             "{}",
-            serde_json::json!({"event": "summary", "dir": result.dir, "trials": result.trials.len(), "best": best})
+            serde_json::json!({"event": "summary", "dir": result.dir, "trials": result.trials.len(), "stop_reason": result.stop_reason, "best": best})
         );
     } else {
-        print!("{}", report(&result, &config.objectives));
+        print!("{}", report(result, &result.objectives));
+    }
+    let interrupted = result.stop_reason == crate::interrupt::STOP_REASON;
+    if interrupted {
+        eprintln!(
+            "nas-host: stopped; continue with `nas-host resume {}`",
+            result.dir.display()
+        );
     }
     if result.best.is_none() {
         let counts: Vec<String> = [
@@ -90,7 +96,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    if result.stop_reason == crate::interrupt::STOP_REASON {
+    if interrupted {
         // Scripts can tell an interrupted run from a finished one.
         return Ok(ExitCode::from(130));
     }

@@ -1,9 +1,11 @@
-//! `nas-host status RUN`: progress, best so far, failures and time used,
-//! read from the run database without disturbing a run that is writing it.
+//! `nas-host status RUN`: progress, best so far, failures, time used, the
+//! trials in flight and whether a process is running the run, read from the
+//! run database without disturbing a run that is writing it.
 
 use crate::config::RunConfig;
 use crate::contract::TrialStatus;
-use crate::store::{status_text, RunStore, DB_FILE};
+use crate::lock::RunLock;
+use crate::store::{status_text, EventKind, RunStore, DB_FILE};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -65,10 +67,54 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
         .run
         .max_time_s
         .map_or("no limit".to_string(), |l| format!("max_time_s {l}"));
-    println!("time:      {used:.1} s in trials ({limit})");
-    match store.meta("stop_reason")? {
-        Some(reason) => println!("state:     finished: {reason}"),
-        None => println!("state:     running, or stopped before it finished"),
+    println!(
+        "time:      {:.1} s on the run's clock, {used:.1} s in trials ({limit})",
+        store.last_elapsed()?
+    );
+    let holder = RunLock::holder(&args.run);
+    for (id, epochs) in in_flight(&store)? {
+        let state = if holder.is_some() {
+            "running"
+        } else {
+            "interrupted"
+        };
+        println!("  trial {id:<5}{state}, {epochs} epochs finished");
+    }
+    match (holder, store.meta("stop_reason")?) {
+        (Some(who), _) => println!("state:     running ({who})"),
+        (None, Some(reason)) => println!("state:     finished: {reason}"),
+        (None, None) => println!(
+            "state:     stopped before it finished; continue with `nas-host resume {}`",
+            args.run.display()
+        ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Trials started but not finished, with the epochs each has finished.
+fn in_flight(store: &RunStore) -> Result<Vec<(u64, usize)>> {
+    let events = store.events(&[
+        EventKind::TrialStarted,
+        EventKind::Epoch,
+        EventKind::TrialFinished,
+    ])?;
+    let mut open: std::collections::BTreeMap<u64, usize> = Default::default();
+    for e in events {
+        let Some(id) = e.trial else { continue };
+        match e.kind {
+            // A restart counts again from its checkpoint's epochs.
+            EventKind::TrialStarted => {
+                open.entry(id).or_insert(0);
+            }
+            EventKind::Epoch => {
+                if let Ok(epoch) = serde_json::from_str::<crate::train::EpochRecord>(&e.data) {
+                    open.insert(id, epoch.epoch as usize);
+                }
+            }
+            _ => {
+                open.remove(&id);
+            }
+        }
+    }
+    Ok(open.into_iter().collect())
 }

@@ -10,4 +10,4 @@ pub use shape::{analyse, Analysis, Shape};
 pub use summary::{grouped, summary};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -342,20 +342,22 @@ impl Model {
     }
 
     /// Loads parameters and buffers saved by [`Model::save`] for the same network.
-    pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
+    pub fn load(&self, path: &std::path::Path) -> Result<()> {
         let saved = candle_core::safetensors::load(path, &self.device)
             .with_context(|| format!("read weights from {}", path.display()))?;
+        self.set_tensors(&saved, &path.display().to_string())
+    }
+
+    /// Sets parameters and buffers from `saved` (as [`Model::tensors`] names
+    /// them; other names are ignored), read from `source`.
+    pub fn set_tensors(&self, saved: &HashMap<String, Tensor>, source: &str) -> Result<()> {
         for (name, var) in self.params.iter().chain(&self.buffers) {
             let t = saved.get(name).with_context(|| {
-                format!(
-                    "{} has no tensor `{name}`: it belongs to another network",
-                    path.display()
-                )
+                format!("{source} has no tensor `{name}`: it belongs to another network")
             })?;
             if t.dims() != var.dims() {
                 anyhow::bail!(
-                    "{}: tensor `{name}` has shape {:?}, the network needs {:?}",
-                    path.display(),
+                    "{source}: tensor `{name}` has shape {:?}, the network needs {:?}",
                     t.dims(),
                     var.dims()
                 );

@@ -4,7 +4,7 @@ use super::*;
 use crate::contract::*;
 use candle_core::{Device, Tensor};
 
-const MNIST: Task = Task {
+pub(crate) const MNIST: Task = Task {
     channels: 1,
     height: 28,
     width: 28,
@@ -39,7 +39,7 @@ fn pool2() -> Op {
 }
 
 /// The seed-template network, written out by hand.
-fn seed_template(global_pooling: bool, units: u32, rate: f32) -> Network {
+pub(crate) fn seed_template(global_pooling: bool, units: u32, rate: f32) -> Network {
     let relu = || Op::Activation(Activation::Relu);
     let head = if global_pooling {
         Op::GlobalAvgPool
@@ -255,7 +255,7 @@ fn same_seed_same_weights_and_save_load_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     a.save(&path).unwrap();
-    let mut d = Model::new(&net, &MNIST, 99, &Device::Cpu).unwrap();
+    let d = Model::new(&net, &MNIST, 99, &Device::Cpu).unwrap();
     d.load(&path).unwrap();
     assert_eq!(first(&a), first(&d));
     let other = Model::new(&seed_template(false, 32, 0.2), &MNIST, 1, &Device::Cpu);

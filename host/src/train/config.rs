@@ -60,6 +60,10 @@ pub struct TrainConfig {
     pub max_loss: f64,
     /// End a trial as failed when its training runs longer than this many seconds.
     pub trial_timeout_s: Option<f64>,
+    /// Save a checkpoint (weights, optimiser state, batch order, random
+    /// stream) every this many epochs, so `nas-host resume` continues an
+    /// interrupted trial from there; 0 turns checkpoints off (default 1).
+    pub checkpoint_every: u32,
 }
 
 impl Default for TrainConfig {
@@ -79,6 +83,7 @@ impl Default for TrainConfig {
             latency_repeats: 10,
             max_loss: 1000.0,
             trial_timeout_s: None,
+            checkpoint_every: 1,
         }
     }
 }

@@ -70,6 +70,60 @@ impl Optimizer {
         }
     }
 
+    /// The optimiser's state as named tensors (moment buffers of each
+    /// parameter that has them) and its step count, for a checkpoint.
+    pub fn state(&self, params: &[&Var]) -> Result<(i32, Vec<(String, Tensor)>)> {
+        let mut tensors = Vec::new();
+        for (i, var) in params.iter().enumerate() {
+            let (m, v) = &self.state[i];
+            for (slot, (fused, tensor)) in
+                ["m", "v"].into_iter().zip(self.fused[i].iter().zip([m, v]))
+            {
+                let saved = match tensor {
+                    Some(t) => t.clone(),
+                    None if !fused.is_empty() => {
+                        Tensor::from_slice(fused, var.dims(), var.device())?
+                    }
+                    None => continue,
+                };
+                tensors.push((format!("optimizer.{i}.{slot}"), saved));
+            }
+        }
+        Ok((self.step, tensors))
+    }
+
+    /// Restores what [`Optimizer::state`] saved, for the same parameters.
+    pub fn restore(
+        &mut self,
+        params: &[&Var],
+        step: i32,
+        saved: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
+        self.step = step;
+        for (i, var) in params.iter().enumerate() {
+            for (k, slot) in ["m", "v"].into_iter().enumerate() {
+                let Some(t) = saved.get(&format!("optimizer.{i}.{slot}")) else {
+                    continue;
+                };
+                if t.dims() != var.dims() {
+                    anyhow::bail!(
+                        "optimizer state of parameter {i} has shape {:?}, the parameter {:?}",
+                        t.dims(),
+                        var.dims()
+                    );
+                }
+                if self.use_fused && var.device().is_cpu() {
+                    self.fused[i][k] = t.flatten_all()?.to_vec1()?;
+                } else if k == 0 {
+                    self.state[i].0 = Some(t.clone());
+                } else {
+                    self.state[i].1 = Some(t.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one update with learning rate `lr`; parameters without a
     /// gradient are left alone.
     pub fn step(&mut self, params: &[&Var], grads: &GradStore, lr: f64) -> Result<()> {

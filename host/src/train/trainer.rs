@@ -4,16 +4,18 @@
 //! or one above `max_loss`, ends training as diverged. Also evaluation and latency probes, which build
 //! no backward graph.
 
+use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::optimizer::Optimizer;
 use crate::data::{Dataset, Split};
 use crate::network::Model;
-use anyhow::Result;
-use candle_core::{DType, Tensor, D};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Tensor, Var, D};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Instant;
 
 /// The metrics of one finished epoch.
@@ -52,7 +54,7 @@ pub enum Progress<'a> {
 }
 
 /// How training ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrainOutcome {
     /// One record per finished epoch.
     pub curve: Vec<EpochRecord>,
@@ -62,72 +64,177 @@ pub struct TrainOutcome {
     pub interrupted: bool,
     /// Why training ran out of time, when it did.
     pub timed_out: Option<String>,
+    /// The epochs restored from a checkpoint instead of trained again.
+    pub resumed_from_epoch: Option<u32>,
 }
 
+/// Where one training keeps its checkpoint, and how often it writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints<'a> {
+    /// The trial's folder.
+    pub dir: &'a Path,
+    /// Write one after every this many epochs (and after the last).
+    pub every: u32,
+}
+
+/// The training state that a checkpoint restores.
+struct State {
+    optimizer: Optimizer,
+    rng: ChaCha8Rng,
+    order: Vec<u32>,
+    curve: Vec<EpochRecord>,
+    /// Training seconds before this process took over.
+    seconds_before: f64,
+}
+
+impl State {
+    fn fresh(config: &TrainConfig, params: usize, samples: usize, seed: u64) -> Self {
+        State {
+            optimizer: Optimizer::new(config, params),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            order: (0..samples as u32).collect(),
+            curve: Vec::new(),
+            seconds_before: 0.0,
+        }
+    }
+
+    /// Continues from the checkpoint in `dir`, if there is one.
+    fn restore(
+        &mut self,
+        model: &Model,
+        params: &[&Var],
+        dir: &Path,
+        seed: u64,
+    ) -> Result<Option<u32>> {
+        let Some((facts, tensors)) = checkpoint::load(dir, model.device())? else {
+            return Ok(None);
+        };
+        let source = dir.join(checkpoint::FILE).display().to_string();
+        if facts.seed != seed {
+            bail!("{source} belongs to seed {}, this trial's seed is {seed}; remove it to train from scratch", facts.seed);
+        }
+        model.set_tensors(&tensors, &source)?;
+        self.optimizer
+            .restore(params, facts.optimizer_step, &tensors)
+            .with_context(|| format!("{source}: optimizer state"))?;
+        let order = tensors
+            .get(ORDER)
+            .with_context(|| format!("{source} has no batch order"))?
+            .to_vec1::<u32>()?;
+        if order.len() != self.order.len() {
+            bail!(
+                "{source} was trained on {} samples, this data has {}",
+                order.len(),
+                self.order.len()
+            );
+        }
+        self.order = order;
+        self.rng.set_word_pos(
+            facts
+                .rng_word_pos
+                .parse()
+                .with_context(|| format!("{source}: rng_word_pos"))?,
+        );
+        self.seconds_before = facts.seconds;
+        self.curve = facts.curve;
+        Ok(Some(facts.epoch))
+    }
+
+    fn save(&self, model: &Model, params: &[&Var], dir: &Path, seed: u64) -> Result<()> {
+        let (step, moments) = self.optimizer.state(params)?;
+        let mut tensors = model.tensors();
+        tensors.extend(moments);
+        let device = model.device();
+        tensors.insert(
+            ORDER.to_string(),
+            Tensor::from_slice(&self.order, self.order.len(), device)?,
+        );
+        let epoch = self.curve.len() as u32;
+        let facts = Checkpoint {
+            epoch,
+            seed,
+            optimizer_step: step,
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            seconds: self.curve.last().map_or(0.0, |e| e.seconds),
+            curve: self.curve.clone(),
+            tensors: format!("checkpoint-{epoch}.safetensors"),
+        };
+        checkpoint::save(dir, &facts, &tensors)
+    }
+}
+
+/// Name of the batch order in a checkpoint's tensors.
+const ORDER: &str = "train.order";
+
 /// Trains `model` for `epochs` epochs; `seed` fixes batch order and dropout.
+/// With `checkpoints`, training continues from the checkpoint there (epochs
+/// already finished are not trained again) and writes a new one as it goes.
 pub fn train(
     model: &Model,
     data: &Dataset,
     config: &TrainConfig,
     epochs: u32,
     seed: u64,
+    checkpoints: Option<Checkpoints>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainOutcome> {
     let params: Vec<&candle_core::Var> = model.params().collect();
-    let mut optimizer = Optimizer::new(config, params.len());
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = data.train.len();
+    let mut state = State::fresh(config, params.len(), n, seed);
+    let mut resumed_from_epoch = None;
+    if let Some(c) = checkpoints {
+        resumed_from_epoch = state.restore(model, &params, c.dir, seed)?;
+    }
     let batches = n.div_ceil(config.batch_size);
-    let mut order: Vec<u32> = (0..n as u32).collect();
     let start = Instant::now();
-    let mut curve = Vec::new();
-    for epoch in 1..=epochs {
+    let elapsed = |state: &State| state.seconds_before + start.elapsed().as_secs_f64();
+    let first = state.curve.len() as u32 + 1;
+    let stopped = |state: State, why: TrainOutcome| TrainOutcome {
+        curve: state.curve,
+        resumed_from_epoch,
+        ..why
+    };
+    for epoch in first..=epochs {
         let lr = config.learning_rate_at(epoch - 1, epochs);
-        order.shuffle(&mut rng);
+        state.order.shuffle(&mut state.rng);
         let mut loss_sum = 0.0;
+        let order = std::mem::take(&mut state.order);
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             if crate::interrupt::requested() {
-                return Ok(TrainOutcome {
-                    curve,
-                    diverged: None,
+                let why = TrainOutcome {
                     interrupted: true,
-                    timed_out: None,
-                });
+                    ..Default::default()
+                };
+                return Ok(stopped(state, why));
             }
-            if let Some(limit) = config
-                .trial_timeout_s
-                .filter(|l| start.elapsed().as_secs_f64() > *l)
-            {
-                let why = format!(
-                    "timeout: training ran past trial_timeout_s = {limit} in epoch {epoch}"
-                );
-                return Ok(TrainOutcome {
-                    curve,
-                    diverged: None,
-                    interrupted: false,
-                    timed_out: Some(why),
-                });
+            if let Some(limit) = config.trial_timeout_s.filter(|l| elapsed(&state) > *l) {
+                let why = TrainOutcome {
+                    timed_out: Some(format!(
+                        "timeout: training ran past trial_timeout_s = {limit} in epoch {epoch}"
+                    )),
+                    ..Default::default()
+                };
+                return Ok(stopped(state, why));
             }
             let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
             let x = data.train.images.index_select(&idx, 0)?;
             let y = data.train.labels.index_select(&idx, 0)?;
-            let logits = model.forward(&x, true, Some(&mut rng))?;
+            let logits = model.forward(&x, true, Some(&mut state.rng))?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let value = loss.to_scalar::<f32>()? as f64;
             if !value.is_finite() || value > config.max_loss {
-                return Ok(TrainOutcome {
-                    curve,
-                    interrupted: false,
-                    timed_out: None,
+                let why = TrainOutcome {
                     diverged: Some(format!(
                         "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
                         b + 1,
                         config.max_loss
                     )),
-                });
+                    ..Default::default()
+                };
+                return Ok(stopped(state, why));
             }
             let grads = loss.backward()?;
-            optimizer.step(&params, &grads, lr)?;
+            state.optimizer.step(&params, &grads, lr)?;
             loss_sum += value;
             on_progress(Progress::Batch {
                 epoch,
@@ -137,33 +244,33 @@ pub fn train(
                 running_loss: loss_sum / (b + 1) as f64,
             });
         }
+        state.order = order;
         let (val_loss, val_accuracy) = evaluate(model, &data.val, config.eval_batch_size)?;
         if !val_loss.is_finite() {
-            return Ok(TrainOutcome {
-                curve,
-                interrupted: false,
-                timed_out: None,
+            let why = TrainOutcome {
                 diverged: Some(format!(
                     "validation loss became {val_loss} after epoch {epoch}"
                 )),
-            });
+                ..Default::default()
+            };
+            return Ok(stopped(state, why));
         }
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / batches as f64,
             val_loss,
             val_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: elapsed(&state),
         };
         on_progress(Progress::Epoch(&record));
-        curve.push(record);
+        state.curve.push(record);
+        if let Some(c) =
+            checkpoints.filter(|c| c.every > 0 && (epoch % c.every == 0 || epoch == epochs))
+        {
+            state.save(model, &params, c.dir, seed)?;
+        }
     }
-    Ok(TrainOutcome {
-        curve,
-        diverged: None,
-        interrupted: false,
-        timed_out: None,
-    })
+    Ok(stopped(state, TrainOutcome::default()))
 }
 
 /// Mean cross-entropy and accuracy of `model` on `split`, in eval mode.
@@ -204,4 +311,108 @@ pub fn latency_ms(model: &Model, data: &Dataset, batch: usize, repeats: usize) -
         .collect::<Result<_>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{self, DataConfig};
+    use crate::network::tests::{seed_template, MNIST};
+    use candle_core::Device;
+
+    fn weights(model: &Model) -> Vec<Vec<f32>> {
+        model
+            .params()
+            .map(|v| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    }
+
+    /// A run stopped in its second epoch and continued from its checkpoint
+    /// ends with the same weights and curve as a run that never stopped.
+    #[test]
+    fn training_continued_from_a_checkpoint_matches_uninterrupted_training() {
+        let config = DataConfig {
+            image_size: Some(28),
+            train_samples: Some(160),
+            test_samples: Some(10),
+            ..DataConfig::default()
+        };
+        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        assert_eq!(data.task, MNIST);
+        let net = seed_template(false, 16, 0.3);
+        let train_config = TrainConfig {
+            batch_size: 32,
+            ..TrainConfig::default()
+        };
+        let model = || Model::new(&net, &MNIST, 5, &Device::Cpu).unwrap();
+
+        let reference = model();
+        let whole = train(&reference, &data, &train_config, 3, 7, None, &mut |_| {}).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Some(Checkpoints {
+            dir: dir.path(),
+            every: 1,
+        });
+        let stopped = model();
+        let crash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train(
+                &stopped,
+                &data,
+                &train_config,
+                3,
+                7,
+                checkpoints,
+                &mut |p| {
+                    if let Progress::Batch {
+                        epoch: 2, batch: 2, ..
+                    } = p
+                    {
+                        panic!("simulated crash in epoch 2");
+                    }
+                },
+            )
+        }));
+        assert!(crash.is_err());
+        let continued = model();
+        let rest = train(
+            &continued,
+            &data,
+            &train_config,
+            3,
+            7,
+            checkpoints,
+            &mut |_| {},
+        )
+        .unwrap();
+
+        assert_eq!(rest.resumed_from_epoch, Some(1));
+        assert_eq!(weights(&continued), weights(&reference));
+        let strip = |c: &[EpochRecord]| -> Vec<(u32, f64, f64, f64)> {
+            c.iter()
+                .map(|e| (e.epoch, e.train_loss, e.val_loss, e.val_accuracy))
+                .collect()
+        };
+        assert_eq!(strip(&rest.curve), strip(&whole.curve));
+        assert_ne!(
+            weights(&continued),
+            weights(&model()),
+            "training moved the weights"
+        );
+
+        let other_seed = train(
+            &model(),
+            &data,
+            &train_config,
+            3,
+            8,
+            checkpoints,
+            &mut |_| {},
+        );
+        let e = format!("{:#}", other_seed.unwrap_err());
+        assert!(
+            e.contains("belongs to seed 7") && e.contains("checkpoint.json"),
+            "{e}"
+        );
+    }
 }

@@ -1,0 +1,338 @@
+//! Crash-safe runs: `nas-host resume` after kill -9 at many moments gives the
+//! same trials as a run that was never stopped; the run directory's lock;
+//! a strategy that no longer proposes what the run recorded is refused.
+
+mod common;
+
+use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Multi-epoch trials of the `cnn` space (batch-norm, residual blocks, AdamW
+/// with a cosine schedule), chosen by regularized evolution, which depends
+/// on every result it is told: any difference after a resume shows.
+const CONFIG: &str = r#"
+[run]
+name = "crashy"
+seed = 11
+max_trials = 20
+
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 12
+train_samples = 400
+test_samples = 100
+
+[train]
+optimizer = "adamw"
+learning_rate = 0.003
+weight_decay = 0.0001
+batch_size = 32
+epochs = 4
+schedule = "cosine"
+latency_repeats = 2
+
+[space]
+plugin = "builtin:cnn"
+[space.config]
+max_stages = 2
+max_blocks = 2
+filters = [8, 16]
+kernels = [3, 5]
+
+[strategy]
+plugin = "builtin:evolution"
+[strategy.config]
+population = 6
+sample_size = 3
+"#;
+
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-host"));
+    cmd.args(args).env(
+        "NAS_HOST_CACHE_DIR",
+        common::root().join("target/test-component-cache"),
+    );
+    cmd
+}
+
+fn output(args: &[&str]) -> Output {
+    command(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Writes the config into `dir`; returns its path and the runs folder.
+fn setup(dir: &Path, config: &str) -> (String, String) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    (
+        path.to_str().unwrap().to_string(),
+        dir.join("runs").to_str().unwrap().to_string(),
+    )
+}
+
+/// Whether the run in `run_dir` recorded its start (so `resume` applies).
+fn started(run_dir: &Path) -> bool {
+    let db = run_dir.join(DB_FILE);
+    db.exists()
+        && RunStore::open_read_only(&db)
+            .and_then(|s| s.meta("config"))
+            .is_ok_and(|c| c.is_some())
+}
+
+/// A trial's deterministic content: timings (seconds, latency probes) left out.
+fn comparable(t: &TrialRecord) -> String {
+    let mut t = t.clone();
+    t.seconds = 0.0;
+    t.metrics
+        .retain(|k, _| !k.contains("seconds") && !k.starts_with("latency"));
+    for e in &mut t.curve {
+        e.seconds = 0.0;
+    }
+    serde_json::to_string(&t).unwrap()
+}
+
+/// Waits for `child`, killing it when `limit` passes; true if it exited by itself.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    false
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_never_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, runs) = setup(dir.path(), CONFIG);
+    let reference = output(&[
+        "run",
+        &config,
+        "--quiet",
+        "--output-dir",
+        &runs,
+        "--name",
+        "reference",
+    ]);
+    assert!(reference.status.success(), "{}", stderr(&reference));
+
+    let run_dir = PathBuf::from(&runs).join("crashy");
+    let run_dir_text = run_dir.to_str().unwrap().to_string();
+    // Fixed kill moments (a seeded generator), 100 to 600 ms after each start.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut kills = 0;
+    let mut finished = false;
+    while kills < 24 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(100 + state % 500);
+        let mut child = if started(&run_dir) {
+            spawn(&["resume", &run_dir_text, "--quiet"])
+        } else {
+            spawn(&["run", &config, "--quiet", "--output-dir", &runs])
+        };
+        if wait_or_kill(&mut child, delay) {
+            finished = true;
+            break;
+        }
+        kills += 1;
+    }
+    assert!(
+        kills >= 20,
+        "the run finished after {kills} kills: too few for this test"
+    );
+    if !finished || !started(&run_dir) {
+        let status = output(&["status", &run_dir_text]);
+        let shown = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            shown.contains("stopped before it finished; continue with `nas-host resume"),
+            "{shown}"
+        );
+        let last = output(&["resume", &run_dir_text, "--quiet"]);
+        assert!(last.status.success(), "{}", stderr(&last));
+    }
+
+    let ours = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+    let theirs =
+        RunStore::open_read_only(&PathBuf::from(&runs).join("reference").join(DB_FILE)).unwrap();
+    let (ours_trials, their_trials) = (ours.trials().unwrap(), theirs.trials().unwrap());
+    let ids: Vec<u64> = ours_trials.iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        (1..=20).collect::<Vec<u64>>(),
+        "every trial exactly once"
+    );
+    for (a, b) in ours_trials.iter().zip(&their_trials) {
+        let weights =
+            |t: &TrialRecord| t.weights.as_ref().map(|w| w.replace("reference", "crashy"));
+        assert_eq!(
+            weights(a),
+            b.weights.clone().map(|w| w.replace("reference", "crashy"))
+        );
+        let mut b = b.clone();
+        b.weights = a.weights.clone();
+        assert_eq!(comparable(a), comparable(&b), "trial {}", a.id);
+    }
+    let sessions = ours.events(&[EventKind::SessionStarted]).unwrap();
+    assert!(sessions.len() > 20, "{} sessions", sessions.len());
+    let resumed = ours.events(&[EventKind::TrialResumed]).unwrap();
+    eprintln!(
+        "{kills} kills, {} sessions, {} trials continued from a checkpoint",
+        sessions.len(),
+        resumed.len()
+    );
+    assert!(
+        !resumed.is_empty(),
+        "no in-flight trial continued from its checkpoint in {kills} kills"
+    );
+    assert_eq!(
+        ours.meta("stop_reason").unwrap().as_deref(),
+        Some("reached max_trials = 20")
+    );
+    assert!(run_dir.join("best/weights.safetensors").exists());
+}
+
+#[test]
+fn a_locked_run_names_its_holder_and_more_trials_can_be_given_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = CONFIG
+        .replace("max_trials = 20", "max_trials = 3")
+        .replace("epochs = 4", "epochs = 2");
+    let (config, runs) = setup(dir.path(), &slow);
+    let run_dir = PathBuf::from(&runs).join("crashy");
+    let run_dir_text = run_dir.to_str().unwrap().to_string();
+
+    let mut first = spawn(&["run", &config, "--quiet", "--output-dir", &runs]);
+    let start = Instant::now();
+    while !started(&run_dir) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = output(&["resume", &run_dir_text]);
+    let third = output(&["run", &config, "--output-dir", &runs]);
+    let held = format!("is in use by process {}", first.id());
+    let status = output(&["status", &run_dir_text]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains(&format!("state:     running (process {}", first.id())),
+        "{shown}"
+    );
+    for out in [&second, &third] {
+        assert!(!out.status.success());
+        assert!(stderr(out).contains(&held), "{}", stderr(out));
+    }
+    assert!(first.wait().unwrap().success());
+
+    let again = output(&["run", &config, "--output-dir", &runs]);
+    assert!(
+        stderr(&again).contains("already holds a run; continue it with `nas-host resume"),
+        "{}",
+        stderr(&again)
+    );
+    let more = output(&["resume", &run_dir_text, "--quiet", "--max-trials", "5"]);
+    assert!(more.status.success(), "{}", stderr(&more));
+    let store = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+    assert_eq!(store.trials().unwrap().len(), 5);
+    assert_eq!(
+        store.meta("stop_reason").unwrap().as_deref(),
+        Some("reached max_trials = 5")
+    );
+    assert!(store
+        .meta("config")
+        .unwrap()
+        .unwrap()
+        .contains("max_trials = 5"));
+}
+
+#[test]
+fn a_strategy_that_no_longer_proposes_what_was_recorded_is_refused_and_the_store_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = CONFIG
+        .replace("max_trials = 20", "max_trials = 2")
+        .replace("epochs = 4", "epochs = 1");
+    let (config, runs) = setup(dir.path(), &short);
+    let done = output(&["run", &config, "--quiet", "--output-dir", &runs]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let run_dir = PathBuf::from(&runs).join("crashy");
+    let db = run_dir.join(DB_FILE);
+    // Stand-in for a plugin whose proposals changed: alter what the run recorded.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE events SET data = replace(data, '\"name\":\"stages\",\"value\":{\"Categorical\":\"', '\"name\":\"stages\",\"value\":{\"Categorical\":\"9') WHERE seq = (SELECT MIN(seq) FROM events WHERE kind = 'asked')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let before = RunStore::open_read_only(&db).unwrap().trials().unwrap();
+
+    let out = output(&["resume", run_dir.to_str().unwrap(), "--max-trials", "4"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("strategy plugin `evolution` is not deterministic")
+            && e.contains("ask #1 now proposes")
+            && e.contains("stages=9"),
+        "{e}"
+    );
+    assert_eq!(
+        RunStore::open_read_only(&db).unwrap().trials().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_trapping_strategy_ends_the_run_with_the_store_intact_and_resume_works_once_it_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("my_strategy.wasm");
+    let trapping = common::wasm("nas_fixture_trap_tell");
+    std::fs::copy(&trapping, &plugin).unwrap();
+    let config = CONFIG
+        .replace("max_trials = 20", "max_trials = 3")
+        .replace("epochs = 4", "epochs = 1")
+        .replace(
+            "plugin = \"builtin:evolution\"",
+            &format!("plugin = {:?}", plugin.to_str().unwrap()),
+        )
+        .replace("population = 6\nsample_size = 3\n", "");
+    let (config, runs) = setup(dir.path(), &config);
+    let out = output(&["run", &config, "--quiet", "--output-dir", &runs]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("plugin `my_strategy` trapped in `tell`"), "{e}");
+    let run_dir = PathBuf::from(&runs).join("crashy");
+    let store = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+    let first = store.trials().unwrap();
+    assert_eq!(first.len(), 1, "the trial trained before the trap is kept");
+
+    // The fix: the same proposals (both draw uniformly from the same seed), and a working tell.
+    std::fs::copy(trapping.with_file_name("nas_strategy_random.wasm"), &plugin).unwrap();
+    let out = output(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = store.trials().unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0], first[0], "trial 1 was not trained again");
+}
