@@ -20,7 +20,13 @@ pub(crate) fn read(files: &[std::path::PathBuf]) -> Result<(Vec<u8>, Vec<u8>)> {
 
 fn read_one(path: &Path, pixels: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    parse(&bytes, path, pixels, labels)
+}
+
+/// Appends the records of one binary batch (read from `path`, named in
+/// errors) to `pixels` and `labels`.
+pub fn parse(bytes: &[u8], path: &Path, pixels: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         bail!(
             "{} is not a CIFAR-10 binary batch: {} bytes is not a whole number of {RECORD}-byte records (truncated?)",
             path.display(),

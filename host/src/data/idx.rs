@@ -7,8 +7,14 @@ use std::io::Read;
 use std::path::Path;
 
 /// Reads a whole file, decompressing it when it starts with the gzip magic.
-pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    decode(raw, path)
+}
+
+/// The bytes of an IDX file read from `path`: gunzipped when they start
+/// with the gzip magic, else as they are.
+pub fn decode(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
@@ -25,13 +31,9 @@ pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Parses IDX bytes with the expected number of dimensions; returns the dimensions and the values.
-pub(crate) fn parse(
-    bytes: &[u8],
-    ndims: usize,
-    what: &str,
-    path: &Path,
-) -> Result<(Vec<usize>, Vec<u8>)> {
+/// Parses IDX bytes (read from `path`, named in errors) with the expected
+/// number of dimensions; returns the dimensions and the values.
+pub fn parse(bytes: &[u8], ndims: usize, what: &str, path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = path.display();
     let magic = 0x0800u32 | ndims as u32;
     if bytes.len() < 4 + 4 * ndims {
@@ -47,10 +49,11 @@ pub(crate) fn parse(
     let dims: Vec<usize> = (0..ndims)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
         .collect();
-    let expected: usize = dims.iter().product();
     let data = &bytes[4 + 4 * ndims..];
-    if data.len() != expected {
-        bail!("{file}: the header promises {dims:?} = {expected} values but the file holds {} (truncated or padded)", data.len());
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
+        let promised = dims.iter().map(|&d| d as u128).product::<u128>();
+        bail!("{file}: the header promises {dims:?} = {promised} values but the file holds {} (truncated or padded)", data.len());
     }
     Ok((dims, data.to_vec()))
 }
@@ -115,6 +118,12 @@ mod tests {
             e.contains("promises [2, 2, 3] = 12 values but the file holds 10"),
             "{e}"
         );
+
+        // Found by the fuzz target: dimensions whose product overflows.
+        let huge = u32::MAX;
+        std::fs::write(&images, idx(0x803, &[huge, huge, huge], &[0; 12])).unwrap();
+        let e = read_pair(&images, &labels).unwrap_err().to_string();
+        assert!(e.contains("values but the file holds 12"), "{e}");
 
         std::fs::write(&images, idx(0x803, &[3, 2, 2], &[0; 12])).unwrap();
         let e = read_pair(&images, &labels).unwrap_err().to_string();

@@ -3,8 +3,8 @@
 //! once, split (train / validation / test), normalised with the training
 //! split's statistics, and kept in memory as tensors.
 
-mod cifar;
-mod idx;
+pub mod cifar;
+pub mod idx;
 pub mod synthetic;
 
 use crate::contract::Task;
