@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test of nas-host, after installing what the tests need on a fresh
-# Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package) and
-# the wasm32-wasip2 Rust target (plugins are WebAssembly components).
+# Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package),
+# Chromium (the report test renders the HTML report headless) and the
+# wasm32-wasip2 Rust target (plugins are WebAssembly components).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+missing=""
+[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$missing dataset-fashion-mnist"
+# The HTML report is checked in headless Chromium.
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+if [ -n "$missing" ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
 fi
+export NAS_REQUIRE_CHROMIUM=1
 # RUSTUP_AUTO_INSTALL=0 on some machines: add the target explicitly.
 rustup target add wasm32-wasip2
 

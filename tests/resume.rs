@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::{nas_host, nas_host_command};
 use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Multi-epoch trials of the `cnn` space (batch-norm, residual blocks, AdamW
@@ -49,25 +50,12 @@ population = 6
 sample_size = 3
 "#;
 
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-host"));
-    cmd.args(args).env(
-        "NAS_HOST_CACHE_DIR",
-        common::root().join("target/test-component-cache"),
-    );
-    cmd
-}
-
-fn output(args: &[&str]) -> Output {
-    command(args).output().unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn spawn(args: &[&str]) -> Child {
-    command(args)
+    nas_host_command(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -123,7 +111,7 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
 fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_never_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let (config, runs) = setup(dir.path(), CONFIG);
-    let reference = output(&[
+    let reference = nas_host(&[
         "run",
         &config,
         "--quiet",
@@ -161,13 +149,13 @@ fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_neve
         "the run finished after {kills} kills: too few for this test"
     );
     if !finished || !started(&run_dir) {
-        let status = output(&["status", &run_dir_text]);
+        let status = nas_host(&["status", &run_dir_text]);
         let shown = String::from_utf8_lossy(&status.stdout);
         assert!(
             shown.contains("stopped before it finished; continue with `nas-host resume"),
             "{shown}"
         );
-        let last = output(&["resume", &run_dir_text, "--quiet"]);
+        let last = nas_host(&["resume", &run_dir_text, "--quiet"]);
         assert!(last.status.success(), "{}", stderr(&last));
     }
 
@@ -230,10 +218,10 @@ fn a_locked_run_names_its_holder_and_more_trials_can_be_given_on_resume() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let second = output(&["resume", &run_dir_text]);
-    let third = output(&["run", &config, "--output-dir", &runs]);
+    let second = nas_host(&["resume", &run_dir_text]);
+    let third = nas_host(&["run", &config, "--output-dir", &runs]);
     let held = format!("is in use by process {}", first.id());
-    let status = output(&["status", &run_dir_text]);
+    let status = nas_host(&["status", &run_dir_text]);
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(
         shown.contains(&format!("state:     running (process {}", first.id())),
@@ -245,13 +233,13 @@ fn a_locked_run_names_its_holder_and_more_trials_can_be_given_on_resume() {
     }
     assert!(first.wait().unwrap().success());
 
-    let again = output(&["run", &config, "--output-dir", &runs]);
+    let again = nas_host(&["run", &config, "--output-dir", &runs]);
     assert!(
         stderr(&again).contains("already holds a run; continue it with `nas-host resume"),
         "{}",
         stderr(&again)
     );
-    let more = output(&["resume", &run_dir_text, "--quiet", "--max-trials", "5"]);
+    let more = nas_host(&["resume", &run_dir_text, "--quiet", "--max-trials", "5"]);
     assert!(more.status.success(), "{}", stderr(&more));
     let store = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
     assert_eq!(store.trials().unwrap().len(), 5);
@@ -273,7 +261,7 @@ fn a_strategy_that_no_longer_proposes_what_was_recorded_is_refused_and_the_store
         .replace("max_trials = 20", "max_trials = 2")
         .replace("epochs = 4", "epochs = 1");
     let (config, runs) = setup(dir.path(), &short);
-    let done = output(&["run", &config, "--quiet", "--output-dir", &runs]);
+    let done = nas_host(&["run", &config, "--quiet", "--output-dir", &runs]);
     assert!(done.status.success(), "{}", stderr(&done));
     let run_dir = PathBuf::from(&runs).join("crashy");
     let db = run_dir.join(DB_FILE);
@@ -289,7 +277,7 @@ fn a_strategy_that_no_longer_proposes_what_was_recorded_is_refused_and_the_store
     drop(conn);
     let before = RunStore::open_read_only(&db).unwrap().trials().unwrap();
 
-    let out = output(&["resume", run_dir.to_str().unwrap(), "--max-trials", "4"]);
+    let out = nas_host(&["resume", run_dir.to_str().unwrap(), "--max-trials", "4"]);
     assert!(!out.status.success());
     let e = stderr(&out);
     assert!(
@@ -319,7 +307,7 @@ fn a_trapping_strategy_ends_the_run_with_the_store_intact_and_resume_works_once_
         )
         .replace("population = 6\nsample_size = 3\n", "");
     let (config, runs) = setup(dir.path(), &config);
-    let out = output(&["run", &config, "--quiet", "--output-dir", &runs]);
+    let out = nas_host(&["run", &config, "--quiet", "--output-dir", &runs]);
     assert!(!out.status.success());
     let e = stderr(&out);
     assert!(e.contains("plugin `my_strategy` trapped in `tell`"), "{e}");
@@ -330,7 +318,7 @@ fn a_trapping_strategy_ends_the_run_with_the_store_intact_and_resume_works_once_
 
     // The fix: the same proposals (both draw uniformly from the same seed), and a working tell.
     std::fs::copy(trapping.with_file_name("nas_strategy_random.wasm"), &plugin).unwrap();
-    let out = output(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
+    let out = nas_host(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let all = store.trials().unwrap();
     assert_eq!(all.len(), 3);

@@ -3,13 +3,14 @@
 
 mod common;
 
+use common::nas_host;
 use nas_host::config::RunConfig;
 use nas_host::contract::{Network, TrialStatus};
 use nas_host::network::Model;
 use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
 use nas_host::trial::TrialSpec;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// A small, fast search: seed-template on 12x12 synthetic images.
 const SMALL: &str = r#"
@@ -30,17 +31,6 @@ batch_size = 32
 epochs = 1
 learning_rate = 0.003
 "#;
-
-fn nas_host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas-host"))
-        .args(args)
-        .env(
-            "NAS_HOST_CACHE_DIR",
-            common::root().join("target/test-component-cache"),
-        )
-        .output()
-        .unwrap()
-}
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -543,22 +533,17 @@ fn ctrl_c_stops_cleanly_with_the_store_and_summary_written() {
     let path = dir.path().join("config.toml");
     std::fs::write(&path, config).unwrap();
     let out_dir = dir.path().join("runs");
-    let child = Command::new(env!("CARGO_BIN_EXE_nas-host"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--quiet",
-            "--output-dir",
-            out_dir.to_str().unwrap(),
-        ])
-        .env(
-            "NAS_HOST_CACHE_DIR",
-            common::root().join("target/test-component-cache"),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::nas_host_command(&[
+        "run",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let db = out_dir.join("small").join(DB_FILE);
     let started = std::time::Instant::now();
     while !(db.exists()

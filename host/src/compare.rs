@@ -6,6 +6,7 @@
 
 use crate::config::{EvaluatorKind, PluginSection, RunConfig};
 use crate::contract::{Direction, Objective, TrialStatus};
+use crate::plot::{Chart, Mark, COLORS};
 use crate::progress::{Mode, Reporter};
 use crate::search::{self, better};
 use anyhow::{Context, Result};
@@ -259,91 +260,31 @@ impl Comparison {
 
     /// A line per strategy (mean) with a band of ± one standard deviation.
     pub fn svg(&self) -> String {
-        const COLORS: [&str; 8] = [
-            "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-        ];
-        let (w, h, left, top, right, bottom) = (720.0, 420.0, 70.0, 30.0, 170.0, 50.0);
         let series: Vec<Vec<(f64, f64)>> = (1..=self.budget as usize).map(|t| self.at(t)).collect();
-        let values = series
-            .iter()
-            .flatten()
-            .flat_map(|(m, s)| [m - s, m + s])
-            .filter(|v| v.is_finite());
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-        let (lo, hi) = if lo < hi {
-            (lo, hi)
-        } else {
-            (lo - 1.0, lo + 1.0)
-        };
-        let x = |t: usize| {
-            left + (w - left - right) * (t as f64 - 1.0) / ((self.budget as f64 - 1.0).max(1.0))
-        };
-        let y = |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
-        let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-        writeln!(svg, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", h - bottom, w - right, h - bottom, h - bottom).unwrap();
-        for k in 0..=4 {
-            let v = lo + (hi - lo) * k as f64 / 4.0;
-            writeln!(
-                svg,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.2}</text>",
-                left - 6.0,
-                y(v) + 4.0
-            )
-            .unwrap();
-        }
-        writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">trials (1 to {})</text>",
-            (left + w - right) / 2.0,
-            h - 15.0,
-            self.budget
-        )
-        .unwrap();
-        writeln!(
-            svg,
-            "<text x=\"{left}\" y=\"18\">best-so-far {} (mean ± std)</text>",
-            self.objective.metric
-        )
-        .unwrap();
+        let mut chart = Chart::new(
+            &format!("best-so-far {} (mean ± std)", self.objective.metric),
+            &format!("trials (1 to {})", self.budget),
+            "",
+        );
+        chart.size = (720.0, 420.0);
         for (i, (name, _)) in self.runs.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
-            let points: Vec<(usize, f64, f64)> = series
+            let points: Vec<(f64, f64, f64)> = series
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s[i].0.is_finite())
-                .map(|(t, s)| (t + 1, s[i].0, s[i].1))
+                .map(|(t, s)| ((t + 1) as f64, s[i].0, s[i].1))
                 .collect();
-            let upper: Vec<String> = points
-                .iter()
-                .map(|&(t, m, s)| format!("{:.1},{:.1}", x(t), y(m + s)))
-                .collect();
-            let lower: Vec<String> = points
-                .iter()
-                .rev()
-                .map(|&(t, m, s)| format!("{:.1},{:.1}", x(t), y(m - s)))
-                .collect();
-            let line: Vec<String> = points
-                .iter()
-                .map(|&(t, m, _)| format!("{:.1},{:.1}", x(t), y(m)))
-                .collect();
-            writeln!(svg, "<polygon points=\"{} {}\" fill=\"{color}\" fill-opacity=\"0.15\" stroke=\"none\"/>", upper.join(" "), lower.join(" ")).unwrap();
-            writeln!(
-                svg,
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
-                line.join(" ")
-            )
-            .unwrap();
-            writeln!(
-                svg,
-                "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{name}</text>",
-                w - right + 10.0,
-                top + 18.0 * (i as f64 + 1.0)
-            )
-            .unwrap();
+            let upper = points.iter().map(|&(t, m, s)| (t, m + s)).collect();
+            let lower = points.iter().map(|&(t, m, s)| (t, m - s)).collect();
+            let mean = points.iter().map(|&(t, m, _)| (t, m)).collect();
+            chart = chart.with("", color, upper, Mark::Band { lower }).with(
+                name,
+                color,
+                mean,
+                Mark::Line,
+            );
         }
-        svg.push_str("</svg>\n");
-        svg
+        chart.svg()
     }
 }

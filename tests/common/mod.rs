@@ -15,6 +15,22 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `nas-host ARGS` through the binary under test, with the tests' shared
+/// compiled-component cache.
+pub fn nas_host_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-host"));
+    cmd.args(args).env(
+        "NAS_HOST_CACHE_DIR",
+        root().join("target/test-component-cache"),
+    );
+    cmd
+}
+
+/// Runs `nas-host ARGS` to the end.
+pub fn nas_host(args: &[&str]) -> std::process::Output {
+    nas_host_command(args).output().unwrap()
+}
+
 fn cargo_build(manifest: &Path, packages: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);

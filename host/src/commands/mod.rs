@@ -4,6 +4,7 @@ mod compare;
 mod eval;
 mod export;
 mod plugins;
+mod report;
 mod resume;
 mod run;
 mod status;
@@ -31,6 +32,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Show a run's progress, best so far and failures (safe while it runs).
     Status(status::StatusArgs),
+    /// Write the run's HTML report (charts, trials table, best architecture): `nas-host report runs/NAME`.
+    Report(report::ReportArgs),
     /// Export a trial's model (default: the best) and all trials as CSV and JSON.
     Export(export::ExportArgs),
     /// Evaluate an exported model on the data of a run config.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trial(args) => trial::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Status(args) => status::run(args),
+        Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Plugins(args) => plugins::run(args),

@@ -71,6 +71,13 @@ pub(super) fn conclude(result: &RunResult, mode: Mode) -> Result<ExitCode> {
     } else {
         print!("{}", report(result, &result.objectives));
     }
+    let html = result.dir.join(crate::report::REPORT_FILE);
+    match crate::report::write(&result.dir, &html) {
+        Ok(()) if mode != Mode::Json => println!("report:              {}", html.display()),
+        Ok(()) => {}
+        // The run's results are stored; a report can be written again with `nas-host report`.
+        Err(e) => eprintln!("warning: could not write the HTML report: {e:#}"),
+    }
     let interrupted = result.stop_reason == crate::interrupt::STOP_REASON;
     if interrupted {
         eprintln!(

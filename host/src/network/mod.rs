@@ -7,7 +7,7 @@ mod summary;
 
 pub use model::Model;
 pub use shape::{analyse, Analysis, Shape};
-pub use summary::{grouped, summary};
+pub use summary::{grouped, label, summary};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -44,6 +44,16 @@ fn detail(op: &Op) -> String {
     }
 }
 
+/// An op's name with its settings, as the summary shows it: `conv2d (3x3 32 s1 same)`.
+pub fn label(op: &Op) -> String {
+    let d = detail(op);
+    if d.is_empty() {
+        op_name(op).to_string()
+    } else {
+        format!("{} ({d})", op_name(op))
+    }
+}
+
 /// Thousands separators, as Keras prints parameter counts.
 pub fn grouped(n: u64) -> String {
     let s = n.to_string();
@@ -66,12 +76,7 @@ pub fn summary(network: &Network, task: &Task) -> Result<String> {
         .zip(&analysis.nodes)
         .enumerate()
         .map(|(i, (node, info))| {
-            let d = detail(&node.op);
-            let layer = if d.is_empty() {
-                format!("{i}: {}", op_name(&node.op))
-            } else {
-                format!("{i}: {} ({d})", op_name(&node.op))
-            };
+            let layer = format!("{i}: {}", label(&node.op));
             let inputs = node
                 .inputs
                 .iter()
