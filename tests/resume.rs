@@ -324,3 +324,51 @@ fn a_trapping_strategy_ends_the_run_with_the_store_intact_and_resume_works_once_
     assert_eq!(all.len(), 3);
     assert_eq!(all[0], first[0], "trial 1 was not trained again");
 }
+
+#[test]
+fn a_strategy_over_its_time_or_memory_limit_ends_the_run_with_a_clear_message_and_a_resumable_store(
+) {
+    for (fixture, limits, message) in [
+        (
+            "nas_fixture_loop_ask",
+            "call_timeout_s = 0.5",
+            "plugin `my_strategy` ran past its deadline of 0.5 s in `ask`",
+        ),
+        (
+            "nas_fixture_alloc_ask",
+            "memory_mib = 32",
+            "plugin `my_strategy` exceeded its memory limit in `ask`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("my_strategy.wasm");
+        std::fs::copy(common::wasm(fixture), &plugin).unwrap();
+        let config = CONFIG
+            .replace("max_trials = 20", "max_trials = 2")
+            .replace("epochs = 4", "epochs = 1")
+            .replace(
+                "plugin = \"builtin:evolution\"",
+                &format!("plugin = {:?}", plugin.to_str().unwrap()),
+            )
+            .replace("population = 6\nsample_size = 3\n", "")
+            + &format!("\n[plugins]\n{limits}\n");
+        let (config, runs) = setup(dir.path(), &config);
+        let out = nas_host(&["run", &config, "--quiet", "--output-dir", &runs]);
+        assert!(!out.status.success());
+        let e = stderr(&out);
+        assert!(e.contains(message), "{fixture}: {e}");
+        let run_dir = PathBuf::from(&runs).join("crashy");
+        let store = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+        assert!(
+            store.meta("config").unwrap().is_some(),
+            "the run's record is kept"
+        );
+
+        let fixed =
+            common::wasm("nas_fixture_trap_tell").with_file_name("nas_strategy_random.wasm");
+        std::fs::copy(fixed, &plugin).unwrap();
+        let out = nas_host(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
+        assert!(out.status.success(), "{fixture}: {}", stderr(&out));
+        assert_eq!(store.trials().unwrap().len(), 2);
+    }
+}

@@ -388,6 +388,40 @@ fn a_cuda_device_without_the_feature_is_a_clear_error() {
 }
 
 #[test]
+fn a_network_the_space_cannot_build_is_a_failed_trial_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = common::wasm("nas_fixture_cond_space");
+    let config = SMALL.replace("max_trials = 3", "max_trials = 24")
+        + &format!("\n[space]\nplugin = {:?}\n", space.to_str().unwrap());
+    let (out, run_dir) = run_config(dir.path(), &config, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let stored = trials(&run_dir);
+    assert_eq!(stored.len(), 24);
+    let refused: Vec<&TrialRecord> = stored
+        .iter()
+        .filter(|t| t.status == TrialStatus::Failed)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "seed 7 proposes depth 4 within 24 trials"
+    );
+    for t in refused {
+        assert!(
+            t.reason
+                .as_deref()
+                .unwrap()
+                .contains("cond-space cannot build depth 4 yet"),
+            "{:?}",
+            t.reason
+        );
+        assert!(
+            t.network.is_none() && nas_host::assignment::text(&t.assignment).contains("depth=4")
+        );
+    }
+    assert!(stored.iter().any(|t| t.status == TrialStatus::Completed));
+}
+
+#[test]
 fn constraints_make_proposals_infeasible_without_training() {
     let dir = tempfile::tempdir().unwrap();
     let config =
@@ -421,6 +455,22 @@ fn constraints_make_proposals_infeasible_without_training() {
     assert!(feasible
         .iter()
         .all(|t| t.metrics["params"] <= 30_000.0 && t.status == TrialStatus::Completed));
+
+    let config = SMALL.to_string() + "\n[constraints]\nmax_memory_mb = 0.01\n";
+    let (out, run_dir) = run_config(
+        dir.path(),
+        &config.replace("name = \"small\"", "name = \"big\""),
+        &["--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(2), "nothing completed");
+    for t in trials(&run_dir) {
+        assert_eq!(t.status, TrialStatus::Infeasible);
+        let reason = t.reason.as_deref().unwrap();
+        assert!(
+            reason.starts_with("memory_mb ") && reason.ends_with("> max_memory_mb 0.01"),
+            "{reason}"
+        );
+    }
 
     let config = SMALL.to_string() + "\n[constraints]\nmax_latency_ms = 1e-9\n";
     let (out, run_dir) = run_config(
@@ -637,6 +687,25 @@ fn max_failures_stops_a_failing_run_and_trial_timeout_fails_slow_trials() {
             "{:?}",
             t.reason
         );
+    }
+
+    // Too big for its memory estimate: failed before training, with the estimate recorded.
+    let huge = SMALL
+        .replace("name = \"small\"", "name = \"huge\"")
+        .replace("epochs = 1", "epochs = 1\nmax_memory_mb = 0.5");
+    let (out, run_dir) = run_config(dir.path(), &huge, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    let stored = trials(&run_dir);
+    assert_eq!(stored.len(), 3);
+    for t in stored {
+        assert_eq!(t.status, TrialStatus::Failed);
+        let reason = t.reason.as_deref().unwrap();
+        assert!(
+            reason.starts_with("out of memory: training needs about")
+                && reason.contains("at batch_size 32 by its size estimate, over the limit of 0 MiB ([train] max_memory_mb)"),
+            "{reason}"
+        );
+        assert!(t.metrics["memory_mb"] > 0.5 && t.curve.is_empty());
     }
 
     let e = RunConfig::parse("[run]\nmax_failures = 1.5\n", "c.toml")

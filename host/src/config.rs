@@ -107,6 +107,7 @@ pub const METRICS: &[&str] = &[
     "train_loss",
     "params",
     "flops",
+    "memory_mb",
     "latency_b1_ms",
     "latency_batch_ms",
     "train_seconds",
@@ -155,6 +156,8 @@ pub struct Constraints {
     pub max_flops: Option<u64>,
     /// Most milliseconds of a batch-1 forward pass, measured before training (training mode only).
     pub max_latency_ms: Option<f64>,
+    /// Most MiB of estimated training memory at the training batch size (metric `memory_mb`).
+    pub max_memory_mb: Option<f64>,
 }
 
 /// How trials are evaluated.
@@ -329,6 +332,13 @@ impl RunConfig {
             .is_some_and(|l| l.is_nan() || l <= 0.0)
         {
             bail!("[constraints] max_latency_ms must be a positive number of milliseconds");
+        }
+        if self
+            .constraints
+            .max_memory_mb
+            .is_some_and(|m| m.is_nan() || m <= 0.0)
+        {
+            bail!("[constraints] max_memory_mb must be a positive number of MiB");
         }
         if self.constraints.max_latency_ms.is_some() && self.evaluator.kind == EvaluatorKind::Table
         {

@@ -121,6 +121,10 @@ impl Evaluator for TableLookup {
         let analysis = analyse(&spec.network, &self.task)?;
         metrics.insert("params".into(), analysis.params() as f64);
         metrics.insert("flops".into(), analysis.flops() as f64);
+        metrics.insert(
+            "memory_mb".into(),
+            analysis.train_memory_mb(spec.train.batch_size),
+        );
         metrics.insert("train_seconds".into(), found.cost);
         Ok(TrialOutcome {
             trial_id: spec.trial_id,

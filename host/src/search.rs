@@ -660,27 +660,33 @@ impl<'a> Search<'a> {
         record: &mut TrialRecord,
     ) -> Result<Option<String>> {
         let c = &self.config.constraints;
-        if c.max_params.is_none() && c.max_flops.is_none() {
+        if c.max_params.is_none() && c.max_flops.is_none() && c.max_memory_mb.is_none() {
             return Ok(None);
         }
         let Ok(analysis) = analyse(network, &self.evaluator.task()) else {
             return Ok(None);
         };
         let (params, flops) = (analysis.params(), analysis.flops());
+        let memory = analysis.train_memory_mb(self.config.train.batch_size);
         record.metrics.insert("params".into(), params as f64);
         record.metrics.insert("flops".into(), flops as f64);
-        Ok(match (c.max_params, c.max_flops) {
-            (Some(max), _) if params > max => Some(format!(
+        record.metrics.insert("memory_mb".into(), memory);
+        Ok(if let Some(max) = c.max_params.filter(|m| params > *m) {
+            Some(format!(
                 "params {} > max_params {}",
                 grouped(params),
                 grouped(max)
-            )),
-            (_, Some(max)) if flops > max => Some(format!(
+            ))
+        } else if let Some(max) = c.max_flops.filter(|m| flops > *m) {
+            Some(format!(
                 "flops {} > max_flops {}",
                 grouped(flops),
                 grouped(max)
-            )),
-            _ => None,
+            ))
+        } else {
+            c.max_memory_mb
+                .filter(|m| memory > *m)
+                .map(|max| format!("memory_mb {memory:.1} > max_memory_mb {max}"))
         })
     }
 

@@ -114,6 +114,11 @@ pub fn run(
     let mut metrics = BTreeMap::new();
     metrics.insert("params".to_string(), model.analysis().params() as f64);
     metrics.insert("flops".to_string(), model.analysis().flops() as f64);
+    let memory_mb = model.analysis().train_memory_mb(spec.train.batch_size);
+    metrics.insert("memory_mb".to_string(), memory_mb);
+    if let Some(reason) = over_memory(memory_mb, spec) {
+        return Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()));
+    }
     let started = Instant::now();
     if let Err(e) = measure(spec, data, &model, &mut metrics) {
         return Ok(TrialOutcome::failed(
@@ -208,6 +213,34 @@ pub fn run(
         weights: Some(weights),
         resumed_from_epoch: outcome.resumed_from_epoch,
     })
+}
+
+/// Why training would run out of memory by the trial's size estimate, if it would.
+fn over_memory(memory_mb: f64, spec: &TrialSpec) -> Option<String> {
+    let (limit, what) = match spec.train.max_memory_mb {
+        Some(m) => (m, "[train] max_memory_mb".to_string()),
+        None => {
+            let available = available_memory_mb()?;
+            (
+                available * 0.9,
+                format!("90% of the {available:.0} MiB available"),
+            )
+        }
+    };
+    (memory_mb > limit).then(|| {
+        format!(
+            "out of memory: training needs about {memory_mb:.0} MiB at batch_size {} by its size estimate, over the limit of {limit:.0} MiB ({what}); lower batch_size or the space's widths",
+            spec.train.batch_size
+        )
+    })
+}
+
+/// `MemAvailable` of /proc/meminfo, in MiB (None where there is none).
+fn available_memory_mb() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// The latency probes, at batch 1 and at the training batch size.

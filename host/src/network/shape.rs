@@ -75,6 +75,16 @@ impl Analysis {
     pub fn flops(&self) -> u64 {
         self.nodes.iter().map(|n| n.flops).sum()
     }
+
+    /// Estimated MiB that training at `batch` holds at its peak, in f32:
+    /// the parameters four times (values, gradients, two optimiser moments)
+    /// and every node's output twice (kept for the backward pass, and its
+    /// gradient). Kernel scratch space and the dataset are not counted.
+    pub fn train_memory_mb(&self, batch: usize) -> f64 {
+        let activations: u64 = self.nodes.iter().map(|n| n.shape.elements() as u64).sum();
+        let floats = self.params() as f64 * 4.0 + activations as f64 * batch as f64 * 2.0;
+        floats * 4.0 / (1u64 << 20) as f64
+    }
 }
 
 /// Short name of an op for messages and summaries.

@@ -96,6 +96,10 @@ fn seed_template_counts_match_hand_computation() {
         a.flops(),
         (conv1 + relu1 + pool1 + conv2 + relu2 + pool2 + dense1 + relu3 + dense2) as u64
     );
+    // Node outputs per sample: input, conv, relu, pool, conv, relu, pool, flatten, dense, relu, dropout, dense.
+    let outputs = 784 + 2 * 25_088 + 6_272 + 2 * 12_544 + 2 * 3_136 + 3 * 64 + 10;
+    let floats = 220_234 * 4 + outputs * 32 * 2;
+    assert_eq!(a.train_memory_mb(32), (floats * 4) as f64 / 1_048_576.0);
 
     let g = analyse(&seed_template(true, 16, 0.4), &MNIST).unwrap();
     assert_eq!(g.params(), 320 + 18_496 + (64 * 16 + 16) + (16 * 10 + 10));

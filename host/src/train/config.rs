@@ -64,6 +64,10 @@ pub struct TrainConfig {
     /// stream) every this many epochs, so `nas-host resume` continues an
     /// interrupted trial from there; 0 turns checkpoints off (default 1).
     pub checkpoint_every: u32,
+    /// Fail a trial before training when its estimated training memory
+    /// (`memory_mb`) is above this many MiB; default: 90 percent of the
+    /// memory available when the trial starts.
+    pub max_memory_mb: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +88,7 @@ impl Default for TrainConfig {
             max_loss: 1000.0,
             trial_timeout_s: None,
             checkpoint_every: 1,
+            max_memory_mb: None,
         }
     }
 }
@@ -128,6 +133,9 @@ impl TrainConfig {
         }
         if self.trial_timeout_s.is_some_and(|t| t.is_nan() || t <= 0.0) {
             bail!("[train] trial_timeout_s must be a positive number of seconds");
+        }
+        if self.max_memory_mb.is_some_and(|m| m.is_nan() || m <= 0.0) {
+            bail!("[train] max_memory_mb must be a positive number of MiB");
         }
         if self.latency_repeats == 0 {
             bail!("[train] latency_repeats must be at least 1");
