@@ -144,6 +144,9 @@ pub struct RunConfig {
     /// `[constraints]`: hardware limits; a proposal over one is infeasible and not trained.
     #[serde(default)]
     pub constraints: Constraints,
+    /// `[executor]`: where trials run (this process, worker processes, Slurm).
+    #[serde(default)]
+    pub executor: crate::executor::ExecutorConfig,
 }
 
 /// The `[constraints]` table.
@@ -343,6 +346,12 @@ impl RunConfig {
         if self.constraints.max_latency_ms.is_some() && self.evaluator.kind == EvaluatorKind::Table
         {
             bail!("[constraints] max_latency_ms needs a latency probe, which table mode does not run; use max_params or max_flops");
+        }
+        self.executor.validate(&self.run.device)?;
+        if self.executor.kind != crate::executor::ExecutorKind::Local
+            && self.evaluator.kind == EvaluatorKind::Table
+        {
+            bail!("[executor] kind = \"local\" is the only executor for [evaluator] kind = \"table\": look-ups take microseconds");
         }
         if self.objectives.is_empty() {
             bail!("[[objectives]] is empty; give at least one, for example metric = \"val_accuracy\", direction = \"maximize\"");

@@ -32,3 +32,16 @@ pub fn requested() -> bool {
 
 /// The stop reason recorded for an interrupted run.
 pub const STOP_REASON: &str = "interrupted by Ctrl-C";
+
+/// Asks a yes/no question on the terminal (default no); false without a terminal.
+pub fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("\n{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod data;
 pub mod device;
 pub mod evaluator;
+pub mod executor;
 pub mod export;
 pub mod interrupt;
 pub mod kernels;

@@ -10,6 +10,7 @@ use crate::config::{DirectionConfig, EvaluatorKind, RunConfig};
 use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
 use crate::data;
 use crate::evaluator::{Evaluator, TableLookup, Trainer};
+use crate::executor::{Executor, Update};
 use crate::lock::RunLock;
 use crate::network::{analyse, grouped, summary};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
@@ -17,7 +18,7 @@ use crate::progress::{Event, Reporter};
 use crate::store::{Asked, EventKind, RunStore, TrialRecord, DB_FILE};
 use crate::table::Table;
 use crate::train::Progress;
-use crate::trial::TrialSpec;
+use crate::trial::{TrialOutcome, TrialSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -199,8 +200,22 @@ struct Search<'a> {
     /// The run's clock: seconds of earlier sessions, plus this one's.
     clock_before: f64,
     started: Instant,
+    /// Where trials run (`None`: in this process).
+    executor: Option<Executor>,
+    /// Trials started on the executor and not finished: proposal, record so far, start.
+    running: BTreeMap<u64, (Proposal, TrialRecord, Instant)>,
+    /// The Slurm job of each trial submitted (by any session).
+    submitted: BTreeMap<u64, String>,
     /// Held until the run ends.
     _lock: RunLock,
+}
+
+/// A proposal checked and built.
+enum Prepared {
+    /// Its record is final without running it (invalid, unbuildable, infeasible, reused).
+    Done(TrialRecord),
+    /// The trial to run, and its record so far.
+    Launch(Box<TrialSpec>, TrialRecord),
 }
 
 /// Limits that `nas-host resume` may change.
@@ -249,7 +264,7 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter) -> Result<RunResult> {
         ("data", &description),
         ("task", &task),
     ])?;
-    let search = Search::new(config, dir, store, parts, lock);
+    let search = Search::new(config, dir, store, parts, lock)?;
     search
         .store
         .event(EventKind::SessionStarted, None, &"run", 0.0)?;
@@ -286,7 +301,7 @@ pub fn resume(dir: &Path, overrides: &Overrides, reporter: &mut Reporter) -> Res
     }
     config.validate()?;
     let parts = prepare(&config)?;
-    let mut search = Search::new(&config, dir.to_path_buf(), store, parts, lock);
+    let mut search = Search::new(&config, dir.to_path_buf(), store, parts, lock)?;
     search.replay()?;
     let config_text = toml::to_string(&config)?;
     std::fs::write(dir.join("config.toml"), &config_text).context("write the resolved config")?;
@@ -306,8 +321,9 @@ impl<'a> Search<'a> {
         store: RunStore,
         parts: Parts,
         lock: RunLock,
-    ) -> Self {
-        Search {
+    ) -> Result<Self> {
+        let executor = Executor::new(&config.executor, config.name(), &config.run.device)?;
+        Ok(Search {
             config,
             dir,
             store,
@@ -324,8 +340,11 @@ impl<'a> Search<'a> {
             failures: 0,
             clock_before: 0.0,
             started: Instant::now(),
+            executor,
+            running: BTreeMap::new(),
+            submitted: BTreeMap::new(),
             _lock: lock,
-        }
+        })
     }
 
     /// Seconds on the run's clock (all sessions).
@@ -393,6 +412,17 @@ impl<'a> Search<'a> {
             .into_iter()
             .filter(|(id, _)| !told.contains(id))
             .collect();
+        for event in self
+            .store
+            .events(&[EventKind::Submitted, EventKind::Retried])?
+        {
+            let job = serde_json::from_str::<serde_json::Value>(&event.data)
+                .ok()
+                .and_then(|d| d["job"].as_str().map(str::to_string));
+            if let (Some(trial), Some(job)) = (event.trial, job) {
+                self.submitted.insert(trial, job);
+            }
+        }
         self.clock_before = self.store.last_elapsed()?;
         self.started = Instant::now();
         Ok(())
@@ -469,40 +499,101 @@ impl<'a> Search<'a> {
         Some(format!("reached max_time_s = {limit} ({kind}seconds)"))
     }
 
+    fn slots(&self) -> usize {
+        self.config.executor.slots()
+    }
+
     fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
+        let mut stop: Option<String> = None;
+        let mut strategy_done = false;
         loop {
-            if crate::interrupt::requested() {
-                return Ok(crate::interrupt::STOP_REASON.into());
+            if stop.is_none() && crate::interrupt::requested() {
+                stop = Some(crate::interrupt::STOP_REASON.into());
+                self.interrupt_running()?;
             }
-            if self.pending.is_empty() {
-                if let Some(why) = self.limit_reached() {
+            if stop.is_none() && !strategy_done {
+                stop = self.fill_slots(reporter, &mut strategy_done)?;
+            }
+            if self.running.is_empty() {
+                // With nothing in flight, a stop or the strategy's end ends the run.
+                if let Some(why) = stop {
                     return Ok(why);
                 }
+                if strategy_done {
+                    return Ok("the strategy finished".into());
+                }
+                continue;
+            }
+            let updates = match &mut self.executor {
+                Some(executor) => executor.poll()?,
+                None => Vec::new(),
+            };
+            for update in updates {
+                if let Some(why) = self.take_update(update, reporter)? {
+                    stop.get_or_insert(why);
+                }
+            }
+        }
+    }
+
+    /// Asks for proposals while slots are free and starts them; returns why
+    /// the run must stop asking, if it must.
+    fn fill_slots(
+        &mut self,
+        reporter: &mut Reporter,
+        strategy_done: &mut bool,
+    ) -> Result<Option<String>> {
+        while self.running.len() < self.slots() {
+            if self.pending.is_empty() {
+                if let Some(why) = self.limit_reached() {
+                    return Ok(Some(why));
+                }
+                let room = self.config.run.max_trials - (self.next_id - 1);
+                let free = (self.slots() - self.running.len()).min(room as usize) as u32;
                 let proposals = self
                     .strategy
-                    .ask(1)
+                    .ask(free)
                     .context("asking the strategy for proposals")?;
                 let ids: Vec<u64> = (self.next_id..).take(proposals.len()).collect();
                 let asked = Asked {
-                    max: 1,
+                    max: free,
                     proposals,
                     trials: ids,
                 };
                 self.store
                     .event(EventKind::Asked, None, &asked, self.elapsed())?;
                 if asked.proposals.is_empty() {
-                    return Ok("the strategy finished".into());
+                    *strategy_done = true;
+                    return Ok(None);
                 }
                 self.next_id += asked.trials.len() as u64;
                 self.pending
                     .extend(asked.trials.into_iter().zip(asked.proposals));
             }
-            while let Some((id, proposal)) = self.pending.pop_front() {
-                // On resume, a trial can be stored but not yet told.
-                let record = match self.trials.iter().find(|t| t.id == id) {
-                    Some(stored) => stored.clone(),
-                    None => {
-                        let record = self.evaluate(&proposal, id, reporter)?;
+            let (id, proposal) = self.pending.pop_front().expect("filled above");
+            if let Some(stored) = self.trials.iter().find(|t| t.id == id).cloned() {
+                // On resume: stored before the crash, but not yet told.
+                if let Some(why) = self.tell(&proposal, &stored)? {
+                    return Ok(Some(why));
+                }
+                continue;
+            }
+            let record = match self.prepare(&proposal, id)? {
+                Prepared::Done(record) => record,
+                Prepared::Launch(spec, record) => {
+                    reporter.event(Event::TrialStarted {
+                        id,
+                        assignment: &assignment::text(&proposal.assignment),
+                        epochs: record.budget,
+                    });
+                    self.store.event(
+                        EventKind::TrialStarted,
+                        Some(id),
+                        &record.budget,
+                        self.elapsed(),
+                    )?;
+                    if self.executor.is_none() {
+                        let record = self.run_local(&spec, record, reporter)?;
                         if crate::interrupt::requested() && record.status != TrialStatus::Completed
                         {
                             // Not a result: `nas-host resume` runs it again from its checkpoint.
@@ -512,43 +603,142 @@ impl<'a> Search<'a> {
                                 &record.reason,
                                 self.elapsed(),
                             )?;
-                            return Ok(crate::interrupt::STOP_REASON.into());
+                            return Ok(Some(crate::interrupt::STOP_REASON.into()));
                         }
-                        self.store.insert(&record, self.elapsed())?;
-                        self.count(record.clone());
-                        reporter.event(Event::TrialFinished {
-                            trial: &record,
-                            best: self.best.map(|b| b.0),
-                            metric: &self.objective().metric,
-                        });
                         record
+                    } else {
+                        self.launch(*spec, record, proposal)?;
+                        continue;
                     }
-                };
-                let told = [result_of(&proposal, &record)];
-                self.strategy
-                    .tell(&told)
-                    .context("telling the strategy a result")?;
-                self.store
-                    .event(EventKind::Told, None, &told, self.elapsed())?;
-                if let Some(why) = self
-                    .config
-                    .run
-                    .max_failures
-                    .and_then(|m| m.exceeded(self.failures, self.trials.len() as u64))
-                {
-                    return Ok(why);
                 }
+            };
+            if let Some(why) = self.conclude_trial(&proposal, record, reporter)? {
+                return Ok(Some(why));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts a trial on the executor, re-attaching to the Slurm job an
+    /// earlier session submitted for it, if there is one.
+    fn launch(&mut self, spec: TrialSpec, record: TrialRecord, proposal: Proposal) -> Result<()> {
+        let id = record.id;
+        let earlier = self.submitted.get(&id).cloned();
+        let executor = self.executor.as_mut().expect("launch needs an executor");
+        let job = match earlier.as_deref() {
+            Some(job) => executor.attach(spec, Some(job))?,
+            None => executor.submit(spec)?,
+        };
+        if earlier.is_none() || job != earlier {
+            let data = serde_json::json!({ "job": job });
+            self.store
+                .event(EventKind::Submitted, Some(id), &data, self.elapsed())?;
+            if let Some(job) = &job {
+                self.submitted.insert(id, job.clone());
+            }
+        }
+        self.running.insert(id, (proposal, record, Instant::now()));
+        Ok(())
+    }
+
+    /// Records what an executor reported; returns why the run must stop, if it must.
+    fn take_update(&mut self, update: Update, reporter: &mut Reporter) -> Result<Option<String>> {
+        match update {
+            Update::JobState { trial, job, state } => {
+                let data = serde_json::json!({ "job": job, "state": state });
+                self.store
+                    .event(EventKind::JobState, Some(trial), &data, self.elapsed())?;
+                Ok(None)
+            }
+            Update::Retried { trial, why, job } => {
+                let data = serde_json::json!({ "job": job, "why": why });
+                self.store
+                    .event(EventKind::Retried, Some(trial), &data, self.elapsed())?;
+                if let Some(job) = job {
+                    self.submitted.insert(trial, job);
+                }
+                Ok(None)
+            }
+            Update::Finished(outcome) => {
+                let Some((proposal, mut record, started)) = self.running.remove(&outcome.trial_id)
+                else {
+                    return Ok(None);
+                };
+                for epoch in &outcome.curve {
+                    self.store
+                        .event(EventKind::Epoch, Some(record.id), epoch, self.elapsed())?;
+                }
+                record.seconds = started.elapsed().as_secs_f64();
+                self.fill(&mut record, outcome)?;
+                self.conclude_trial(&proposal, record, reporter)
             }
         }
     }
 
-    /// Checks, builds and evaluates one proposal; returns its record.
-    fn evaluate(
+    /// After Ctrl-C: trials in flight are recorded as interrupted (not as
+    /// results); worker processes stop, Slurm jobs are left running unless
+    /// the user asks to cancel them (resume re-attaches to them).
+    fn interrupt_running(&mut self) -> Result<()> {
+        let Some(executor) = &mut self.executor else {
+            return Ok(());
+        };
+        let cancel = executor.outlives_controller()
+            && !self.running.is_empty()
+            && crate::interrupt::confirm(&format!(
+                "cancel the {} submitted Slurm jobs (scancel)? Otherwise they go on, and `nas-host resume` collects them",
+                self.running.len()
+            ));
+        executor.stop(cancel)?;
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        let why = if cancel || !executor.outlives_controller() {
+            crate::interrupt::STOP_REASON
+        } else {
+            "interrupted by Ctrl-C; its Slurm job goes on"
+        };
+        for id in ids {
+            self.store
+                .event(EventKind::TrialInterrupted, Some(id), &why, self.elapsed())?;
+        }
+        self.running.clear();
+        Ok(())
+    }
+
+    /// Stores a finished trial, reports it and tells the strategy.
+    fn conclude_trial(
         &mut self,
         proposal: &Proposal,
-        id: u64,
+        record: TrialRecord,
         reporter: &mut Reporter,
-    ) -> Result<TrialRecord> {
+    ) -> Result<Option<String>> {
+        self.store.insert(&record, self.elapsed())?;
+        self.count(record.clone());
+        reporter.event(Event::TrialFinished {
+            trial: &record,
+            best: self.best.map(|b| b.0),
+            metric: &self.objective().metric,
+        });
+        self.tell(proposal, &record)
+    }
+
+    /// Tells the strategy a stored trial's result; returns why the run must
+    /// stop (`max_failures`), if it must.
+    fn tell(&mut self, proposal: &Proposal, record: &TrialRecord) -> Result<Option<String>> {
+        let told = [result_of(proposal, record)];
+        self.strategy
+            .tell(&told)
+            .context("telling the strategy a result")?;
+        self.store
+            .event(EventKind::Told, None, &told, self.elapsed())?;
+        Ok(self
+            .config
+            .run
+            .max_failures
+            .and_then(|m| m.exceeded(self.failures, self.trials.len() as u64)))
+    }
+
+    /// Checks and builds one proposal: a record that is already final
+    /// (invalid, unbuildable, infeasible, reused), or the trial to run.
+    fn prepare(&mut self, proposal: &Proposal, id: u64) -> Result<Prepared> {
         let budget = proposal.budget.unwrap_or(self.config.train.epochs);
         let seed = trial_seed(self.config.run.seed, id);
         let mut record = TrialRecord {
@@ -572,17 +762,17 @@ impl<'a> Search<'a> {
                 "strategy `{}` proposed an invalid assignment: it {e}",
                 self.strategy.name()
             ));
-            return Ok(record);
+            return Ok(Prepared::Done(record));
         }
         if budget == 0 {
             record.reason = Some("the proposal's budget is 0 epochs".into());
-            return Ok(record);
+            return Ok(Prepared::Done(record));
         }
         let network = match self.space.build(&proposal.assignment) {
             Ok(n) => n,
             Err(e) if self.space.is_usable() => {
                 record.reason = Some(format!("{e:#}"));
-                return Ok(record);
+                return Ok(Prepared::Done(record));
             }
             Err(e) => return Err(e.context("building a proposal's network")),
         };
@@ -591,7 +781,7 @@ impl<'a> Search<'a> {
         if let Some(reason) = self.violated_constraint(&network, &mut record)? {
             record.status = TrialStatus::Infeasible;
             record.reason = Some(reason);
-            return Ok(record);
+            return Ok(Prepared::Done(record));
         }
         if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
             record.status = TrialStatus::Completed;
@@ -599,7 +789,7 @@ impl<'a> Search<'a> {
             record.curve = earlier.curve;
             record.weights = earlier.weights;
             record.reused_from = Some(earlier.id);
-            return Ok(record);
+            return Ok(Prepared::Done(record));
         }
         let spec = TrialSpec {
             trial_id: id,
@@ -614,19 +804,23 @@ impl<'a> Search<'a> {
             dir: self.dir.join("trials").join(id.to_string()),
             max_latency_ms: self.config.constraints.max_latency_ms,
         };
-        reporter.event(Event::TrialStarted {
-            id,
-            assignment: &assignment::text(&proposal.assignment),
-            epochs: budget,
-        });
-        self.store
-            .event(EventKind::TrialStarted, Some(id), &budget, self.elapsed())?;
+        Ok(Prepared::Launch(Box::new(spec), record))
+    }
+
+    /// Evaluates `spec` in this process, recording each epoch as it finishes.
+    fn run_local(
+        &mut self,
+        spec: &TrialSpec,
+        mut record: TrialRecord,
+        reporter: &mut Reporter,
+    ) -> Result<TrialRecord> {
+        let id = record.id;
         let started = Instant::now();
         let mut unrecorded = None;
         let clock = self.clock_before;
         let session = self.started;
         let store = &self.store;
-        let outcome = self.evaluator.evaluate(&spec, &mut |p| {
+        let outcome = self.evaluator.evaluate(spec, &mut |p| {
             if let Progress::Epoch(epoch) = p {
                 let now = clock + session.elapsed().as_secs_f64();
                 if let Err(e) = store.event(EventKind::Epoch, Some(id), epoch, now) {
@@ -638,17 +832,27 @@ impl<'a> Search<'a> {
         if let Some(e) = unrecorded {
             return Err(e.context(format!("recording trial {id}'s epochs")));
         }
-        if let Some(epochs) = outcome.resumed_from_epoch {
-            self.store
-                .event(EventKind::TrialResumed, Some(id), &epochs, self.elapsed())?;
-        }
         record.seconds = started.elapsed().as_secs_f64();
+        self.fill(&mut record, outcome)?;
+        Ok(record)
+    }
+
+    /// Copies an outcome into its record (and notes a resumed trial).
+    fn fill(&mut self, record: &mut TrialRecord, outcome: TrialOutcome) -> Result<()> {
+        if let Some(epochs) = outcome.resumed_from_epoch {
+            self.store.event(
+                EventKind::TrialResumed,
+                Some(record.id),
+                &epochs,
+                self.elapsed(),
+            )?;
+        }
         record.status = outcome.status;
         record.reason = outcome.reason;
         record.metrics = outcome.metrics;
         record.curve = outcome.curve;
         record.weights = outcome.weights.map(|w| w.display().to_string());
-        Ok(record)
+        Ok(())
     }
 
     /// The `[constraints]` a network breaks by its shape alone (parameters,

@@ -67,10 +67,16 @@ pub enum EventKind {
     TrialFinished,
     /// Ctrl-C stopped a trial before it finished; `nas-host resume` runs it again.
     TrialInterrupted,
+    /// A trial was started on an executor; data: its Slurm job id, if any.
+    Submitted,
+    /// A trial's Slurm job changed state; data: job and state.
+    JobState,
+    /// A trial's worker or job died and it runs again; data: why, and the new job.
+    Retried,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 8] = [
+    const ALL: [EventKind; 11] = [
         EventKind::SessionStarted,
         EventKind::Asked,
         EventKind::Told,
@@ -79,6 +85,9 @@ impl EventKind {
         EventKind::Epoch,
         EventKind::TrialFinished,
         EventKind::TrialInterrupted,
+        EventKind::Submitted,
+        EventKind::JobState,
+        EventKind::Retried,
     ];
 
     /// The name stored in the `kind` column.
@@ -92,6 +101,9 @@ impl EventKind {
             EventKind::Epoch => "epoch",
             EventKind::TrialFinished => "trial_finished",
             EventKind::TrialInterrupted => "trial_interrupted",
+            EventKind::Submitted => "submitted",
+            EventKind::JobState => "job_state",
+            EventKind::Retried => "retried",
         }
     }
 }

@@ -96,9 +96,13 @@ pub(super) fn conclude(result: &RunResult, mode: Mode) -> Result<ExitCode> {
         .filter(|(_, n)| *n > 0)
         .map(|(st, n)| format!("{n} {}", crate::store::status_text(st)))
         .collect();
+        let what = if counts.is_empty() {
+            "none finished".to_string()
+        } else {
+            counts.join(", ")
+        };
         eprintln!(
-            "error: no trial completed ({}); see the reasons above and in {}",
-            counts.join(", "),
+            "error: no trial completed ({what}); see the reasons above and in {}",
             result.dir.join(crate::store::DB_FILE).display()
         );
         return Ok(ExitCode::from(2));

@@ -62,7 +62,8 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
         Some((id, v)) => println!("best:      {} = {v:.4} (trial {id})", objective.metric),
         None => println!("best:      none yet"),
     }
-    let used: f64 = trials.iter().map(|t| t.seconds).sum();
+    // A float sum of nothing is -0.0; shown as such it puzzles.
+    let used: f64 = trials.iter().map(|t| t.seconds).sum::<f64>() + 0.0;
     let limit = config
         .run
         .max_time_s
@@ -72,13 +73,15 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
         store.last_elapsed()?
     );
     let holder = RunLock::holder(&args.run);
+    let jobs = job_states(&store)?;
     for (id, epochs) in in_flight(&store)? {
         let state = if holder.is_some() {
             "running"
         } else {
             "interrupted"
         };
-        println!("  trial {id:<5}{state}, {epochs} epochs finished");
+        let job = jobs.get(&id).map_or(String::new(), |j| format!(" ({j})"));
+        println!("  trial {id:<5}{state}, {epochs} epochs finished{job}");
     }
     match (holder, store.meta("stop_reason")?) {
         (Some(who), _) => println!("state:     running ({who})"),
@@ -89,6 +92,27 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last executor state of each trial's Slurm job: `slurm job 12 RUNNING on node3`.
+fn job_states(store: &RunStore) -> Result<std::collections::BTreeMap<u64, String>> {
+    let mut jobs = std::collections::BTreeMap::new();
+    for e in store.events(&[
+        EventKind::Submitted,
+        EventKind::JobState,
+        EventKind::Retried,
+    ])? {
+        let (Some(id), Ok(data)) = (e.trial, serde_json::from_str::<serde_json::Value>(&e.data))
+        else {
+            continue;
+        };
+        let Some(job) = data["job"].as_str() else {
+            continue;
+        };
+        let state = data["state"].as_str().unwrap_or("submitted");
+        jobs.insert(id, format!("slurm job {job} {state}"));
+    }
+    Ok(jobs)
 }
 
 /// Trials started but not finished, with the epochs each has finished.

@@ -180,7 +180,7 @@ fn summary(run: &Run, out: &mut String) {
             "training time",
             format!(
                 "{:.1} s in trials",
-                run.trials.iter().map(|t| t.seconds).sum::<f64>()
+                run.trials.iter().map(|t| t.seconds).sum::<f64>() + 0.0
             ),
         ),
     ];
