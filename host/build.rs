@@ -15,6 +15,8 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("evolution", "nas-strategy-evolution", "strategy"),
     ("tpe", "nas-strategy-tpe", "strategy"),
     ("nsga2", "nas-strategy-nsga2", "strategy"),
+    ("asha", "nas-strategy-asha", "strategy"),
+    ("hyperband", "nas-strategy-hyperband", "strategy"),
     ("seed-template", "nas-space-seed-template", "search-space"),
     ("cnn", "nas-space-cnn", "search-space"),
     ("nb201", "nas-space-nb201", "search-space"),

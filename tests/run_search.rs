@@ -252,6 +252,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         device: "cpu".into(),
         dir: dir.path().join("worker"),
         max_latency_ms: None,
+        resume_from: None,
     };
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, serde_json::to_string(&spec).unwrap()).unwrap();

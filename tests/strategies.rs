@@ -17,6 +17,16 @@ const STRATEGIES: &[(&str, &str)] = &[
     ("evolution", r#"{"mode": "genetic", "population": 10}"#),
     ("tpe", "{}"),
     ("nsga2", "{}"),
+    ("asha", "{}"),
+    (
+        "asha",
+        r#"{"sampler": "tpe", "eta": 2, "min_epochs": 2, "max_epochs": 16}"#,
+    ),
+    ("hyperband", "{}"),
+    (
+        "hyperband",
+        r#"{"sampler": "tpe", "budgets": [12, 200], "eta": 4}"#,
+    ),
 ];
 
 fn runtime() -> PluginRuntime {
@@ -255,4 +265,180 @@ fn the_pareto_front_is_recorded_and_nsga2_beats_random_on_hypervolume() {
         nsga2 > random,
         "median hypervolume: nsga2 {nsga2} vs random {random}"
     );
+}
+
+/// Table-mode runs of `strategy` (config as TOML lines) for seeds 0..20, each
+/// as a list of (budget, val_accuracy, simulated training seconds) by trial.
+fn table_runs(strategy: &str, strategy_config: &str, trials: u64) -> Vec<Vec<(u32, f64, f64)>> {
+    let path = common::root().join("examples/research.toml");
+    let out = tempfile::tempdir().unwrap();
+    (0..20)
+        .map(|seed| {
+            let mut config = RunConfig::load(&path).unwrap();
+            config.run.output_dir = out.path().to_path_buf();
+            config.run.name = Some(format!("{strategy}-{seed}"));
+            config.run.seed = seed;
+            config.run.max_trials = trials;
+            config.train.epochs = 200;
+            config.strategy.plugin = format!("builtin:{strategy}");
+            config.strategy.config = toml::from_str(strategy_config).unwrap();
+            config.validate().unwrap();
+            let result = nas_host::search::run(
+                &config,
+                &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+            )
+            .unwrap();
+            result
+                .trials
+                .iter()
+                .map(|t| {
+                    (
+                        t.budget,
+                        t.metrics.get("val_accuracy").copied().unwrap_or(f64::NAN),
+                        if t.reused_from.is_some() {
+                            0.0
+                        } else {
+                            t.metrics["train_seconds"]
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+}
+
+#[test]
+fn asha_and_hyperband_reach_random_search_quality_with_far_less_training() {
+    // Random search: 100 trials at the full 200-epoch budget, 20 seeds.
+    let random = table_runs("random", "", 100);
+    let target = median(
+        random
+            .iter()
+            .map(|run| run.iter().map(|t| t.1).fold(f64::MIN, f64::max))
+            .collect(),
+    );
+    let random_cost = median(
+        random
+            .iter()
+            .map(|run| run.iter().map(|t| t.2).sum())
+            .collect(),
+    );
+    // The training each multi-fidelity run spends before a full-budget trial reaches that quality.
+    let cost_to_target = |runs: Vec<Vec<(u32, f64, f64)>>| {
+        median(
+            runs.iter()
+                .map(|run| {
+                    let mut spent = 0.0;
+                    for &(budget, accuracy, cost) in run {
+                        spent += cost;
+                        if budget == 200 && accuracy >= target {
+                            return spent;
+                        }
+                    }
+                    f64::INFINITY
+                })
+                .collect(),
+        )
+    };
+    let fidelities = "budgets = [12, 200]\neta = 8";
+    for (name, runs) in [
+        ("asha", table_runs("asha", fidelities, 600)),
+        ("hyperband", table_runs("hyperband", fidelities, 600)),
+        (
+            "asha with tpe",
+            table_runs("asha", &format!("{fidelities}\nsampler = \"tpe\""), 600),
+        ),
+    ] {
+        let cost = cost_to_target(runs);
+        eprintln!("{name}: median {cost:.0} simulated seconds to reach {target:.3}; random: {random_cost:.0}");
+        assert!(
+            cost < 0.6 * random_cost,
+            "{name} needed {cost} simulated seconds for random's median best {target}; random spent {random_cost}"
+        );
+    }
+}
+
+#[test]
+fn asha_promotions_continue_the_earlier_trials_training_from_its_checkpoint() {
+    let out = tempfile::tempdir().unwrap();
+    let config = r#"
+[run]
+name = "asha"
+seed = 42
+max_trials = 10
+
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 12
+train_samples = 400
+test_samples = 100
+
+[train]
+batch_size = 32
+learning_rate = 0.003
+latency_repeats = 2
+
+[strategy]
+plugin = "builtin:asha"
+[strategy.config]
+min_epochs = 1
+max_epochs = 4
+eta = 2
+"#;
+    let mut config = RunConfig::parse(config, "asha test").unwrap();
+    config.run.output_dir = out.path().to_path_buf();
+    config.validate().unwrap();
+    let result = nas_host::search::run(
+        &config,
+        &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+    )
+    .unwrap();
+    let store = nas_host::store::RunStore::open_read_only(&result.dir.join("nas.sqlite")).unwrap();
+    let mut sources = std::collections::BTreeMap::new();
+    for e in store.events(&[nas_host::store::EventKind::Asked]).unwrap() {
+        let asked: nas_host::store::Asked = serde_json::from_str(&e.data).unwrap();
+        for (id, p) in asked.trials.iter().zip(&asked.proposals) {
+            if let Some(source) = p.resume_from {
+                sources.insert(*id, source);
+            }
+        }
+    }
+    let resumed: std::collections::BTreeMap<u64, u32> = store
+        .events(&[nas_host::store::EventKind::TrialResumed])
+        .unwrap()
+        .iter()
+        .map(|e| (e.trial.unwrap(), e.data.parse().unwrap()))
+        .collect();
+    let find = |id: u64| result.trials.iter().find(|t| t.id == id).unwrap();
+    // A promotion of a network already trained to that budget reuses that result instead.
+    sources.retain(|id, _| find(*id).reused_from.is_none());
+    assert!(sources.len() >= 2, "asha promoted and trained: {sources:?}");
+    for (id, source) in &sources {
+        let promoted = find(*id);
+        // A reused trial is continued from the trial that trained.
+        let earlier = find(*source);
+        let earlier = earlier.reused_from.map_or(earlier, find);
+        assert_eq!(
+            promoted.status,
+            TrialStatus::Completed,
+            "{:?}",
+            promoted.reason
+        );
+        assert_eq!(promoted.key, earlier.key);
+        assert_eq!(promoted.seed, earlier.seed, "the same training, continued");
+        assert_eq!(resumed[id], earlier.budget);
+        // The curve goes on from the earlier trial's epochs, which are not trained again.
+        assert_eq!(promoted.curve.len() as u32, promoted.budget);
+        assert_eq!(&promoted.curve[..earlier.curve.len()], &earlier.curve[..]);
+        assert!(
+            promoted.metrics["train_seconds"]
+                < earlier.metrics["train_seconds"] * promoted.budget as f64
+        );
+    }
 }

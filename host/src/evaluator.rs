@@ -117,6 +117,11 @@ impl Evaluator for TableLookup {
 
     fn evaluate(&mut self, spec: &TrialSpec, _: &mut dyn FnMut(Progress)) -> Result<TrialOutcome> {
         let found = self.table.lookup(&spec.network.key, spec.epochs)?;
+        // A promotion pays only for the epochs it adds.
+        let paid = match &spec.resume_from {
+            Some(r) => self.table.lookup(&spec.network.key, r.epochs)?.cost,
+            None => 0.0,
+        };
         let mut metrics = found.metrics;
         let analysis = analyse(&spec.network, &self.task)?;
         metrics.insert("params".into(), analysis.params() as f64);
@@ -125,7 +130,7 @@ impl Evaluator for TableLookup {
             "memory_mb".into(),
             analysis.train_memory_mb(spec.train.batch_size),
         );
-        metrics.insert("train_seconds".into(), found.cost);
+        metrics.insert("train_seconds".into(), (found.cost - paid).max(0.0));
         Ok(TrialOutcome {
             trial_id: spec.trial_id,
             status: TrialStatus::Completed,
@@ -133,7 +138,7 @@ impl Evaluator for TableLookup {
             metrics,
             curve: Vec::new(),
             weights: None,
-            resumed_from_epoch: None,
+            resumed_from_epoch: spec.resume_from.as_ref().map(|r| r.epochs),
         })
     }
 

@@ -15,10 +15,10 @@ use crate::lock::RunLock;
 use crate::network::{analyse, grouped, summary};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::progress::{Event, Reporter};
-use crate::store::{Asked, EventKind, RunStore, TrialRecord, DB_FILE};
+use crate::store::{status_text, Asked, EventKind, RunStore, TrialRecord, DB_FILE};
 use crate::table::Table;
 use crate::train::Progress;
-use crate::trial::{TrialOutcome, TrialSpec};
+use crate::trial::{ResumeFrom, TrialOutcome, TrialSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -206,6 +206,8 @@ struct Search<'a> {
     running: BTreeMap<u64, (Proposal, TrialRecord, Instant)>,
     /// The Slurm job of each trial submitted (by any session).
     submitted: BTreeMap<u64, String>,
+    /// The strategy proposed nothing while trials were in flight: ask again after the next result.
+    waiting: bool,
     /// Held until the run ends.
     _lock: RunLock,
 }
@@ -343,6 +345,7 @@ impl<'a> Search<'a> {
             executor,
             running: BTreeMap::new(),
             submitted: BTreeMap::new(),
+            waiting: false,
             _lock: lock,
         })
     }
@@ -511,7 +514,7 @@ impl<'a> Search<'a> {
                 stop = Some(crate::interrupt::STOP_REASON.into());
                 self.interrupt_running()?;
             }
-            if stop.is_none() && !strategy_done {
+            if stop.is_none() && !strategy_done && !self.waiting {
                 stop = self.fill_slots(reporter, &mut strategy_done)?;
             }
             if self.running.is_empty() {
@@ -563,7 +566,12 @@ impl<'a> Search<'a> {
                 self.store
                     .event(EventKind::Asked, None, &asked, self.elapsed())?;
                 if asked.proposals.is_empty() {
-                    *strategy_done = true;
+                    // Nothing now: finished, or (with trials in flight) waiting for a result.
+                    if self.running.is_empty() {
+                        *strategy_done = true;
+                    } else {
+                        self.waiting = true;
+                    }
                     return Ok(None);
                 }
                 self.next_id += asked.trials.len() as u64;
@@ -664,6 +672,7 @@ impl<'a> Search<'a> {
                 else {
                     return Ok(None);
                 };
+                self.waiting = false;
                 for epoch in &outcome.curve {
                     self.store
                         .event(EventKind::Epoch, Some(record.id), epoch, self.elapsed())?;
@@ -783,6 +792,23 @@ impl<'a> Search<'a> {
             record.reason = Some(reason);
             return Ok(Prepared::Done(record));
         }
+        let resume_from = match proposal.resume_from {
+            None => None,
+            Some(source) => match self.promotion_source(source, &network.key, budget) {
+                Ok((from, seed)) => {
+                    // The same training, continued: the source's seed and stream.
+                    record.seed = seed;
+                    Some(from)
+                }
+                Err(why) => {
+                    record.reason = Some(format!(
+                        "strategy `{}` asked to continue trial {source}, but {why}",
+                        self.strategy.name()
+                    ));
+                    return Ok(Prepared::Done(record));
+                }
+            },
+        };
         if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
             record.status = TrialStatus::Completed;
             record.metrics = earlier.metrics;
@@ -803,8 +829,55 @@ impl<'a> Search<'a> {
             device: self.config.run.device.clone(),
             dir: self.dir.join("trials").join(id.to_string()),
             max_latency_ms: self.config.constraints.max_latency_ms,
+            resume_from,
         };
-        Ok(Prepared::Launch(Box::new(spec), record))
+        let seed = record.seed;
+        Ok(Prepared::Launch(
+            Box::new(TrialSpec { seed, ..spec }),
+            record,
+        ))
+    }
+
+    /// The trial a promotion continues (following reuse to the trial that
+    /// trained), with its seed; or why it cannot be continued.
+    fn promotion_source(
+        &self,
+        source: u64,
+        key: &str,
+        budget: u32,
+    ) -> std::result::Result<(ResumeFrom, u64), String> {
+        let mut t = self
+            .trials
+            .iter()
+            .find(|t| t.id == source)
+            .ok_or("that trial has not finished")?;
+        if let Some(origin) = t.reused_from {
+            t = self
+                .trials
+                .iter()
+                .find(|o| o.id == origin)
+                .ok_or("the trial it reuses is not recorded")?;
+        }
+        if t.status != TrialStatus::Completed {
+            return Err(format!("it {}", status_text(t.status)));
+        }
+        if t.key.as_deref() != Some(key) {
+            return Err("it trained another network".into());
+        }
+        if t.budget >= budget {
+            return Err(format!(
+                "it already trained {} epochs, not fewer than {budget}",
+                t.budget
+            ));
+        }
+        Ok((
+            ResumeFrom {
+                trial: t.id,
+                dir: self.dir.join("trials").join(t.id.to_string()),
+                epochs: t.budget,
+            },
+            t.seed,
+        ))
     }
 
     /// Evaluates `spec` in this process, recording each epoch as it finishes.

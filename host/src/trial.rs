@@ -39,6 +39,21 @@ pub struct TrialSpec {
     /// `[constraints] max_latency_ms`: a slower network is infeasible and not trained.
     #[serde(default)]
     pub max_latency_ms: Option<f64>,
+    /// A multi-fidelity promotion: continue the trial that trained this
+    /// network for fewer epochs, from its final checkpoint.
+    #[serde(default)]
+    pub resume_from: Option<ResumeFrom>,
+}
+
+/// The earlier trial a promoted trial continues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeFrom {
+    /// Its id.
+    pub trial: u64,
+    /// Its folder (with its final checkpoint).
+    pub dir: PathBuf,
+    /// The epochs it trained.
+    pub epochs: u32,
 }
 
 /// What a trial produced.
@@ -149,6 +164,7 @@ pub fn run(
     let checkpoints = train::Checkpoints {
         dir: &spec.dir,
         every: spec.train.checkpoint_every,
+        from: spec.resume_from.as_ref().map(|r| r.dir.as_path()),
     };
     let trained = train::train(
         &model,
@@ -183,8 +199,10 @@ pub fn run(
             resumed_from_epoch: outcome.resumed_from_epoch,
         });
     }
-    // The trial's result is final now: its checkpoint is no longer needed.
-    train::remove_checkpoint(&spec.dir)?;
+    if outcome.timed_out.is_some() || outcome.diverged.is_some() || !spec.train.keep_checkpoints {
+        // A failed trial is never continued, and without promotions a finished one neither.
+        train::remove_checkpoint(&spec.dir)?;
+    }
     if let Some(why) = outcome.timed_out {
         return Ok(TrialOutcome::failed(spec, why, metrics, outcome.curve));
     }

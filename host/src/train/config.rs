@@ -64,6 +64,10 @@ pub struct TrainConfig {
     /// stream) every this many epochs, so `nas-host resume` continues an
     /// interrupted trial from there; 0 turns checkpoints off (default 1).
     pub checkpoint_every: u32,
+    /// Keep a finished trial's final checkpoint (weights and optimiser
+    /// state), so that multi-fidelity strategies can promote it (continue it
+    /// for more epochs) instead of training again (default true).
+    pub keep_checkpoints: bool,
     /// Fail a trial before training when its estimated training memory
     /// (`memory_mb`) is above this many MiB; default: 90 percent of the
     /// memory available when the trial starts.
@@ -88,6 +92,7 @@ impl Default for TrainConfig {
             max_loss: 1000.0,
             trial_timeout_s: None,
             checkpoint_every: 1,
+            keep_checkpoints: true,
             max_memory_mb: None,
         }
     }

@@ -75,6 +75,9 @@ pub struct Checkpoints<'a> {
     pub dir: &'a Path,
     /// Write one after every this many epochs (and after the last).
     pub every: u32,
+    /// Without a checkpoint in `dir`: continue from the (final) checkpoint
+    /// in this folder, another trial's (a multi-fidelity promotion).
+    pub from: Option<&'a Path>,
 }
 
 /// The training state that a checkpoint restores.
@@ -184,6 +187,9 @@ pub fn train(
     let mut resumed_from_epoch = None;
     if let Some(c) = checkpoints {
         resumed_from_epoch = state.restore(model, &params, c.dir, seed)?;
+        if let (None, Some(from)) = (resumed_from_epoch, c.from) {
+            resumed_from_epoch = state.restore(model, &params, from, seed)?;
+        }
     }
     let batches = n.div_ceil(config.batch_size);
     let start = Instant::now();
@@ -353,6 +359,7 @@ mod tests {
         let checkpoints = Some(Checkpoints {
             dir: dir.path(),
             every: 1,
+            from: None,
         });
         let stopped = model();
         let crash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -101,6 +101,11 @@ impl Config {
             .ok_or_else(|| self.wrong(name, "a string", &v))
     }
 
+    /// Whether the key's value is an empty list (a default meaning "none").
+    pub fn is_empty_list(&self, name: &str) -> Result<bool, String> {
+        Ok(self.raw(name)?.as_array().is_some_and(|a| a.is_empty()))
+    }
+
     /// A non-empty list of non-negative integers.
     pub fn u64_list(&self, name: &str) -> Result<Vec<u64>, String> {
         let v = self.raw(name)?;

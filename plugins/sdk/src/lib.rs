@@ -57,11 +57,15 @@ pub mod bindings {
 }
 
 mod config;
+#[cfg(feature = "strategy")]
+pub mod fidelity;
 mod network;
 mod rng;
 #[doc(hidden)]
 pub mod runtime;
 pub mod space;
+#[cfg(feature = "strategy")]
+pub mod tpe;
 
 pub use bindings::nas::plugin::types::*;
 pub use config::Config;
