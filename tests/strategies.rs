@@ -442,3 +442,127 @@ eta = 2
         );
     }
 }
+
+/// Branin on x1 in [-5, 10], x2 in [0, 15]; global minimum 0.397887.
+fn branin(x: &[f64]) -> f64 {
+    let (a, b, c) = (
+        1.0,
+        5.1 / (4.0 * std::f64::consts::PI.powi(2)),
+        5.0 / std::f64::consts::PI,
+    );
+    let (r, s, t) = (6.0, 10.0, 1.0 / (8.0 * std::f64::consts::PI));
+    a * (x[1] - b * x[0] * x[0] + c * x[0] - r).powi(2) + s * (1.0 - t) * x[0].cos() + s
+}
+
+/// Hartmann-6 on [0, 1]^6; global minimum -3.32237.
+fn hartmann6(x: &[f64]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    -(0..4)
+        .map(|i| {
+            let inner: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum();
+            ALPHA[i] * (-inner).exp()
+        })
+        .sum::<f64>()
+}
+
+/// A test function: name, the function, its ranges and its known minimum.
+type Problem = (&'static str, fn(&[f64]) -> f64, Vec<(f64, f64)>, f64);
+
+/// The best value `strategy` finds in 100 trials of minimising `f` over `ranges`.
+fn minimise(
+    rt: &PluginRuntime,
+    strategy: &str,
+    f: fn(&[f64]) -> f64,
+    ranges: &[(f64, f64)],
+    seed: u64,
+) -> f64 {
+    let dims: Vec<Dimension> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(low, high))| Dimension {
+            name: format!("x{}", i + 1),
+            domain: Domain::Real(RealRange {
+                low,
+                high,
+                log: false,
+            }),
+            condition: None,
+        })
+        .collect();
+    let mut s = rt
+        .strategy(&PluginSource::parse(&format!("builtin:{strategy}")).unwrap())
+        .unwrap();
+    let objective = Objective {
+        metric: "value".into(),
+        direction: Direction::Minimize,
+    };
+    s.init(&dims, &[objective], "{}", seed).unwrap();
+    let mut best = f64::INFINITY;
+    for id in 1..=100 {
+        let p = s.ask(1).unwrap().pop().expect("keeps proposing");
+        let x: Vec<f64> = p
+            .assignment
+            .iter()
+            .map(|b| match b.value {
+                Value::Real(v) => v,
+                _ => panic!("{strategy}: not a real value"),
+            })
+            .collect();
+        let value = f(&x);
+        best = best.min(value);
+        s.tell(&[TrialResult {
+            proposal: p,
+            trial_id: id,
+            status: TrialStatus::Completed,
+            metrics: vec![Metric {
+                name: "value".into(),
+                value,
+            }],
+            curve: vec![],
+            reason: None,
+        }])
+        .unwrap();
+    }
+    best
+}
+
+#[test]
+fn greedy_evolution_and_tpe_beat_random_on_branin_and_hartmann6() {
+    let rt = runtime();
+    let problems: [Problem; 2] = [
+        ("branin", branin, vec![(-5.0, 10.0), (0.0, 15.0)], 0.397887),
+        ("hartmann6", hartmann6, vec![(0.0, 1.0); 6], -3.32237),
+    ];
+    for (name, f, ranges, minimum) in &problems {
+        let medians: Vec<(&str, f64)> = ["random", "greedy", "evolution", "tpe"]
+            .iter()
+            .map(|s| {
+                let best = (0..20)
+                    .map(|seed| minimise(&rt, s, *f, ranges, seed))
+                    .collect();
+                (*s, median(best))
+            })
+            .collect();
+        eprintln!("{name} (minimum {minimum}), median best of 100 over 20 seeds: {medians:?}");
+        let random = medians[0].1;
+        assert!(random >= *minimum - 1e-4, "{name}: below the known minimum");
+        for (s, m) in &medians[1..] {
+            assert!(
+                m < &random,
+                "{name}: {s} median best {m} vs random {random}"
+            );
+        }
+    }
+}
