@@ -121,7 +121,7 @@ impl Chart {
                 s.points.iter().chain(lower)
             })
         };
-        let range = |values: &mut dyn Iterator<Item = f64>| {
+        let range = |values: &mut dyn Iterator<Item = f64>, padded: bool| {
             let (lo, hi) = values
                 .filter(|v| v.is_finite())
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
@@ -132,15 +132,16 @@ impl Chart {
             } else if lo == hi {
                 (lo - 0.5, hi + 0.5)
             } else {
-                let pad = (hi - lo) * 0.04;
+                let pad = if padded { (hi - lo) * 0.04 } else { 0.0 };
                 (lo - pad, hi + pad)
             }
         };
         let (x_lo, x_hi) = match &self.x_categories {
             Some(c) => (-0.5, c.len() as f64 - 0.5),
-            None => range(&mut all().map(|p| self.x_value(p.0))),
+            None => range(&mut all().map(|p| self.x_value(p.0)), false),
         };
-        let (y_lo, y_hi) = range(&mut all().map(|p| p.1));
+        // Points on the x range's ends stay inside the frame; y gets a margin.
+        let (y_lo, y_hi) = range(&mut all().map(|p| p.1), true);
         let px = |x: f64| left + (w - left - right) * (self.x_value(x) - x_lo) / (x_hi - x_lo);
         let py = |y: f64| top + (h - top - bottom) * (1.0 - (y - y_lo) / (y_hi - y_lo));
         let mut svg = format!(
