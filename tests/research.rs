@@ -6,6 +6,7 @@ mod common;
 use nas_host::config::RunConfig;
 use nas_host::contract::TrialStatus;
 use nas_host::progress::{Mode, Reporter};
+use nas_host::store::RunStore;
 use nas_host::table::Table;
 use std::collections::HashMap;
 use std::process::Command;
@@ -229,4 +230,67 @@ fn compare_runs_strategies_over_seeds_and_saves_csv_and_svg() {
     let svg = std::fs::read_to_string(base.join("best_so_far.svg")).unwrap();
     assert_eq!(svg.matches("<polyline").count(), 2);
     assert!(base.join("random-seed2").join("nas.sqlite").exists());
+}
+
+#[test]
+fn compare_by_cost_sets_strategy_keys_and_measures_training_seconds() {
+    let c = config(&[]);
+    let dir = c.run.output_dir.clone();
+    let config_path = dir.parent().unwrap().join("research.toml");
+    let compare = |extra: &[&str]| {
+        common::nas_host_command(&[
+            "compare",
+            config_path.to_str().unwrap(),
+            "--strategies",
+            "random,asha",
+            "--seeds",
+            "3",
+            "--by",
+            "cost",
+            "--budget",
+            "30000",
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+    };
+    let out = compare(&["--set", "asha.budgets=[12, 200]", "--set", "asha.eta=4"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("after C training seconds") && stdout.contains("C=30000"),
+        "{stdout}"
+    );
+    let base = dir.join("research-compare");
+    let csv = std::fs::read_to_string(base.join("best_so_far.csv")).unwrap();
+    assert!(csv.starts_with("strategy,training_seconds,mean,std,seeds\n"));
+    assert_eq!(csv.lines().count(), 1 + 2 * 100);
+    // The key reached the strategy: its trials ran at the table's 12-epoch fidelity.
+    let store = RunStore::open_read_only(&base.join("asha-seed0/nas.sqlite")).unwrap();
+    let trials = store.trials().unwrap();
+    assert!(
+        trials.iter().any(|t| t.budget == 12)
+            && trials.iter().all(|t| t.budget == 12 || t.budget == 200)
+    );
+    let spent: f64 = trials
+        .iter()
+        .filter(|t| t.reused_from.is_none())
+        .map(|t| t.metrics["train_seconds"])
+        .sum();
+    let last = trials.last().unwrap().metrics["train_seconds"];
+    assert!(
+        spent >= 30000.0 && spent - last < 30000.0,
+        "stopped at the budget: {spent}"
+    );
+
+    let bad = compare(&["--set", "tpe.gamma=0.3"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`tpe` is not one of --strategies"));
+    let bad = compare(&["--set", "asha=3"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("write STRATEGY.KEY=VALUE"));
 }

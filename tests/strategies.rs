@@ -169,12 +169,18 @@ fn greedy_evolution_and_tpe_beat_random_on_the_table() {
     let path = common::root().join("examples/research.toml");
     let mut config = RunConfig::load(&path).unwrap();
     config.run.output_dir = tempfile::tempdir().unwrap().keep();
-    let strategies: Vec<String> = ["random", "greedy", "evolution", "tpe"]
+    let strategies: Vec<(String, toml::Table)> = ["random", "greedy", "evolution", "tpe"]
         .iter()
-        .map(|s| s.to_string())
+        .map(|s| (s.to_string(), toml::Table::new()))
         .collect();
-    let comparison =
-        nas_host::compare::compare(&config, &strategies, 20, 100, "test_accuracy").unwrap();
+    let comparison = nas_host::compare::compare(
+        &config,
+        &strategies,
+        20,
+        (100, nas_host::compare::Axis::Trials),
+        "test_accuracy",
+    )
+    .unwrap();
     let median = |name: &str| {
         let runs = &comparison.runs.iter().find(|(n, _)| n == name).unwrap().1;
         let mut last: Vec<f64> = runs.curves.iter().map(|c| c[99]).collect();

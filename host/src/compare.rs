@@ -1,6 +1,6 @@
 //! `nas-host compare`: runs each strategy with several seeds on one config and
-//! summarises the best-so-far objective after each number of trials (mean and
-//! standard deviation over seeds), and the final best's value on a separate
+//! summarises the best-so-far objective after each number of trials, or
+//! against the training spent (mean and standard deviation over seeds), and the final best's value on a separate
 //! report metric (for example search on validation accuracy, report test
 //! accuracy: the NAS-Bench protocol). Saves CSV files and an SVG plot.
 
@@ -24,13 +24,28 @@ pub struct StrategyRuns {
     pub finals: Vec<f64>,
 }
 
+/// What a comparison's budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Axis {
+    /// Trials: best-so-far after 1, 2, ... trials.
+    Trials,
+    /// Training seconds (simulated in table mode): best-so-far against the
+    /// training spent, which compares multi-fidelity strategies fairly.
+    Cost,
+}
+
+/// Points of a cost curve (at 1%, 2%, ... 100% of the budget).
+const COST_POINTS: usize = 100;
+
 /// A whole comparison.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     /// Strategy name -> its runs, in the order given.
     pub runs: Vec<(String, StrategyRuns)>,
-    /// Trials per run.
+    /// Trials per run, or simulated training seconds per run with [`Axis::Cost`].
     pub budget: u64,
+    /// What the budget and the curves' x axis count.
+    pub axis: Axis,
     /// The searched objective.
     pub objective: Objective,
     /// The reported metric.
@@ -66,11 +81,31 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 /// Runs the comparison; table-mode runs go in parallel across the cores.
 pub fn compare(
     config: &RunConfig,
-    strategies: &[String],
+    strategies: &[(String, toml::Table)],
     seeds: u64,
-    budget: u64,
+    (budget, axis): (u64, Axis),
     report: &str,
 ) -> Result<Comparison> {
+    // Each strategy runs with its own table: the given keys, else the
+    // config's own table when the config names that strategy.
+    let configs: Vec<RunConfig> = strategies
+        .iter()
+        .map(|(name, settings)| {
+            let mut c = config.clone();
+            let plugin = plugin_of(name);
+            let mut table = if plugin == config.strategy.plugin {
+                config.strategy.config.clone()
+            } else {
+                toml::Table::new()
+            };
+            table.extend(settings.clone());
+            c.strategy = PluginSection {
+                plugin,
+                config: table,
+            };
+            c
+        })
+        .collect();
     let dir = config
         .run
         .output_dir
@@ -100,10 +135,10 @@ pub fn compare(
                     break;
                 };
                 let outcome = one_run(
-                    config,
-                    &strategies[s],
+                    &configs[s],
+                    &strategies[s].0,
                     seed,
-                    budget,
+                    (budget, axis),
                     &objective,
                     report,
                     &dir,
@@ -117,17 +152,18 @@ pub fn compare(
     });
     let mut runs: Vec<(String, StrategyRuns)> = strategies
         .iter()
-        .map(|s| (s.clone(), StrategyRuns::default()))
+        .map(|(s, _)| (s.clone(), StrategyRuns::default()))
         .collect();
     for ((s, seed), outcome) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let (curve, last) =
-            outcome.with_context(|| format!("strategy `{}`, seed {seed}", strategies[s]))?;
+            outcome.with_context(|| format!("strategy `{}`, seed {seed}", strategies[s].0))?;
         runs[s].1.curves.push(curve);
         runs[s].1.finals.push(last);
     }
     let comparison = Comparison {
         runs,
         budget,
+        axis,
         objective,
         report: report.to_string(),
         dir,
@@ -143,34 +179,34 @@ fn one_run(
     config: &RunConfig,
     strategy: &str,
     seed: u64,
-    budget: u64,
+    (budget, axis): (u64, Axis),
     objective: &Objective,
     report: &str,
     dir: &Path,
 ) -> Result<RunSummary> {
     let mut c = config.clone();
-    let plugin = plugin_of(strategy);
-    // The config's strategy table belongs to the config's strategy alone.
-    let table = if plugin == config.strategy.plugin {
-        config.strategy.config.clone()
-    } else {
-        toml::Table::new()
-    };
-    c.strategy = PluginSection {
-        plugin,
-        config: table,
-    };
     c.run.seed = seed;
-    c.run.max_trials = budget;
+    match axis {
+        Axis::Trials => c.run.max_trials = budget,
+        Axis::Cost => {
+            // Only the training budget limits the run.
+            c.run.max_trials = u64::MAX / 2;
+            c.run.max_time_s = Some(budget as f64);
+        }
+    }
     c.run.output_dir = dir.to_path_buf();
     c.run.name = Some(format!(
         "{}-seed{seed}",
         strategy.replace(['/', ':', '.'], "_")
     ));
     let result = search::run(&c, &mut Reporter::new(Mode::Quiet))?;
-    let mut curve = Vec::with_capacity(budget as usize);
-    let mut best = f64::NAN;
+    // Best-so-far after each trial, with the training spent by then.
+    let mut steps = Vec::with_capacity(result.trials.len());
+    let (mut best, mut spent) = (f64::NAN, 0.0);
     for t in &result.trials {
+        if t.reused_from.is_none() {
+            spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
+        }
         if t.status == TrialStatus::Completed {
             if let Some(&v) = t.metrics.get(&objective.metric) {
                 if best.is_nan() || better(v, best, objective) {
@@ -178,10 +214,26 @@ fn one_run(
                 }
             }
         }
-        curve.push(best);
+        steps.push((spent, best));
     }
-    // A strategy that finished early keeps its best for the remaining trials.
-    curve.resize(budget as usize, best);
+    let curve = match axis {
+        Axis::Trials => {
+            let mut curve: Vec<f64> = steps.iter().map(|s| s.1).collect();
+            // A strategy that finished early keeps its best for the remaining trials.
+            curve.resize(budget as usize, best);
+            curve
+        }
+        Axis::Cost => (1..=COST_POINTS)
+            .map(|k| {
+                let x = budget as f64 * k as f64 / COST_POINTS as f64;
+                steps
+                    .iter()
+                    .take_while(|s| s.0 <= x)
+                    .last()
+                    .map_or(f64::NAN, |s| s.1)
+            })
+            .collect(),
+    };
     let last = result
         .best
         .as_ref()
@@ -197,7 +249,23 @@ fn one_run(
 }
 
 impl Comparison {
-    /// Mean and standard deviation of each strategy's best-so-far after `trials` trials.
+    /// Points on each curve: trials, or cost points.
+    fn points(&self) -> usize {
+        match self.axis {
+            Axis::Trials => self.budget as usize,
+            Axis::Cost => COST_POINTS,
+        }
+    }
+
+    /// The x value (trials or training seconds) of curve point `k` (1-based).
+    fn x_of(&self, k: usize) -> f64 {
+        match self.axis {
+            Axis::Trials => k as f64,
+            Axis::Cost => self.budget as f64 * k as f64 / COST_POINTS as f64,
+        }
+    }
+
+    /// Mean and standard deviation of each strategy's best-so-far at curve point `trials` (1-based).
     pub fn at(&self, trials: usize) -> Vec<(f64, f64)> {
         self.runs
             .iter()
@@ -207,18 +275,27 @@ impl Comparison {
 
     /// The printed table: best-so-far at checkpoints, then the report metric.
     pub fn table(&self) -> String {
+        let points = self.points();
         let mut checkpoints: Vec<usize> = [10, 25, 50, 100, 200, 500, 1000]
             .into_iter()
-            .filter(|&c| c < self.budget as usize)
+            .filter(|&c| c < points)
             .collect();
-        checkpoints.push(self.budget as usize);
+        checkpoints.push(points);
+        let after = match self.axis {
+            Axis::Trials => "N trials",
+            Axis::Cost => "C training seconds",
+        };
         let mut out = format!(
-            "best-so-far {} (mean ± std over seeds) after N trials; final best's {}\n",
+            "best-so-far {} (mean ± std over seeds) after {after}; final best's {}\n",
             self.objective.metric, self.report
         );
         write!(out, "{:<16}", "strategy").unwrap();
-        for c in &checkpoints {
-            write!(out, " {:>16}", format!("N={c}")).unwrap();
+        for &c in &checkpoints {
+            let label = match self.axis {
+                Axis::Trials => format!("N={c}"),
+                Axis::Cost => format!("C={:.0}", self.x_of(c)),
+            };
+            write!(out, " {label:>16}").unwrap();
         }
         writeln!(out, " {:>18}", self.report).unwrap();
         for (i, (name, runs)) in self.runs.iter().enumerate() {
@@ -236,10 +313,19 @@ impl Comparison {
     fn save(&self) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("create {}", self.dir.display()))?;
-        let mut curve = String::from("strategy,trials,mean,std,seeds\n");
-        for t in 1..=self.budget as usize {
+        let x = match self.axis {
+            Axis::Trials => "trials",
+            Axis::Cost => "training_seconds",
+        };
+        let mut curve = format!("strategy,{x},mean,std,seeds\n");
+        for t in 1..=self.points() {
             for ((name, runs), (m, s)) in self.runs.iter().zip(self.at(t)) {
-                writeln!(curve, "{name},{t},{m},{s},{}", runs.curves.len())?;
+                writeln!(
+                    curve,
+                    "{name},{},{m},{s},{}",
+                    self.x_of(t),
+                    runs.curves.len()
+                )?;
             }
         }
         std::fs::write(self.dir.join("best_so_far.csv"), curve)?;
@@ -260,10 +346,14 @@ impl Comparison {
 
     /// A line per strategy (mean) with a band of ± one standard deviation.
     pub fn svg(&self) -> String {
-        let series: Vec<Vec<(f64, f64)>> = (1..=self.budget as usize).map(|t| self.at(t)).collect();
+        let series: Vec<Vec<(f64, f64)>> = (1..=self.points()).map(|t| self.at(t)).collect();
+        let x_label = match self.axis {
+            Axis::Trials => format!("trials (1 to {})", self.budget),
+            Axis::Cost => format!("training seconds (to {})", self.budget),
+        };
         let mut chart = Chart::new(
             &format!("best-so-far {} (mean ± std)", self.objective.metric),
-            &format!("trials (1 to {})", self.budget),
+            &x_label,
             "",
         );
         chart.size = (720.0, 420.0);
@@ -273,7 +363,7 @@ impl Comparison {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s[i].0.is_finite())
-                .map(|(t, s)| ((t + 1) as f64, s[i].0, s[i].1))
+                .map(|(t, s)| (self.x_of(t + 1), s[i].0, s[i].1))
                 .collect();
             let upper = points.iter().map(|&(t, m, s)| (t, m + s)).collect();
             let lower = points.iter().map(|&(t, m, s)| (t, m - s)).collect();
