@@ -257,16 +257,16 @@ fn the_pareto_front_is_recorded_and_nsga2_beats_random_on_hypervolume() {
         .fold(0.0, f64::max)
         * 1.5;
     let median = |strategy: &str| {
-        let mut hv: Vec<f64> = (0..10)
+        let hv: Vec<f64> = (0..20)
             .map(|seed| {
                 let (t, f) = two_objective_run(strategy, seed);
                 hypervolume(&t, &f, max_params)
             })
             .collect();
-        hv.sort_by(f64::total_cmp);
-        (hv[4] + hv[5]) / 2.0
+        median(hv)
     };
     let (nsga2, random) = (median("nsga2"), median("random"));
+    eprintln!("median hypervolume over 20 seeds, 100 trials: nsga2 {nsga2:.4e}, random {random:.4e} (reference params {max_params})");
     assert!(
         nsga2 > random,
         "median hypervolume: nsga2 {nsga2} vs random {random}"
