@@ -5,7 +5,9 @@
 //! FLOPs per training image) and the validation pass.
 //!
 //! Run: `cargo bench -p nas-bench --bench train_epoch`
-//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes; `NAS_BENCH_SUBSET=N` uses N images for a quick look).
+//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
+//! epoch under each row, from `bench/peers/torch_epoch.py`).
 
 use anyhow::Result;
 use candle_core::Device;
@@ -83,13 +85,60 @@ fn main() -> Result<()> {
             "{batch:>6} {train_s:>10.1} {:>10.0} {gflops:>9.2} {val_s:>12.2} {accuracy:>8.4}",
             images / train_s
         );
+        peer(&network, batch, subset, train_s)?;
     }
-    residual(&runtime, &data)
+    residual(&runtime, &data, subset)
+}
+
+/// With `NAS_BENCH_PYTHON` (a Python with torch): the same epoch in
+/// PyTorch (`peers/torch_epoch.py`), printed under nas-host's, with the ratio.
+fn peer(
+    network: &nas_host::contract::Network,
+    batch: usize,
+    subset: Option<usize>,
+    ours: f64,
+) -> Result<()> {
+    let Ok(python) = std::env::var("NAS_BENCH_PYTHON") else {
+        return Ok(());
+    };
+    let file = std::env::temp_dir().join(format!("nas-bench-network-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_string(network)?)?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/torch_epoch.py");
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script).arg(&file).arg(batch.to_string());
+    if let Some(n) = subset {
+        cmd.arg(n.to_string());
+    }
+    let out = cmd.output()?;
+    std::fs::remove_file(&file)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let theirs = peer["train_s"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{:>6} {theirs:>10.1} {:>10} {:>9} {:>12.2} {:>8.4}   PyTorch {} ({} threads): nas-host takes {:.2}x PyTorch's time",
+        "",
+        "",
+        "",
+        peer["val_s"].as_f64().unwrap_or(f64::NAN),
+        peer["val_acc"].as_f64().unwrap_or(f64::NAN),
+        peer["torch"].as_str().unwrap_or("?"),
+        peer["threads"],
+        ours / theirs
+    );
+    Ok(())
 }
 
 /// The same epoch for a `cnn`-space residual network with kernel 5 and
 /// batch-norm (2 stages of 2 residual blocks, 32 and 64 filters), batch 32.
-fn residual(runtime: &PluginRuntime, data: &nas_host::data::Dataset) -> Result<()> {
+fn residual(
+    runtime: &PluginRuntime,
+    data: &nas_host::data::Dataset,
+    subset: Option<usize>,
+) -> Result<()> {
     let mut cnn = runtime.search_space(&PluginSource::parse("builtin:cnn")?)?;
     cnn.init("{}", data.task)?;
     let pairs = [
@@ -132,5 +181,5 @@ fn residual(runtime: &PluginRuntime, data: &nas_host::data::Dataset) -> Result<(
         model.analysis().flops() as f64 / 1e6,
         data.train.len() as f64 / train_s
     );
-    Ok(())
+    peer(&network, 32, subset, train_s)
 }

@@ -1,0 +1,149 @@
+"""PyTorch's side of `cargo bench -p nas-bench --bench train_epoch`: one
+epoch of the same network (nas-host's network JSON, compiled here to torch
+modules op by op), on the same Fashion-MNIST split sizes, Adam at 1e-3,
+CPU with 2 threads. Prints one JSON line: training seconds, validation
+pass seconds, validation accuracy.
+
+    python3 -m venv pt && pt/bin/pip install torch numpy
+    NAS_BENCH_PYTHON=pt/bin/python cargo bench -p nas-bench --bench train_epoch
+
+(The bench calls this script itself when NAS_BENCH_PYTHON is set:
+`torch_epoch.py NETWORK.json BATCH [SUBSET]`.)
+"""
+
+import gzip
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+D = "/usr/share/datasets/fashion-mnist"
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+ACTIVATIONS = {
+    "Relu": nn.ReLU,
+    "Gelu": nn.GELU,
+    "Silu": nn.SiLU,
+    "Tanh": nn.Tanh,
+    "Sigmoid": nn.Sigmoid,
+    "LeakyRelu": lambda: nn.LeakyReLU(0.01),
+}
+
+
+class Graph(nn.Module):
+    """nas-host's node graph: node i applies its op to the outputs of its inputs."""
+
+    def __init__(self, network, channels, size):
+        super().__init__()
+        self.nodes = network["nodes"]
+        self.mods = nn.ModuleList()
+        shapes = []  # (channels, side) or (features,)
+        for node in self.nodes:
+            op = node["op"]
+            ins = [shapes[i] for i in node["inputs"]]
+            name, arg = (op, None) if isinstance(op, str) else next(iter(op.items()))
+            mod, shape = nn.Identity(), ins[0] if ins else (channels, size)
+            if name == "Conv2d":
+                c, s = ins[0]
+                pad = arg["dilation"] * (arg["kernel"] - 1) // 2 if arg["padding"] == "Same" else 0
+                mod = nn.Conv2d(c, arg["filters"], arg["kernel"], arg["stride"], pad, arg["dilation"], arg["groups"], arg["bias"])
+                shape = (arg["filters"], (s + 2 * pad - arg["dilation"] * (arg["kernel"] - 1) - 1) // arg["stride"] + 1)
+            elif name in ("MaxPool", "AvgPool"):
+                c, s = ins[0]
+                pad = (arg["kernel"] - 1) // 2 if arg["padding"] == "Same" else 0
+                if name == "MaxPool":
+                    mod = nn.MaxPool2d(arg["kernel"], arg["stride"], pad)
+                else:
+                    mod = nn.AvgPool2d(arg["kernel"], arg["stride"], pad, count_include_pad=False)
+                shape = (c, (s + 2 * pad - arg["kernel"]) // arg["stride"] + 1)
+            elif name == "BatchNorm":
+                mod = nn.BatchNorm2d(ins[0][0]) if len(ins[0]) == 2 else nn.BatchNorm1d(ins[0][0])
+            elif name == "Activation":
+                mod = ACTIVATIONS[arg]()
+            elif name == "Dense":
+                mod = nn.Linear(ins[0][0], arg)
+                shape = (arg,)
+            elif name == "Dropout":
+                mod = nn.Dropout(arg)
+            elif name == "Flatten":
+                c, s = ins[0]
+                mod, shape = nn.Flatten(), (c * s * s,)
+            elif name in ("GlobalAvgPool", "GlobalMaxPool"):
+                pool = nn.AdaptiveAvgPool2d(1) if name == "GlobalAvgPool" else nn.AdaptiveMaxPool2d(1)
+                mod, shape = nn.Sequential(pool, nn.Flatten()), (ins[0][0],)
+            elif name == "Concat":
+                shape = (sum(i[0] for i in ins),) + tuple(ins[0][1:])
+            elif name not in ("Input", "Add", "Identity", "Zero"):
+                raise SystemExit(f"torch_epoch.py: op {name} is not supported")
+            self.mods.append(mod)
+            shapes.append(shape)
+
+    def forward(self, x):
+        outs = []
+        for node, mod in zip(self.nodes, self.mods):
+            op = node["op"]
+            name = op if isinstance(op, str) else next(iter(op))
+            ins = [outs[i] for i in node["inputs"]]
+            if name == "Input":
+                y = x
+            elif name == "Add":
+                y = sum(ins[1:], ins[0])
+            elif name == "Concat":
+                y = torch.cat(ins, 1)
+            elif name == "Zero":
+                y = torch.zeros_like(ins[0])
+            else:
+                y = mod(ins[0])
+            outs.append(y)
+        return outs[-1]
+
+
+def main():
+    network = json.load(open(sys.argv[1]))
+    batch = int(sys.argv[2])
+    subset = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    torch.set_num_threads(2)
+    torch.manual_seed(1)
+    x = torch.tensor(idx(f"{D}/train-images-idx3-ubyte.gz"), dtype=torch.float32).unsqueeze(1) / 255.0
+    y = torch.tensor(idx(f"{D}/train-labels-idx1-ubyte.gz"), dtype=torch.long)
+    if subset:
+        x, y = x[:subset], y[:subset]
+    x = (x - x.mean()) / x.std()
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    ntr = int(0.8 * len(x))
+    tr, va = perm[:ntr], perm[ntr:]
+    model = Graph(network, 1, 28)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    lossf = nn.CrossEntropyLoss()
+    model.train()
+    start = time.time()
+    p = tr[torch.randperm(len(tr))]
+    for i in range(0, len(p), batch):
+        b = p[i : i + batch]
+        opt.zero_grad()
+        lossf(model(x[b]), y[b]).backward()
+        opt.step()
+    train_s = time.time() - start
+    model.eval()
+    start = time.time()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(va), 500):
+            b = va[i : i + 500]
+            correct += (model(x[b]).argmax(1) == y[b]).sum().item()
+    val_s = time.time() - start
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "train_s": train_s, "val_s": val_s, "val_acc": correct / len(va)}))
+
+
+main()
