@@ -59,35 +59,18 @@ fn store(run_dir: &Path) -> RunStore {
     RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap()
 }
 
-/// A trial's deterministic content (timings and paths left out), for comparing runs.
-fn content(t: &TrialRecord) -> String {
-    let metrics: Vec<String> = t
-        .metrics
-        .iter()
-        .filter(|(k, _)| !k.contains("seconds") && !k.starts_with("latency"))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let curve: Vec<String> = t
-        .curve
-        .iter()
-        .map(|e| format!("{}/{}/{}", e.train_loss, e.val_loss, e.val_accuracy))
-        .collect();
-    format!(
-        "{} {:?} {:?} {} {}",
-        nas_host::assignment::text(&t.assignment),
-        t.status,
-        t.reason,
-        metrics.join(","),
-        curve.join(",")
-    )
-}
-
 fn contents(run_dir: &Path) -> Vec<String> {
     let mut all: Vec<String> = store(run_dir)
         .trials()
         .unwrap()
-        .iter()
-        .map(content)
+        .into_iter()
+        // Whether a duplicate network reuses a result depends on finishing order.
+        .map(|t| {
+            common::deterministic(&TrialRecord {
+                reused_from: None,
+                ..t
+            })
+        })
         .collect();
     all.sort();
     all
@@ -315,10 +298,6 @@ fn a_cancelled_job_is_retried_and_a_killed_controller_re_attaches_on_resume() {
     });
     controller.kill().unwrap();
     controller.wait().unwrap();
-    let before = store(&run_dir)
-        .events(&[EventKind::Submitted])
-        .unwrap()
-        .len();
     let in_flight = running_jobs(&store(&run_dir));
     assert!(!in_flight.is_empty());
     let out = nas_host(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
@@ -359,5 +338,4 @@ fn a_cancelled_job_is_retried_and_a_killed_controller_re_attaches_on_resume() {
             "trial {trial} was submitted again"
         );
     }
-    assert!(submitted.len() >= before);
 }

@@ -439,13 +439,10 @@ eta = 2
         assert_eq!(promoted.key, earlier.key);
         assert_eq!(promoted.seed, earlier.seed, "the same training, continued");
         assert_eq!(resumed[id], earlier.budget);
-        // The curve goes on from the earlier trial's epochs, which are not trained again.
+        // The curve goes on from the earlier trial's epochs, which are not trained
+        // again: their records, epoch times included, are the earlier trial's own.
         assert_eq!(promoted.curve.len() as u32, promoted.budget);
         assert_eq!(&promoted.curve[..earlier.curve.len()], &earlier.curve[..]);
-        assert!(
-            promoted.metrics["train_seconds"]
-                < earlier.metrics["train_seconds"] * promoted.budget as f64
-        );
     }
 }
 

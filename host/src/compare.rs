@@ -5,10 +5,10 @@
 //! accuracy: the NAS-Bench protocol). Saves CSV files and an SVG plot.
 
 use crate::config::{EvaluatorKind, PluginSection, RunConfig};
-use crate::contract::{Direction, Objective, TrialStatus};
+use crate::contract::Objective;
 use crate::plot::{Chart, Mark, COLORS};
 use crate::progress::{Mode, Reporter};
-use crate::search::{self, better};
+use crate::search;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -110,14 +110,7 @@ pub fn compare(
         .run
         .output_dir
         .join(format!("{}-compare", config.name()));
-    let objective = Objective {
-        metric: config.objectives[0].metric.clone(),
-        direction: if config.objectives[0].direction == crate::config::DirectionConfig::Maximize {
-            Direction::Maximize
-        } else {
-            Direction::Minimize
-        },
-    };
+    let objective = config.objectives[0].objective();
     let jobs: Vec<(usize, u64)> = (0..strategies.len())
         .flat_map(|s| (0..seeds).map(move |seed| (s, seed)))
         .collect();
@@ -200,27 +193,12 @@ fn one_run(
         strategy.replace(['/', ':', '.'], "_")
     ));
     let result = search::run(&c, &mut Reporter::new(Mode::Quiet))?;
-    // Best-so-far after each trial, with the training spent by then.
-    let mut steps = Vec::with_capacity(result.trials.len());
-    let (mut best, mut spent) = (f64::NAN, 0.0);
-    for t in &result.trials {
-        if t.reused_from.is_none() {
-            spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
-        }
-        if t.status == TrialStatus::Completed {
-            if let Some(&v) = t.metrics.get(&objective.metric) {
-                if best.is_nan() || better(v, best, objective) {
-                    best = v;
-                }
-            }
-        }
-        steps.push((spent, best));
-    }
+    let steps = search::best_so_far(&result.trials, objective);
     let curve = match axis {
         Axis::Trials => {
-            let mut curve: Vec<f64> = steps.iter().map(|s| s.1).collect();
+            let mut curve: Vec<f64> = steps.iter().map(|s| s.best).collect();
             // A strategy that finished early keeps its best for the remaining trials.
-            curve.resize(budget as usize, best);
+            curve.resize(budget as usize, steps.last().map_or(f64::NAN, |s| s.best));
             curve
         }
         Axis::Cost => (1..=COST_POINTS)
@@ -228,9 +206,9 @@ fn one_run(
                 let x = budget as f64 * k as f64 / COST_POINTS as f64;
                 steps
                     .iter()
-                    .take_while(|s| s.0 <= x)
+                    .take_while(|s| s.spent <= x)
                     .last()
-                    .map_or(f64::NAN, |s| s.1)
+                    .map_or(f64::NAN, |s| s.best)
             })
             .collect(),
     };

@@ -100,6 +100,20 @@ pub struct ObjectiveConfig {
     pub direction: DirectionConfig,
 }
 
+impl ObjectiveConfig {
+    /// The objective as the plugin contract states it.
+    pub fn objective(&self) -> crate::contract::Objective {
+        use crate::contract::Direction;
+        crate::contract::Objective {
+            metric: self.metric.clone(),
+            direction: match self.direction {
+                DirectionConfig::Maximize => Direction::Maximize,
+                DirectionConfig::Minimize => Direction::Minimize,
+            },
+        }
+    }
+}
+
 /// Metrics every completed trial records, usable as objectives.
 pub const METRICS: &[&str] = &[
     "val_accuracy",

@@ -6,7 +6,7 @@
 //! the held-out split.
 
 use crate::assignment;
-use crate::config::{DirectionConfig, EvaluatorKind, RunConfig};
+use crate::config::{EvaluatorKind, ObjectiveConfig, RunConfig};
 use crate::contract::{Direction, Metric, Objective, Proposal, TrialResult, TrialStatus};
 use crate::data;
 use crate::evaluator::{Evaluator, TableLookup, Trainer};
@@ -67,6 +67,62 @@ pub fn pareto_front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<u64
         .collect()
 }
 
+/// The best completed trial under `objective` (the earliest of equals, as
+/// the run picks it), reused trials included.
+pub fn best_trial<'a>(trials: &'a [TrialRecord], objective: &Objective) -> Option<&'a TrialRecord> {
+    trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed)
+        .filter(|t| t.metrics.contains_key(&objective.metric))
+        .reduce(|a, b| {
+            if better(
+                b.metrics[&objective.metric],
+                a.metrics[&objective.metric],
+                objective,
+            ) {
+                b
+            } else {
+                a
+            }
+        })
+}
+
+/// One point of a best-so-far curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BestSoFar {
+    /// The trial after which it holds.
+    pub trial: u64,
+    /// Training seconds spent by then (simulated in table mode; reused trials cost nothing).
+    pub spent: f64,
+    /// The best objective by then (NaN before the first completed trial).
+    pub best: f64,
+}
+
+/// The best objective after each trial, in trial order, with the training spent by then.
+pub fn best_so_far(trials: &[TrialRecord], objective: &Objective) -> Vec<BestSoFar> {
+    let (mut best, mut spent) = (f64::NAN, 0.0);
+    trials
+        .iter()
+        .map(|t| {
+            if t.reused_from.is_none() {
+                spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
+            }
+            if t.status == TrialStatus::Completed {
+                if let Some(&v) = t.metrics.get(&objective.metric) {
+                    if best.is_nan() || better(v, best, objective) {
+                        best = v;
+                    }
+                }
+            }
+            BestSoFar {
+                trial: t.id,
+                spent,
+                best,
+            }
+        })
+        .collect()
+}
+
 /// What a run did.
 pub struct RunResult {
     /// The run directory.
@@ -95,14 +151,7 @@ fn objectives(config: &RunConfig) -> Vec<Objective> {
     config
         .objectives
         .iter()
-        .map(|o| Objective {
-            metric: o.metric.clone(),
-            direction: if o.direction == DirectionConfig::Maximize {
-                Direction::Maximize
-            } else {
-                Direction::Minimize
-            },
-        })
+        .map(ObjectiveConfig::objective)
         .collect()
 }
 

@@ -274,35 +274,27 @@ impl RunStore {
 
     /// The events of the given kinds, in order.
     pub fn events(&self, kinds: &[EventKind]) -> Result<Vec<StoredEvent>> {
-        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, kind, trial, data, elapsed_s FROM events ORDER BY seq")?;
+        let marks = vec!["?"; kinds.len()].join(", ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT seq, kind, trial, data, elapsed_s FROM events WHERE kind IN ({marks}) ORDER BY seq"
+        ))?;
+        let names = kinds.iter().map(|k| k.name());
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, f64>(4)?,
-                ))
+            .query_map(rusqlite::params_from_iter(names), |r| {
+                let kind: String = r.get(1)?;
+                Ok(StoredEvent {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: EventKind::ALL
+                        .into_iter()
+                        .find(|k| k.name() == kind)
+                        .expect("selected by name"),
+                    trial: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                    data: r.get(3)?,
+                    elapsed: r.get(4)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, kind, ..)| names.contains(&kind.as_str()))
-            .map(|(seq, kind, trial, data, elapsed)| StoredEvent {
-                seq: seq as u64,
-                kind: EventKind::ALL
-                    .into_iter()
-                    .find(|k| k.name() == kind)
-                    .expect("filtered to known kinds"),
-                trial: trial.map(|t| t as u64),
-                data,
-                elapsed,
-            })
-            .collect())
+        Ok(rows)
     }
 
     /// The run clock at the last recorded event (0 when there is none).

@@ -283,13 +283,17 @@ fn measure(
 /// An error's messages on one line, without the backtraces candle captures
 /// when `RUST_BACKTRACE` is set: a failed trial's reason must stay readable.
 fn concise(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
-    let kept: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.trim_start().starts_with("0: "))
+    before_backtrace(&format!("{e:#}")).join(" ")
+}
+
+/// The non-blank lines of `text`, trimmed, up to a backtrace (which candle
+/// errors and panics print when `RUST_BACKTRACE` is set).
+pub(crate) fn before_backtrace(text: &str) -> Vec<&str> {
+    text.lines()
         .map(str::trim)
-        .collect();
-    kept.join(" ")
+        .take_while(|l| !l.starts_with("0: ") && !l.eq_ignore_ascii_case("stack backtrace:"))
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// File name of a trial's result in its folder, written by `nas-host trial`.

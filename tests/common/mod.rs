@@ -26,6 +26,20 @@ pub fn nas_host_command(args: &[&str]) -> Command {
     cmd
 }
 
+/// A trial record as JSON without what differs between equal runs: wall
+/// seconds, timing metrics and latency probes, epoch times, the weights path.
+pub fn deterministic(t: &nas_host::store::TrialRecord) -> String {
+    let mut t = t.clone();
+    t.seconds = 0.0;
+    t.weights = None;
+    t.metrics
+        .retain(|k, _| !k.contains("seconds") && !k.starts_with("latency"));
+    for e in &mut t.curve {
+        e.seconds = 0.0;
+    }
+    serde_json::to_string(&t).unwrap()
+}
+
 /// Runs `nas-host ARGS` to the end.
 pub fn nas_host(args: &[&str]) -> std::process::Output {
     nas_host_command(args).output().unwrap()

@@ -25,18 +25,8 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
     let config = RunConfig::parse(&config_text, "the run's recorded config")?;
     let trials = store.trials()?;
     let objective = &config.objectives[0];
-    let maximize = objective.direction == crate::config::DirectionConfig::Maximize;
-    let best = trials
-        .iter()
-        .filter(|t| t.status == TrialStatus::Completed)
-        .filter_map(|t| t.metrics.get(&objective.metric).map(|v| (t.id, *v)))
-        .reduce(|a, b| {
-            if (b.1 > a.1) == maximize && b.1 != a.1 {
-                b
-            } else {
-                a
-            }
-        });
+    let best = crate::search::best_trial(&trials, &objective.objective())
+        .map(|t| (t.id, t.metrics[&objective.metric]));
     println!("run:       {} ({})", config.name(), args.run.display());
     println!(
         "trials:    {} of max_trials {}",

@@ -162,21 +162,10 @@ fn read_result(dir: &Path) -> Option<TrialOutcome> {
     serde_json::from_str(&text).ok()
 }
 
-/// The last lines of a worker's log, for a failure's reason; backtrace
-/// frames (with `RUST_BACKTRACE` set) are left out.
+/// The last lines of a worker's log before any backtrace, for a failure's reason.
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let is_frame = |l: &str| {
-        l.starts_with("at ")
-            || l == "Stack backtrace:"
-            || l.split_once(": ")
-                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !is_frame(l))
-        .collect();
+    let kept = crate::trial::before_backtrace(&text);
     kept[kept.len().saturating_sub(3)..].join(" | ")
 }
 
@@ -240,14 +229,6 @@ impl Executor {
         match (self, job) {
             (Executor::Slurm(s), Some(job)) => s.attach(spec, job).map(Some),
             (executor, _) => executor.submit(spec),
-        }
-    }
-
-    /// Trials running now.
-    pub fn running(&self) -> usize {
-        match self {
-            Executor::Process(p) => p.running(),
-            Executor::Slurm(s) => s.running(),
         }
     }
 

@@ -86,11 +86,6 @@ impl ProcessPool {
         self.start(spec, 0)
     }
 
-    /// Workers running now.
-    pub fn running(&self) -> usize {
-        self.workers.len()
-    }
-
     /// Collects the workers that ended in the next 50 ms.
     pub fn poll(&mut self) -> Result<Vec<Update>> {
         std::thread::sleep(Duration::from_millis(50));

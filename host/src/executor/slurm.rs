@@ -170,11 +170,6 @@ impl SlurmQueue {
         Ok(job.to_string())
     }
 
-    /// Jobs in flight.
-    pub fn running(&self) -> usize {
-        self.jobs.len()
-    }
-
     /// Every `poll_s` seconds, reads each job's state; returns what changed.
     pub fn poll(&mut self) -> Result<Vec<Update>> {
         let interval = Duration::from_secs_f64(self.config.poll_s);

@@ -9,9 +9,10 @@ mod graph;
 
 use crate::assignment::value_text;
 use crate::config::{DirectionConfig, ObjectiveConfig, RunConfig};
-use crate::contract::{Task, TrialStatus, Value};
+use crate::contract::{Direction, Objective, Task, TrialStatus, Value};
 use crate::network::grouped;
 use crate::plot::{escape, number, Chart, Mark, COLORS};
+use crate::search::{best_so_far, best_trial, pareto_front, BestSoFar};
 use crate::store::{status_text, RunStore, TrialRecord, DB_FILE};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -68,21 +69,9 @@ impl Run {
         &self.config.objectives[0]
     }
 
-    /// The best completed trial by the first objective (the earliest of equals, as the run picks it).
+    /// The best completed trial by the first objective, as the run picks it.
     fn best(&self) -> Option<&TrialRecord> {
-        let o = self.objective();
-        self.trials
-            .iter()
-            .filter(|t| t.status == TrialStatus::Completed)
-            .filter(|t| t.metrics.contains_key(&o.metric))
-            .reduce(|a, b| {
-                let (x, y) = (a.metrics[&o.metric], b.metrics[&o.metric]);
-                if (maximize(o) && y > x) || (!maximize(o) && y < x) {
-                    b
-                } else {
-                    a
-                }
-            })
+        best_trial(&self.trials, &self.objective().objective())
     }
 
     /// Completed trials that were evaluated (not reused), with the objective.
@@ -212,33 +201,12 @@ fn summary(run: &Run, out: &mut String) {
     out.push_str("</table>\n");
 }
 
-/// Best-so-far after each trial (by id), and the training seconds spent by then.
-fn best_so_far(run: &Run) -> Vec<(u64, f64, f64)> {
-    let o = run.objective();
-    let mut best: Option<f64> = None;
-    let mut spent = 0.0;
-    let mut out = Vec::new();
-    for t in &run.trials {
-        if t.reused_from.is_none() {
-            spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
-        }
-        if t.status == TrialStatus::Completed {
-            if let Some(&v) = t.metrics.get(&o.metric) {
-                if best.is_none_or(|b| if maximize(o) { v > b } else { v < b }) {
-                    best = Some(v);
-                }
-            }
-        }
-        if let Some(b) = best {
-            out.push((t.id, spent, b));
-        }
-    }
-    out
-}
-
 fn progress(run: &Run, out: &mut String) {
     let o = run.objective();
-    let curve = best_so_far(run);
+    let curve: Vec<BestSoFar> = best_so_far(&run.trials, &o.objective())
+        .into_iter()
+        .filter(|s| !s.best.is_nan())
+        .collect();
     let each: Vec<(f64, f64)> = run
         .evaluated()
         .filter_map(|t| Some((t.id as f64, *t.metrics.get(&o.metric)?)))
@@ -253,7 +221,7 @@ fn progress(run: &Run, out: &mut String) {
         .with(
             "best so far",
             COLORS[0],
-            curve.iter().map(|&(id, _, b)| (id as f64, b)).collect(),
+            curve.iter().map(|s| (s.trial as f64, s.best)).collect(),
             Mark::Steps,
         );
     let by_time = Chart::new(
@@ -264,7 +232,7 @@ fn progress(run: &Run, out: &mut String) {
     .with(
         "best so far",
         COLORS[0],
-        curve.iter().map(|&(_, s, b)| (s, b)).collect(),
+        curve.iter().map(|s| (s.spent, s.best)).collect(),
         Mark::Steps,
     );
     let _ = writeln!(
@@ -273,20 +241,6 @@ fn progress(run: &Run, out: &mut String) {
         by_trial.svg(),
         by_time.svg()
     );
-}
-
-/// The trials no other trial beats in both `metric` (in its direction) and `cost` (lower is better).
-fn front_2d(points: &[(f64, f64)], maximize_y: bool) -> Vec<(f64, f64)> {
-    let better = |a: f64, b: f64| if maximize_y { a > b } else { a < b };
-    let mut sorted: Vec<(f64, f64)> = points.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    let mut front: Vec<(f64, f64)> = Vec::new();
-    for p in sorted {
-        if front.last().is_none_or(|last| better(p.1, last.1)) {
-            front.push(p);
-        }
-    }
-    front
 }
 
 fn tradeoffs(run: &Run, out: &mut String) {
@@ -315,7 +269,20 @@ fn tradeoffs(run: &Run, out: &mut String) {
                 .iter()
                 .map(|t| format!("trial {}: {}", t.id, crate::assignment::text(&t.assignment)))
                 .collect();
-            let front = front_2d(&points, maximize(o));
+            // The trials no other trial beats in both the objective and the cost.
+            let pair = [
+                o.objective(),
+                Objective {
+                    metric: cost.to_string(),
+                    direction: Direction::Minimize,
+                },
+            ];
+            let mut front: Vec<(f64, f64)> = pareto_front(&run.trials, &pair)
+                .iter()
+                .filter_map(|id| trials.iter().find(|t| t.id == *id))
+                .map(|t| (t.metrics[cost], t.metrics[&o.metric]))
+                .collect();
+            front.sort_by(|a, b| a.0.total_cmp(&b.0));
             let mut chart = Chart::new(&format!("{} against {label}", o.metric), label, &o.metric)
                 .scatter("trials", "#999", points, labels, 3.5)
                 .with("", COLORS[1], front.clone(), Mark::Steps)
