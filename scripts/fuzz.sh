@@ -10,11 +10,28 @@ seconds="${1:-30}"
 if ! command -v cargo-fuzz >/dev/null; then
     cargo install cargo-fuzz --locked --version 0.13.2
 fi
-# The parsers are safe Rust; coverage guidance needs no sanitizer, and
-# AddressSanitizer would need a nightly compiler.
-cargo fuzz build --sanitizer none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
+# The parsers are safe Rust; coverage guidance needs no sanitizer, and
+# AddressSanitizer would need a nightly compiler. The build log is kept so
+# that a failure ends with its cause and the machine's disk and memory
+# (a CI log shows its end); a second attempt (incremental) tells a
+# transient failure, such as a download, from a real one.
+build() {
+    RUST_BACKTRACE=0 cargo fuzz build --sanitizer none >"$scratch/build.log" 2>&1
+}
+if ! build; then
+    echo "fuzz: the build failed; its last lines, then disk and memory:" >&2
+    grep -v -e '^ *Compiling ' -e '^ *Downloaded ' "$scratch/build.log" | tail -n 60 >&2
+    df -h . >&2
+    free -m >&2
+    echo "fuzz: building again" >&2
+    if ! build; then
+        grep -v -e '^ *Compiling ' -e '^ *Downloaded ' "$scratch/build.log" | tail -n 60 >&2
+        echo "fuzz: the build failed twice" >&2
+        exit 1
+    fi
+fi
 for target in config idx cifar; do
     mkdir -p "$scratch/$target"
     echo "fuzz: $target for ${seconds}s"
