@@ -70,31 +70,47 @@ impl Geometry {
         self.k == 1 && self.stride == 1 && self.pad == 0
     }
 
-    /// Input row `iy` read by output row `oy` at kernel row `ky`, if inside.
-    fn source(&self, o: usize, kk: usize, len: usize) -> Option<usize> {
-        let i = (o * self.stride + kk * self.dilation).checked_sub(self.pad)?;
-        (i < len).then_some(i)
+    /// The outputs `o` (of `out_len`) whose input `o * stride + kk * dilation - pad`
+    /// lies inside `0..len`, and that input for the first of them: the valid
+    /// outputs are one contiguous range, so the copies below need no test per
+    /// element.
+    fn inside(&self, kk: usize, len: usize, out_len: usize) -> (Range<usize>, usize) {
+        let offset = kk * self.dilation;
+        let lo = self.pad.saturating_sub(offset).div_ceil(self.stride);
+        let hi = (len + self.pad)
+            .saturating_sub(offset)
+            .div_ceil(self.stride);
+        let (lo, hi) = (lo.min(out_len), hi.min(out_len));
+        let hi = hi.max(lo);
+        (lo..hi, (lo * self.stride + offset).saturating_sub(self.pad))
     }
 
     /// Writes the column matrix (rows: channel, ky, kx; columns: oy, ox) of
     /// channels `c0..c0 + cg` of one image; rows are `ld` apart in `col`.
     fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
-        let (k, ohw) = (self.k, self.oh * self.ow);
+        let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..k {
+                let (rows, iy0) = self.inside(ky, self.h, self.oh);
                 for kx in 0..k {
+                    let (cols, ix0) = self.inside(kx, self.w, self.ow);
                     let row = &mut col[((ci * k + ky) * k + kx) * ld..][..ohw];
-                    for oy in 0..self.oh {
+                    row[..rows.start * self.ow].fill(0.0);
+                    row[rows.end * self.ow..].fill(0.0);
+                    for (j, oy) in rows.clone().enumerate() {
                         let out = &mut row[oy * self.ow..][..self.ow];
-                        let Some(iy) = self.source(oy, ky, self.h) else {
-                            out.fill(0.0);
-                            continue;
-                        };
-                        let src = &plane[iy * self.w..][..self.w];
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            *o = self.source(ox, kx, self.w).map_or(0.0, |ix| src[ix]);
+                        let src = &plane[(iy0 + j * s) * self.w + ix0..];
+                        out[..cols.start].fill(0.0);
+                        out[cols.end..].fill(0.0);
+                        let out = &mut out[cols.clone()];
+                        if s == 1 {
+                            out.copy_from_slice(&src[..out.len()]);
+                        } else {
+                            for (j, o) in out.iter_mut().enumerate() {
+                                *o = src[j * s];
+                            }
                         }
                     }
                 }
@@ -106,20 +122,25 @@ impl Geometry {
     /// of one image's gradient.
     fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
-        let (k, ohw) = (self.k, self.oh * self.ow);
+        let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &mut image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..k {
+                let (rows, iy0) = self.inside(ky, self.h, self.oh);
                 for kx in 0..k {
+                    let (cols, ix0) = self.inside(kx, self.w, self.ow);
                     let row = &col[((ci * k + ky) * k + kx) * ld..][..ohw];
-                    for oy in 0..self.oh {
-                        let Some(iy) = self.source(oy, ky, self.h) else {
-                            continue;
-                        };
-                        let dst = &mut plane[iy * self.w..][..self.w];
-                        for (ox, v) in row[oy * self.ow..][..self.ow].iter().enumerate() {
-                            if let Some(ix) = self.source(ox, kx, self.w) {
-                                dst[ix] += v;
+                    for (j, oy) in rows.clone().enumerate() {
+                        let src = &row[oy * self.ow..][cols.clone()];
+                        let dst = &mut plane[(iy0 + j * s) * self.w + ix0..];
+                        if s == 1 {
+                            dst[..src.len()]
+                                .iter_mut()
+                                .zip(src)
+                                .for_each(|(d, v)| *d += v);
+                        } else {
+                            for (j, v) in src.iter().enumerate() {
+                                dst[j * s] += v;
                             }
                         }
                     }

@@ -77,6 +77,10 @@ const CASES: &[Case] = &[
     (2, 2, 7, 2, 3, 3, 1, 1, 1),
     (9, 3, 6, 5, 3, 1, 1, 2, 1),
     (2, 6, 5, 6, 1, 2, 0, 1, 3),
+    // Padding wider than the kernel's reach: whole rows and columns of taps fall outside.
+    (2, 2, 4, 3, 3, 2, 3, 1, 1),
+    (1, 3, 9, 2, 5, 3, 2, 2, 1),
+    (2, 2, 6, 4, 1, 1, 1, 1, 2),
 ];
 
 #[test]
