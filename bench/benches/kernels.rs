@@ -36,16 +36,21 @@ fn main() -> Result<()> {
     ] {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, s, s), &dev)?)?;
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (f, c, 3, 3), &dev)?)?;
-        let fwd_ours = median_ms(9, || kernels::conv2d(&x, &w, None, 1, 1, 1, 1))?;
+        let same = kernels::Conv {
+            pad: 1,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            relu: false,
+        };
+        let fwd_ours = median_ms(9, || kernels::conv2d(&x, &w, None, same))?;
         let fwd_candle = median_ms(9, || x.conv2d(&w, 1, 1, 1, 1))?;
         println!(
             "{:<44} {fwd_ours:>10.2} {fwd_candle:>10.2}",
             format!("conv3x3 forward {n}x{c}x{s}, {f}")
         );
         let both_ours = median_ms(5, || {
-            kernels::conv2d(&x, &w, None, 1, 1, 1, 1)?
-                .sum_all()?
-                .backward()
+            kernels::conv2d(&x, &w, None, same)?.sum_all()?.backward()
         })?;
         let both_candle = median_ms(5, || x.conv2d(&w, 1, 1, 1, 1)?.sum_all()?.backward())?;
         println!(

@@ -26,14 +26,26 @@ impl CustomOp1 for Relu {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0));
+                y.copy_from_slice(x);
+                relu_in_place(y);
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?))
+        Ok(Some(relu_grad(dy, y)?))
     }
+}
+
+/// `max(v, 0)` for every element, in place: the ops that fuse a following
+/// ReLU apply it to their output while it is still in the cache.
+pub(crate) fn relu_in_place(y: &mut [f32]) {
+    y.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// The gradient through a ReLU whose output was `y`: `dy` where `y > 0`, else 0.
+pub(crate) fn relu_grad(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+    dy.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)
 }
 
 /// `dy` where the output was positive, else 0.

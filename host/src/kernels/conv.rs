@@ -1,6 +1,7 @@
 //! 2-D convolution: forward and the input and weight gradients, by im2col and
 //! gemm, one sample per task.
 
+use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
 use super::gemm::{matmul, View};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -150,35 +151,29 @@ impl Geometry {
     }
 }
 
-/// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, on the CPU kernels.
-pub fn conv2d(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    pad: usize,
-    stride: usize,
-    dilation: usize,
-    groups: usize,
-) -> Result<Tensor> {
-    let op = Conv {
-        pad,
-        stride,
-        dilation,
-        groups,
-    };
+/// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, followed by a
+/// ReLU when `conv.relu`, on the CPU kernels.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: Conv) -> Result<Tensor> {
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     match bias {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, conv),
+        None => x.apply_op2(&w, conv),
     }
 }
 
+/// A convolution's parameters, and whether a ReLU is fused into its output.
 #[derive(Debug, Clone, Copy)]
-struct Conv {
-    pad: usize,
-    stride: usize,
-    dilation: usize,
-    groups: usize,
+pub struct Conv {
+    /// Zero padding on each side.
+    pub pad: usize,
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Dilation of the kernel.
+    pub dilation: usize,
+    /// Channel groups.
+    pub groups: usize,
+    /// Apply `max(y, 0)` to the output (one pass fewer each way than a separate ReLU).
+    pub relu: bool,
 }
 
 impl Conv {
@@ -239,8 +234,20 @@ impl Conv {
                         plane.iter_mut().for_each(|v| *v += b);
                     }
                 }
+                if self.relu {
+                    relu_in_place(out);
+                }
             });
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.f, g.oh, g.ow))))
+    }
+
+    /// The gradient before the fused ReLU (if any), contiguous.
+    fn output_grad(&self, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        if self.relu {
+            relu_grad(dy, y)
+        } else {
+            dy.contiguous()
+        }
     }
 
     /// Input gradient (when the input is in the graph) and weight gradient.
@@ -276,10 +283,10 @@ impl CustomOp2 for Conv {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.gradients(x, w, &dy.contiguous()?)?;
+        let (dx, dw) = self.gradients(x, w, &self.output_grad(y, dy)?)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -306,10 +313,10 @@ impl CustomOp3 for Conv {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
+        let dy = self.output_grad(y, dy)?;
         let (dx, dw) = self.gradients(x, w, &dy)?;
         Ok((dx, Some(dw), Some(dy.apply_op1_no_bwd(&BiasGrad)?)))
     }

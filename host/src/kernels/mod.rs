@@ -2,8 +2,9 @@
 //! own backward passes: convolution (im2col and gemm, both gradients, the
 //! input gradient skipped where the input needs none), max pooling (the
 //! gradient routed to the saved first maximum, as PyTorch does), average
-//! pooling (any window, padding not counted), ReLU, batch-norm in training
-//! mode, and a fused in-place optimiser update. Work is split over the batch
+//! pooling (any window, padding not counted), ReLU (also fused into the
+//! convolution or batch-norm before it), batch-norm in training mode, and a
+//! fused in-place optimiser update. Work is split over the batch
 //! across threads, and every reduction runs in a fixed order, so results do
 //! not depend on scheduling.
 //! Other devices keep candle's own kernels.
@@ -16,7 +17,7 @@ pub mod optim;
 mod pool;
 
 pub use activation::relu;
-pub use conv::conv2d;
+pub use conv::{conv2d, Conv};
 pub use norm::{batch_norm_train, BatchStats};
 pub use pool::{avg_pool2d, max_pool2d};
 

@@ -3,6 +3,7 @@
 //! forward pass, and the input, scale and shift gradients in two backward
 //! passes, instead of a dozen candle tensor ops each way.
 
+use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -21,12 +22,13 @@ pub struct BatchStats {
 
 /// Normalises `x` (N x C, or N x C x H x W) with its batch statistics, then
 /// scales by `gamma` and shifts by `beta`; returns the output and the statistics
-/// (for the running averages).
+/// (for the running averages). With `relu`, the output goes through a fused ReLU.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
     let y = x.contiguous()?.apply_op3(
@@ -34,6 +36,7 @@ pub fn batch_norm_train(
         &beta.contiguous()?,
         BatchNorm {
             eps,
+            relu,
             stats: stats.clone(),
         },
     )?;
@@ -59,6 +62,7 @@ fn channel_sum(n: usize, c: usize, s: usize, ch: usize, f: impl Fn(usize) -> f64
 
 struct BatchNorm {
     eps: f64,
+    relu: bool,
     stats: Arc<Mutex<BatchStats>>,
 }
 
@@ -117,6 +121,9 @@ impl CustomOp3 for BatchNorm {
                         out[ch * s + p] = (img[ch * s + p] - m) * k + b;
                     }
                 }
+                if self.relu {
+                    relu_in_place(out);
+                }
             });
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         Ok((CpuStorage::F32(y), xl.shape().clone()))
@@ -127,13 +134,17 @@ impl CustomOp3 for BatchNorm {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let inv = Arc::new(self.inv_std(&stats));
         let stats = Arc::new(stats);
-        let dy = dy.contiguous()?;
+        let dy = if self.relu {
+            relu_grad(dy, y)?
+        } else {
+            dy.contiguous()?
+        };
         // Row 0: the scale gradient (sum of dy * x-hat); row 1: the shift gradient (sum of dy).
         let params = x.apply_op2_no_bwd(
             &dy,

@@ -12,6 +12,17 @@ fn random(rng: &mut ChaCha8Rng, dims: &[usize]) -> Tensor {
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
 
+/// A convolution's parameters, without a fused ReLU.
+fn conv(pad: usize, stride: usize, dilation: usize, groups: usize) -> Conv {
+    Conv {
+        pad,
+        stride,
+        dilation,
+        groups,
+        relu: false,
+    }
+}
+
 fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
 }
@@ -90,7 +101,7 @@ fn conv2d_matches_candle_forward_and_gradients() {
         let what = format!("n{n} c{c} s{s} f{f} k{k} stride{stride} pad{pad} dil{dil} g{groups}");
         let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
         let w = Var::from_tensor(&random(&mut rng, &[f, c / groups, k, k])).unwrap();
-        let ours = conv2d(&x, &w, None, pad, stride, dil, groups).unwrap();
+        let ours = conv2d(&x, &w, None, conv(pad, stride, dil, groups)).unwrap();
         let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
         assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
         assert_same_gradients(
@@ -111,10 +122,10 @@ fn conv2d_gradients_match_finite_differences() {
         let x = random(&mut rng, &[n, c, s, s]);
         let w = random(&mut rng, &[f, c / groups, k, k]);
         let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
-        let y = conv2d(&xv, &wv, None, pad, stride, dil, groups).unwrap();
+        let y = conv2d(&xv, &wv, None, conv(pad, stride, dil, groups)).unwrap();
         let r = random(&mut rng, y.dims());
         let loss = |x: &Tensor, w: &Tensor| -> f64 {
-            let y = conv2d(x, w, None, pad, stride, dil, groups).unwrap();
+            let y = conv2d(x, w, None, conv(pad, stride, dil, groups)).unwrap();
             values(&y)
                 .iter()
                 .zip(values(&r))
@@ -158,7 +169,7 @@ fn input_gradient_is_skipped_for_inputs_outside_the_graph() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let x = random(&mut rng, &[2, 1, 6, 6]);
     let w = Var::from_tensor(&random(&mut rng, &[2, 1, 3, 3])).unwrap();
-    let grads = conv2d(&x, &w, None, 1, 1, 1, 1)
+    let grads = conv2d(&x, &w, None, conv(1, 1, 1, 1))
         .unwrap()
         .sum_all()
         .unwrap()
@@ -249,7 +260,7 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
     let x = Var::from_tensor(&random(&mut rng, &[3, 2, 7, 7])).unwrap();
     let w = Var::from_tensor(&random(&mut rng, &[4, 2, 3, 3])).unwrap();
     let b = Var::from_tensor(&random(&mut rng, &[4])).unwrap();
-    let ours = relu(&conv2d(&x, &w, Some(&b), 1, 2, 1, 1).unwrap()).unwrap();
+    let ours = relu(&conv2d(&x, &w, Some(&b), conv(1, 2, 1, 1)).unwrap()).unwrap();
     let reference = x
         .conv2d(&w, 1, 2, 1, 1)
         .unwrap()
@@ -266,6 +277,24 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
         1e-4,
         "conv + bias + relu",
     );
+    // The fused ReLU gives the separate op's results bit for bit, with and without bias.
+    for bias in [Some(b.as_tensor()), None] {
+        let fused = Conv {
+            relu: true,
+            ..conv(1, 2, 1, 1)
+        };
+        let fused = conv2d(&x, &w, bias, fused).unwrap();
+        let separate = relu(&conv2d(&x, &w, bias, conv(1, 2, 1, 1)).unwrap()).unwrap();
+        assert_close(&fused, &separate, 0.0, "fused relu forward");
+        assert_same_gradients(
+            &mut rng,
+            &fused,
+            &separate,
+            &[(&x, "input"), (&w, "weight")],
+            0.0,
+            "fused relu",
+        );
+    }
 }
 
 #[test]
@@ -334,7 +363,7 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
         let x = Var::from_tensor(&random(&mut rng, &dims)).unwrap();
         let gamma = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
         let beta = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
-        let (ours, stats) = batch_norm_train(&x, &gamma, &beta, 1e-5).unwrap();
+        let (ours, stats) = batch_norm_train(&x, &gamma, &beta, 1e-5, false).unwrap();
         let shape: Vec<usize> = dims
             .iter()
             .enumerate()
@@ -371,6 +400,18 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
             &[(&x, "input"), (&gamma, "scale"), (&beta, "shift")],
             1e-3,
             &format!("batch-norm {dims:?}"),
+        );
+        // A fused ReLU gives the separate op's results bit for bit.
+        let (fused, _) = batch_norm_train(&x, &gamma, &beta, 1e-5, true).unwrap();
+        let separate = relu(&ours).unwrap();
+        assert_close(&fused, &separate, 0.0, "batch-norm + relu forward");
+        assert_same_gradients(
+            &mut rng,
+            &fused,
+            &separate,
+            &[(&x, "input"), (&gamma, "scale"), (&beta, "shift")],
+            0.0,
+            &format!("batch-norm + relu {dims:?}"),
         );
     }
 }

@@ -30,6 +30,9 @@ pub struct Model {
     node_buffers: Vec<Vec<usize>>,
     /// For each node, the last node that reads it (to free outputs early).
     last_use: Vec<usize>,
+    /// Per node: a convolution or batch-norm that applies the ReLU of its only
+    /// reader itself (CPU kernels), or that ReLU, which then passes its input on.
+    fused_relu: Vec<bool>,
     device: Device,
 }
 
@@ -119,6 +122,11 @@ impl Model {
                 last_use[j as usize] = last_use[j as usize].max(i);
             }
         }
+        let fused_relu = if device.is_cpu() {
+            fused_relus(network)
+        } else {
+            vec![false; network.nodes.len()]
+        };
         Ok(Model {
             network: network.clone(),
             analysis,
@@ -127,6 +135,7 @@ impl Model {
             node_params,
             node_buffers,
             last_use,
+            fused_relu,
             device: device.clone(),
         })
     }
@@ -175,7 +184,14 @@ impl Model {
                     );
                     let bias = conv.bias.then(|| p(1));
                     if self.device.is_cpu() {
-                        kernels::conv2d(ins[0], p(0), bias, pad, stride, dilation, groups)?
+                        let conv = kernels::Conv {
+                            pad,
+                            stride,
+                            dilation,
+                            groups,
+                            relu: self.fused_relu[i],
+                        };
+                        kernels::conv2d(ins[0], p(0), bias, conv)?
                     } else {
                         let y = ins[0].conv2d(p(0), pad, stride, dilation, groups)?;
                         match bias {
@@ -208,6 +224,7 @@ impl Model {
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,
                 Op::BatchNorm => self.batch_norm(i, ins[0], train)?,
+                Op::Activation(Activation::Relu) if self.fused_relu[i] => ins[0].clone(),
                 Op::Activation(Activation::Relu) if self.device.is_cpu() => kernels::relu(ins[0])?,
                 Op::Activation(a) => activate(ins[0], *a)?,
                 Op::Dropout(rate) if train && *rate > 0.0 => {
@@ -253,7 +270,8 @@ impl Model {
         if train && self.device.is_cpu() {
             let gamma = self.params[self.node_params[node][0]].1.as_tensor();
             let beta = self.params[self.node_params[node][1]].1.as_tensor();
-            let (y, stats) = kernels::batch_norm_train(x, gamma, beta, BN_EPS)?;
+            let (y, stats) =
+                kernels::batch_norm_train(x, gamma, beta, BN_EPS, self.fused_relu[node])?;
             let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
             let c = stats.mean.len();
             let (mean, var) = (
@@ -323,7 +341,13 @@ impl Model {
         let normed = x
             .broadcast_sub(&mean)?
             .broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        Ok(normed.broadcast_mul(&gamma)?.broadcast_add(&beta)?)
+        let y = normed.broadcast_mul(&gamma)?.broadcast_add(&beta)?;
+        // Eval mode has no fused kernel: the ReLU this node took over runs here.
+        Ok(if self.fused_relu[node] {
+            kernels::relu(&y)?
+        } else {
+            y
+        })
     }
 
     /// Every parameter and buffer by name, for saving.
@@ -366,6 +390,29 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// Which ReLUs the CPU kernels fuse into the node before them: a ReLU whose
+/// input is a convolution or batch-norm read by nothing else. Both nodes are
+/// marked; the fused result is the same, bit for bit.
+pub(super) fn fused_relus(network: &Network) -> Vec<bool> {
+    let mut readers = vec![0usize; network.nodes.len()];
+    for node in &network.nodes {
+        for &j in &node.inputs {
+            readers[j as usize] += 1;
+        }
+    }
+    let mut fused = vec![false; network.nodes.len()];
+    for (i, node) in network.nodes.iter().enumerate() {
+        if let (Op::Activation(Activation::Relu), [j]) = (&node.op, node.inputs.as_slice()) {
+            let j = *j as usize;
+            if matches!(network.nodes[j].op, Op::Conv2d(_) | Op::BatchNorm) && readers[j] == 1 {
+                fused[i] = true;
+                fused[j] = true;
+            }
+        }
+    }
+    fused
 }
 
 fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {

@@ -277,3 +277,79 @@ fn summary_lists_every_layer_and_the_totals() {
     assert!(s.contains("200,768"), "{s}");
     assert!(s.contains("Total params: 220,234"), "{s}");
 }
+
+#[test]
+fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_results() {
+    let relu = || Op::Activation(Activation::Relu);
+    let fused = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(4, 3), &[0]),
+            node(relu(), &[1]),
+            node(Op::BatchNorm, &[2]),
+            node(relu(), &[3]),
+            node(Op::Flatten, &[4]),
+            node(Op::Dense(10), &[5]),
+        ],
+        key: "fused".into(),
+    };
+    assert_eq!(
+        super::model::fused_relus(&fused),
+        [false, true, true, true, true, false, false]
+    );
+    // The same layers with an identity before each ReLU: nothing fuses.
+    let separate = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(4, 3), &[0]),
+            node(Op::Identity, &[1]),
+            node(relu(), &[2]),
+            node(Op::BatchNorm, &[3]),
+            node(Op::Identity, &[4]),
+            node(relu(), &[5]),
+            node(Op::Flatten, &[6]),
+            node(Op::Dense(10), &[7]),
+        ],
+        key: "separate".into(),
+    };
+    assert!(super::model::fused_relus(&separate).iter().all(|f| !f));
+    // A convolution with a second reader keeps its ReLU separate.
+    let shared = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(1, 3), &[0]),
+            node(relu(), &[1]),
+            node(Op::Add, &[1, 2]),
+        ],
+        key: "shared".into(),
+    };
+    assert!(super::model::fused_relus(&shared).iter().all(|f| !f));
+
+    let x = Tensor::randn(0f32, 1.0, (3, 1, 28, 28), &Device::Cpu).unwrap();
+    let (a, b) = (
+        Model::new(&fused, &MNIST, 7, &Device::Cpu).unwrap(),
+        Model::new(&separate, &MNIST, 7, &Device::Cpu).unwrap(),
+    );
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (ya, yb) = (
+        a.forward(&x, true, None).unwrap(),
+        b.forward(&x, true, None).unwrap(),
+    );
+    assert_eq!(values(&ya), values(&yb), "train-mode outputs");
+    let (ga, gb) = (
+        ya.sqr().unwrap().sum_all().unwrap().backward().unwrap(),
+        yb.sqr().unwrap().sum_all().unwrap().backward().unwrap(),
+    );
+    for (pa, pb) in a.params().zip(b.params()) {
+        assert_eq!(
+            values(ga.get(pa).unwrap()),
+            values(gb.get(pb).unwrap()),
+            "gradients"
+        );
+    }
+    assert_eq!(
+        values(&a.forward(&x, false, None).unwrap()),
+        values(&b.forward(&x, false, None).unwrap()),
+        "eval-mode outputs"
+    );
+}
