@@ -347,29 +347,15 @@ impl CustomOp1 for BiasGrad {
 }
 
 /// The batch is cut into this many chunks (fewer for small batches); each
-/// chunk's samples go through one gemm, and the chunks' weight gradients are
-/// summed in order, so the result does not depend on how many threads ran.
+/// chunk's weight gradient is accumulated sample by sample, and the chunks'
+/// gradients are summed in order, so the result does not depend on how many
+/// threads ran.
 const CHUNKS: usize = 8;
 
 impl Geometry {
     /// Samples per chunk.
     fn chunk_len(&self) -> usize {
         self.n.div_ceil(CHUNKS).max(1)
-    }
-
-    /// Copies group `grp`'s output gradient of samples `samples` side by side:
-    /// row `f` holds sample after sample, `ld = samples.len() * oh * ow` wide.
-    fn gather_grad(&self, dy: &[f32], samples: Range<usize>, grp: usize, out: &mut Vec<f32>) {
-        let (_, fg, _) = self.per_group();
-        let ohw = self.oh * self.ow;
-        let ld = samples.len() * ohw;
-        out.resize(fg * ld, 0.0);
-        for (j, i) in samples.enumerate() {
-            for f in 0..fg {
-                out[f * ld + j * ohw..][..ohw]
-                    .copy_from_slice(&dy[(i * self.f + grp * fg + f) * ohw..][..ohw]);
-            }
-        }
     }
 }
 
@@ -400,33 +386,29 @@ impl CustomOp2 for WeightGrad {
             .into_par_iter()
             .map(|chunk| {
                 let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
-                let ld = samples.len() * ohw;
-                let (mut dw, mut col, mut grad) =
-                    (vec![0f32; g.f * rows], vec![0f32; rows * ld], Vec::new());
-                for grp in 0..g.groups {
-                    for (j, i) in samples.clone().enumerate() {
-                        let image = &x[i * image_len..][..image_len];
-                        if g.pointwise() {
-                            for r in 0..rows {
-                                col[r * ld + j * ohw..][..ohw]
-                                    .copy_from_slice(&image[(grp * cg + r) * ohw..][..ohw]);
-                            }
+                let first = samples.start;
+                let (mut dw, mut col) = (vec![0f32; g.f * rows], vec![0f32; rows * ohw]);
+                // One sample at a time keeps its columns in the cache between im2col and gemm.
+                for i in samples {
+                    let image = &x[i * image_len..][..image_len];
+                    for grp in 0..g.groups {
+                        let cols: &[f32] = if g.pointwise() {
+                            &image[grp * cg * ohw..][..rows * ohw]
                         } else {
-                            g.im2col(image, grp * cg, &mut col[j * ohw..], ld);
-                        }
+                            g.im2col(image, grp * cg, &mut col, ohw);
+                            &col
+                        };
+                        // dW_g (fg x rows) += dY_i (fg x ohw) * col_i^T (ohw x rows).
+                        matmul(
+                            fg,
+                            rows,
+                            ohw,
+                            &mut dw[grp * fg * rows..][..fg * rows],
+                            i != first,
+                            View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw),
+                            View::transposed(cols, ohw),
+                        );
                     }
-                    g.gather_grad(dy, samples.clone(), grp, &mut grad);
-                    // dW_g (fg x rows) = dY (fg x samples*ohw) * col^T (samples*ohw x rows).
-                    let target = &mut dw[grp * fg * rows..][..fg * rows];
-                    matmul(
-                        fg,
-                        rows,
-                        ld,
-                        target,
-                        false,
-                        View::rows(&grad, ld),
-                        View::transposed(&col, ld),
-                    );
                 }
                 dw
             })
@@ -461,37 +443,22 @@ impl CustomOp2 for InputGrad {
             contiguous_f32(ws, wl, "conv2d weight")?,
         );
         let (cg, fg, rows) = g.per_group();
-        let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
+        let (ohw, image_len) = (g.oh * g.ow, g.c * g.h * g.w);
         let mut dx = vec![0f32; g.n * image_len];
-        dx.par_chunks_mut(per_chunk * image_len)
+        dx.par_chunks_mut(image_len)
             .enumerate()
-            .for_each(|(chunk, images)| {
-                let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
-                let ld = samples.len() * ohw;
-                let (mut col, mut grad) = (vec![0f32; rows * ld], Vec::new());
+            .for_each_init(Vec::new, |col, (i, image)| {
+                col.resize(rows * ohw, 0.0);
                 for grp in 0..g.groups {
-                    g.gather_grad(dy, samples.clone(), grp, &mut grad);
-                    // col (rows x samples*ohw) = W_g^T (rows x fg) * dY (fg x samples*ohw).
+                    // col (rows x ohw) = W_g^T (rows x fg) * dY_i (fg x ohw).
                     let weights = View::transposed(&w[grp * fg * rows..][..fg * rows], rows);
-                    matmul(
-                        rows,
-                        ld,
-                        fg,
-                        &mut col,
-                        false,
-                        weights,
-                        View::rows(&grad, ld),
-                    );
-                    for j in 0..samples.len() {
-                        let image = &mut images[j * image_len..][..image_len];
-                        if g.pointwise() {
-                            for r in 0..rows {
-                                image[(grp * cg + r) * ohw..][..ohw]
-                                    .copy_from_slice(&col[r * ld + j * ohw..][..ohw]);
-                            }
-                        } else {
-                            g.col2im(&col[j * ohw..], grp * cg, image, ld);
-                        }
+                    let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
+                    if g.pointwise() {
+                        let out = &mut image[grp * cg * ohw..][..rows * ohw];
+                        matmul(rows, ohw, fg, out, false, weights, grad);
+                    } else {
+                        matmul(rows, ohw, fg, col, false, weights, grad);
+                        g.col2im(col, grp * cg, image, ohw);
                     }
                 }
             });
