@@ -139,6 +139,8 @@ fn train_step_phases(dev: &Device) -> Result<()> {
         "{:>6} {:>10} {:>10} {:>10} {:>10}",
         "batch", "forward", "backward", "optimizer", "total"
     );
+    // As `train` does: without it, freed activations go back to the kernel every step.
+    nas_host::train::keep_freed_memory();
     for batch in [32usize, 128] {
         let model = Model::new(&network, &task, 1, dev)?;
         let params: Vec<&Var> = model.params().collect();

@@ -1,11 +1,14 @@
 //! Training and evaluation of one network: configuration, optimisers, the
-//! epoch loop, evaluation and latency probes.
+//! epoch loop, evaluation and latency probes, and the allocator setting
+//! they need.
 
+mod allocator;
 mod checkpoint;
 mod config;
 mod optimizer;
 mod trainer;
 
+pub use allocator::keep_freed_memory;
 pub use checkpoint::remove as remove_checkpoint;
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use optimizer::Optimizer;

@@ -181,6 +181,7 @@ pub fn train(
     checkpoints: Option<Checkpoints>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainOutcome> {
+    super::allocator::keep_freed_memory();
     let params: Vec<&candle_core::Var> = model.params().collect();
     let n = data.train.len();
     let mut state = State::fresh(config, params.len(), n, seed);
@@ -281,6 +282,7 @@ pub fn train(
 
 /// Mean cross-entropy and accuracy of `model` on `split`, in eval mode.
 pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64, f64)> {
+    super::allocator::keep_freed_memory();
     let n = split.len();
     let (mut loss_sum, mut correct) = (0.0f64, 0u64);
     for start in (0..n).step_by(batch_size) {
