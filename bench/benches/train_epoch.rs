@@ -5,7 +5,7 @@
 //! FLOPs per training image) and the validation pass.
 //!
 //! Run: `cargo bench -p nas-bench --bench train_epoch`
-//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the residual network only; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
 //! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
 //! epoch under each row, from `bench/peers/torch_epoch.py`).
 
@@ -29,6 +29,7 @@ fn main() -> Result<()> {
     let batches: Vec<usize> = std::env::var("NAS_BENCH_BATCHES")
         .unwrap_or_else(|_| "32,128".into())
         .split(',')
+        .filter(|b| !b.trim().is_empty())
         .map(|b| b.trim().parse())
         .collect::<Result<_, _>>()?;
     let subset = std::env::var("NAS_BENCH_SUBSET")
