@@ -3,7 +3,7 @@
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
-use super::gemm::{matmul, View};
+use super::gemm::{matmul, Strides, View};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -224,6 +224,7 @@ impl Conv {
                         ohw,
                         rows,
                         &mut out[grp * fg * ohw..][..fg * ohw],
+                        Strides::rows(ohw),
                         false,
                         weights,
                         View::rows(cols, ohw),
@@ -398,15 +399,17 @@ impl CustomOp2 for WeightGrad {
                             g.im2col(image, grp * cg, &mut col, ohw);
                             &col
                         };
-                        // dW_g (fg x rows) += dY_i (fg x ohw) * col_i^T (ohw x rows).
+                        // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
+                        // stored transposed into dW_g (fg x rows).
                         matmul(
-                            fg,
                             rows,
+                            fg,
                             ohw,
                             &mut dw[grp * fg * rows..][..fg * rows],
+                            Strides::transposed(rows),
                             i != first,
-                            View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw),
-                            View::transposed(cols, ohw),
+                            View::rows(cols, ohw),
+                            View::transposed(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw),
                         );
                     }
                 }
@@ -455,9 +458,9 @@ impl CustomOp2 for InputGrad {
                     let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
                     if g.pointwise() {
                         let out = &mut image[grp * cg * ohw..][..rows * ohw];
-                        matmul(rows, ohw, fg, out, false, weights, grad);
+                        matmul(rows, ohw, fg, out, Strides::rows(ohw), false, weights, grad);
                     } else {
-                        matmul(rows, ohw, fg, col, false, weights, grad);
+                        matmul(rows, ohw, fg, col, Strides::rows(ohw), false, weights, grad);
                         g.col2im(col, grp * cg, image, ohw);
                     }
                 }

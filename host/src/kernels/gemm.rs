@@ -1,11 +1,34 @@
 //! A bounds-checked wrapper over the `gemm` crate's matrix product.
 
-/// A matrix view: data with row and column strides (in elements).
+/// Row and column strides of a matrix, in elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Strides {
+    row: usize,
+    col: usize,
+}
+
+impl Strides {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(cols: usize) -> Self {
+        Strides { row: cols, col: 1 }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(cols: usize) -> Self {
+        Strides { row: 1, col: cols }
+    }
+
+    /// Whether a `rows x cols` matrix with these strides stays inside `len` elements.
+    fn fits(&self, rows: usize, cols: usize, len: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row + (cols - 1) * self.col < len
+    }
+}
+
+/// A matrix view: data and its strides.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
     pub data: &'a [f32],
-    pub row_stride: usize,
-    pub col_stride: usize,
+    pub strides: Strides,
 }
 
 impl<'a> View<'a> {
@@ -13,8 +36,7 @@ impl<'a> View<'a> {
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
         View {
             data,
-            row_stride: cols,
-            col_stride: 1,
+            strides: Strides::rows(cols),
         }
     }
 
@@ -22,30 +44,28 @@ impl<'a> View<'a> {
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
         View {
             data,
-            row_stride: 1,
-            col_stride: cols,
+            strides: Strides::transposed(cols),
         }
-    }
-
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
     }
 }
 
-/// `c (m x n, row-major) = a (m x k) * b (k x n)`, or `c += a * b` when `accumulate`.
+/// `c (m x n, laid out by `c_strides`) = a (m x k) * b (k x n)`, or
+/// `c += a * b` when `accumulate`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     m: usize,
     n: usize,
     k: usize,
     c: &mut [f32],
+    c_strides: Strides,
     accumulate: bool,
     a: View,
     b: View,
 ) {
     assert!(
-        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        c_strides.fits(m, n, c.len())
+            && a.strides.fits(m, k, a.data.len())
+            && b.strides.fits(k, n, b.data.len()),
         "matmul operands too small for {m}x{k} * {k}x{n}"
     );
     if m == 0 || n == 0 {
@@ -53,7 +73,11 @@ pub(crate) fn matmul(
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * c_strides.row + j * c_strides.col] = 0.0;
+                }
+            }
         }
         return;
     }
@@ -65,15 +89,15 @@ pub(crate) fn matmul(
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            c_strides.col as isize,
+            c_strides.row as isize,
             accumulate,
             a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
+            a.strides.col as isize,
+            a.strides.row as isize,
             b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
+            b.strides.col as isize,
+            b.strides.row as isize,
             1.0,
             1.0,
             false,
