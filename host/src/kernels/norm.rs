@@ -5,7 +5,7 @@
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +42,74 @@ pub fn batch_norm_train(
     )?;
     let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok((y, s))
+}
+
+/// Batch normalisation in eval mode, with running statistics `mean` and
+/// `var`: `(x - mean) * gamma / sqrt(var + eps) + beta` per channel in one
+/// pass (then ReLU with `relu`), where candle's ops take four broadcast
+/// passes. Evaluation builds no backward graph, so this op has none.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<Tensor> {
+    let (gamma, beta) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
+    let (mean, var) = (mean.to_vec1::<f32>()?, var.to_vec1::<f32>()?);
+    let scale = var
+        .iter()
+        .zip(&gamma)
+        .map(|(v, g)| (1.0 / ((*v as f64 + eps).sqrt() as f32)) * g)
+        .collect();
+    x.contiguous()?.apply_op1_no_bwd(&ScaleShift {
+        mean,
+        scale,
+        shift: beta,
+        relu,
+    })
+}
+
+/// `(x - mean) * scale + shift` per channel, then ReLU when `relu`.
+struct ScaleShift {
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    relu: bool,
+}
+
+impl CustomOp1 for ScaleShift {
+    fn name(&self) -> &'static str {
+        "nas-batch-norm-eval"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, c, s) = layout_dims(xl.shape())?;
+        if self.mean.len() != c {
+            candle_core::bail!(
+                "batch-norm: {} statistics for {c} channels",
+                self.mean.len()
+            );
+        }
+        let x = contiguous_f32(xs, xl, "batch-norm input")?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(out, img)| {
+                for ch in 0..c {
+                    let (m, k, b) = (self.mean[ch], self.scale[ch], self.shift[ch]);
+                    for p in ch * s..(ch + 1) * s {
+                        out[p] = (img[p] - m) * k + b;
+                    }
+                }
+                if self.relu {
+                    relu_in_place(out);
+                }
+            });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
 }
 
 /// (batch, channels, positions per channel) of a rank-2 or rank-4 tensor.

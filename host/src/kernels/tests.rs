@@ -415,3 +415,42 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
         );
     }
 }
+
+#[test]
+fn batch_norm_eval_matches_candle_ops_with_and_without_relu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for dims in [vec![3usize, 4, 5, 5], vec![6, 4]] {
+        let c = dims[1];
+        let x = random(&mut rng, &dims);
+        let (gamma, beta, mean) = (
+            random(&mut rng, &[c]),
+            random(&mut rng, &[c]),
+            random(&mut rng, &[c]),
+        );
+        let var = random(&mut rng, &[c]).abs().unwrap();
+        let shape: Vec<usize> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if i == 1 { *d } else { 1 })
+            .collect();
+        let per_channel = |t: &Tensor| t.reshape(shape.as_slice()).unwrap();
+        let reference = x
+            .broadcast_sub(&per_channel(&mean))
+            .unwrap()
+            .broadcast_div(&(per_channel(&var) + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&per_channel(&gamma))
+            .unwrap()
+            .broadcast_add(&per_channel(&beta))
+            .unwrap();
+        let ours = batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, false).unwrap();
+        assert_close(&ours, &reference, 1e-5, "batch-norm eval");
+        let fused = batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, true).unwrap();
+        assert_close(
+            &fused,
+            &reference.relu().unwrap(),
+            1e-5,
+            "batch-norm eval + relu",
+        );
+    }
+}

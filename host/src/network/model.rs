@@ -291,6 +291,20 @@ impl Model {
             )?;
             return Ok(y);
         }
+        if !train && self.device.is_cpu() {
+            let (gamma, beta) = (
+                self.params[self.node_params[node][0]].1.as_tensor(),
+                self.params[self.node_params[node][1]].1.as_tensor(),
+            );
+            let (mean, var) = (
+                self.buffers[self.node_buffers[node][0]].1.as_tensor(),
+                self.buffers[self.node_buffers[node][1]].1.as_tensor(),
+            );
+            let relu = self.fused_relu[node];
+            return Ok(kernels::batch_norm_eval(
+                x, gamma, beta, mean, var, BN_EPS, relu,
+            )?);
+        }
         let image = x.rank() == 4;
         let shape: Vec<usize> = if image {
             vec![1, x.dim(1)?, 1, 1]
@@ -341,13 +355,7 @@ impl Model {
         let normed = x
             .broadcast_sub(&mean)?
             .broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        let y = normed.broadcast_mul(&gamma)?.broadcast_add(&beta)?;
-        // Eval mode has no fused kernel: the ReLU this node took over runs here.
-        Ok(if self.fused_relu[node] {
-            kernels::relu(&y)?
-        } else {
-            y
-        })
+        Ok(normed.broadcast_mul(&gamma)?.broadcast_add(&beta)?)
     }
 
     /// Every parameter and buffer by name, for saving.
