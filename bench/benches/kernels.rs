@@ -23,6 +23,9 @@ fn median_ms<T>(repeats: usize, mut f: impl FnMut() -> candle_core::Result<T>) -
 }
 
 fn main() -> Result<()> {
+    // As `train` does, for both columns: without it, freed activations go
+    // back to the kernel and are page-faulted in again at every step.
+    nas_host::train::keep_freed_memory();
     let dev = Device::Cpu;
     println!(
         "{:<44} {:>10} {:>10}",
@@ -139,8 +142,6 @@ fn train_step_phases(dev: &Device) -> Result<()> {
         "{:>6} {:>10} {:>10} {:>10} {:>10}",
         "batch", "forward", "backward", "optimizer", "total"
     );
-    // As `train` does: without it, freed activations go back to the kernel every step.
-    nas_host::train::keep_freed_memory();
     for batch in [32usize, 128] {
         let model = Model::new(&network, &task, 1, dev)?;
         let params: Vec<&Var> = model.params().collect();
