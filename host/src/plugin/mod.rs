@@ -4,6 +4,7 @@
 
 pub mod builtin;
 mod cache;
+mod instance;
 mod limits;
 mod log;
 mod sandbox;
@@ -11,6 +12,7 @@ mod space;
 mod strategy;
 
 pub use cache::ComponentCache;
+pub use instance::Plugin;
 pub use limits::PluginLimits;
 pub use space::SpacePlugin;
 pub use strategy::StrategyPlugin;

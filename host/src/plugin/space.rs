@@ -1,43 +1,28 @@
 //! A running search-space plugin: `info`, `init` and `build` through its sandbox.
 
-use super::sandbox::{Sandbox, SandboxState};
+use super::instance::Plugin;
+use super::sandbox::SandboxState;
 use super::{LoadedComponent, PluginLimits};
 use crate::contract::space_world::SearchSpacePlugin as Bindings;
 use crate::contract::{Binding, Dimension, Network, PluginInfo, Task};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
 /// A search-space plugin instance.
-pub struct SpacePlugin {
-    sandbox: Sandbox,
-    bindings: Bindings,
-}
+pub type SpacePlugin = Plugin<Bindings>;
 
-impl SpacePlugin {
+impl Plugin<Bindings> {
+    /// Starts a loaded component of this world.
     pub(crate) fn instantiate(
         engine: &Engine,
         linker: &Linker<SandboxState>,
         limits: &PluginLimits,
         loaded: &LoadedComponent,
     ) -> Result<Self> {
-        let mut sandbox = Sandbox::new(engine, &loaded.source.display_name(), limits);
-        sandbox.arm_deadline();
-        let bindings = Bindings::instantiate(&mut sandbox.store, &loaded.component, linker)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot start plugin {} (the sandbox provides WASI 0.2 without files, network or environment)", loaded.source))?;
-        Ok(SpacePlugin { sandbox, bindings })
-    }
-
-    /// Whether the plugin can still be called: false after a trap, a timeout
-    /// or a memory overrun (its own returned errors leave it usable).
-    pub fn is_usable(&self) -> bool {
-        self.sandbox.is_usable()
-    }
-
-    /// The plugin's name as shown in errors and logs.
-    pub fn name(&self) -> &str {
-        &self.sandbox.name
+        Plugin::start(engine, limits, loaded, |store, component| {
+            Bindings::instantiate(store, component, linker)
+        })
     }
 
     /// The plugin's self-description.
