@@ -239,16 +239,41 @@ impl PluginRuntime {
 
     /// Loads `source` and starts it as a strategy.
     pub fn strategy(&self, source: &PluginSource) -> Result<StrategyPlugin> {
-        let loaded = self.load(source)?;
-        self.expect_kind(&loaded, PluginKind::Strategy)?;
-        StrategyPlugin::instantiate(&self.engine, &self.linker, &self.limits, &loaded)
+        self.start(source, PluginKind::Strategy, |store, component, linker| {
+            crate::contract::strategy_world::StrategyPlugin::instantiate(store, component, linker)
+        })
     }
 
     /// Loads `source` and starts it as a search space.
     pub fn search_space(&self, source: &PluginSource) -> Result<SpacePlugin> {
+        self.start(
+            source,
+            PluginKind::SearchSpace,
+            |store, component, linker| {
+                crate::contract::space_world::SearchSpacePlugin::instantiate(
+                    store, component, linker,
+                )
+            },
+        )
+    }
+
+    /// Loads `source`, checks that it is a `kind` plugin, and starts it with
+    /// `instantiate` (its world's generated bindings).
+    fn start<B>(
+        &self,
+        source: &PluginSource,
+        kind: PluginKind,
+        instantiate: impl FnOnce(
+            &mut wasmtime::Store<SandboxState>,
+            &Component,
+            &Linker<SandboxState>,
+        ) -> wasmtime::Result<B>,
+    ) -> Result<Plugin<B>> {
         let loaded = self.load(source)?;
-        self.expect_kind(&loaded, PluginKind::SearchSpace)?;
-        SpacePlugin::instantiate(&self.engine, &self.linker, &self.limits, &loaded)
+        self.expect_kind(&loaded, kind)?;
+        Plugin::start(&self.engine, &self.limits, &loaded, |store, component| {
+            instantiate(store, component, &self.linker)
+        })
     }
 
     fn expect_kind(&self, loaded: &LoadedComponent, want: PluginKind) -> Result<()> {

@@ -1,30 +1,14 @@
 //! A running search-space plugin: `info`, `init` and `build` through its sandbox.
 
 use super::instance::Plugin;
-use super::sandbox::SandboxState;
-use super::{LoadedComponent, PluginLimits};
 use crate::contract::space_world::SearchSpacePlugin as Bindings;
 use crate::contract::{Binding, Dimension, Network, PluginInfo, Task};
 use anyhow::Result;
-use wasmtime::component::Linker;
-use wasmtime::Engine;
 
 /// A search-space plugin instance.
 pub type SpacePlugin = Plugin<Bindings>;
 
 impl Plugin<Bindings> {
-    /// Starts a loaded component of this world.
-    pub(crate) fn instantiate(
-        engine: &Engine,
-        linker: &Linker<SandboxState>,
-        limits: &PluginLimits,
-        loaded: &LoadedComponent,
-    ) -> Result<Self> {
-        Plugin::start(engine, limits, loaded, |store, component| {
-            Bindings::instantiate(store, component, linker)
-        })
-    }
-
     /// The plugin's self-description.
     pub fn info(&mut self) -> Result<PluginInfo> {
         let b = &self.bindings;

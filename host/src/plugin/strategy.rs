@@ -1,30 +1,14 @@
 //! A running strategy plugin: `info`, `init`, `ask` and `tell` through its sandbox.
 
 use super::instance::Plugin;
-use super::sandbox::SandboxState;
-use super::{LoadedComponent, PluginLimits};
 use crate::contract::strategy_world::StrategyPlugin as Bindings;
 use crate::contract::{Dimension, Objective, PluginInfo, Proposal, TrialResult};
 use anyhow::Result;
-use wasmtime::component::Linker;
-use wasmtime::Engine;
 
 /// A strategy plugin instance.
 pub type StrategyPlugin = Plugin<Bindings>;
 
 impl Plugin<Bindings> {
-    /// Starts a loaded component of this world.
-    pub(crate) fn instantiate(
-        engine: &Engine,
-        linker: &Linker<SandboxState>,
-        limits: &PluginLimits,
-        loaded: &LoadedComponent,
-    ) -> Result<Self> {
-        Plugin::start(engine, limits, loaded, |store, component| {
-            Bindings::instantiate(store, component, linker)
-        })
-    }
-
     /// The plugin's self-description.
     pub fn info(&mut self) -> Result<PluginInfo> {
         let b = &self.bindings;
