@@ -26,14 +26,13 @@ impl CustomOp1 for Relu {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| {
-                y.copy_from_slice(x);
-                relu_in_place(y);
+                y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0));
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(relu_grad(dy, y)?))
+        Ok(Some(relu_grad(dy, y, true)?))
     }
 }
 
@@ -43,9 +42,15 @@ pub(crate) fn relu_in_place(y: &mut [f32]) {
     y.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
-/// The gradient through a ReLU whose output was `y`: `dy` where `y > 0`, else 0.
-pub(crate) fn relu_grad(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
-    dy.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)
+/// The gradient before an op's output `y`, contiguous: with a (fused) ReLU,
+/// `dy` where `y > 0`, else 0; without, `dy` itself.
+pub(crate) fn relu_grad(dy: &Tensor, y: &Tensor, relu: bool) -> Result<Tensor> {
+    let dy = dy.contiguous()?;
+    if relu {
+        dy.apply_op2_no_bwd(y, &ReluGrad)
+    } else {
+        Ok(dy)
+    }
 }
 
 /// `dy` where the output was positive, else 0.

@@ -242,15 +242,6 @@ impl Conv {
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.f, g.oh, g.ow))))
     }
 
-    /// The gradient before the fused ReLU (if any), contiguous.
-    fn output_grad(&self, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-        if self.relu {
-            relu_grad(dy, y)
-        } else {
-            dy.contiguous()
-        }
-    }
-
     /// Input gradient (when the input is in the graph) and weight gradient.
     fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
         let g = self.geometry(x.shape(), w.shape())?;
@@ -287,7 +278,7 @@ impl CustomOp2 for Conv {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.gradients(x, w, &self.output_grad(y, dy)?)?;
+        let (dx, dw) = self.gradients(x, w, &relu_grad(dy, y, self.relu)?)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -317,7 +308,7 @@ impl CustomOp3 for Conv {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = self.output_grad(y, dy)?;
+        let dy = relu_grad(dy, y, self.relu)?;
         let (dx, dw) = self.gradients(x, w, &dy)?;
         Ok((dx, Some(dw), Some(dy.apply_op1_no_bwd(&BiasGrad)?)))
     }

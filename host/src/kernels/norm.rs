@@ -225,11 +225,7 @@ impl CustomOp3 for BatchNorm {
         let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let inv = Arc::new(self.inv_std(&stats));
         let stats = Arc::new(stats);
-        let dy = if self.relu {
-            relu_grad(dy, y)?
-        } else {
-            dy.contiguous()?
-        };
+        let dy = relu_grad(dy, y, self.relu)?;
         // Row 0: the scale gradient (sum of dy * x-hat); row 1: the shift gradient (sum of dy).
         let params = x.apply_op2_no_bwd(
             &dy,
