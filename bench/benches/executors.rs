@@ -33,6 +33,7 @@ unique = true
 "#;
 
 fn main() -> anyhow::Result<()> {
+    nas_host::train::serial_candle_elementwise();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("trial") {
         nas_host::trial::run_spec_file(std::path::Path::new(&args[3]))?;

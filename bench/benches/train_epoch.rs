@@ -5,7 +5,7 @@
 //! FLOPs per training image) and the validation pass.
 //!
 //! Run: `cargo bench -p nas-bench --bench train_epoch`
-//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the residual network only; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the residual network only; `NAS_BENCH_RESIDUAL=0` skips the residual network; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
 //! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
 //! epoch under each row, from `bench/peers/torch_epoch.py`).
 
@@ -26,6 +26,8 @@ fn label(name: &str, value: &str) -> Binding {
 }
 
 fn main() -> Result<()> {
+    // As `nas-host` does: candle's element-wise ops on the calling thread.
+    let candle_threads = nas_host::train::serial_candle_elementwise();
     let batches: Vec<usize> = std::env::var("NAS_BENCH_BATCHES")
         .unwrap_or_else(|_| "32,128".into())
         .split(',')
@@ -59,7 +61,7 @@ fn main() -> Result<()> {
         network.key, data.description
     );
     println!(
-        "data decode and split: {load_s:.2} s; threads: RAYON_NUM_THREADS={}",
+        "data decode and split: {load_s:.2} s; threads: RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     println!(
@@ -87,6 +89,9 @@ fn main() -> Result<()> {
             images / train_s
         );
         peer(&network, batch, subset, train_s)?;
+    }
+    if std::env::var("NAS_BENCH_RESIDUAL").is_ok_and(|v| v == "0") {
+        return Ok(());
     }
     residual(&runtime, &data, subset)
 }

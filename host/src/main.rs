@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    nas_host::train::serial_candle_elementwise();
     let cli = nas_host::commands::Cli::parse();
     match nas_host::commands::run(cli) {
         Ok(code) => code,

@@ -1,14 +1,16 @@
 //! Training and evaluation of one network: configuration, optimisers, the
-//! epoch loop, evaluation and latency probes, and the allocator setting
-//! they need.
+//! epoch loop, evaluation and latency probes, and the process settings
+//! (allocator, candle's thread pool) they need.
 
 mod allocator;
+mod candle_threads;
 mod checkpoint;
 mod config;
 mod optimizer;
 mod trainer;
 
 pub use allocator::keep_freed_memory;
+pub use candle_threads::serial_candle_elementwise;
 pub use checkpoint::remove as remove_checkpoint;
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use optimizer::Optimizer;
