@@ -26,6 +26,8 @@ fn main() -> Result<()> {
     // As `train` does, for both columns: without it, freed activations go
     // back to the kernel and are page-faulted in again at every step.
     nas_host::train::keep_freed_memory();
+    // As `nas-host` does, for both columns: candle's element-wise ops on the calling thread.
+    nas_host::train::serial_candle_elementwise();
     let dev = Device::Cpu;
     println!(
         "{:<44} {:>10} {:>10}",
@@ -45,6 +47,7 @@ fn main() -> Result<()> {
             dilation: 1,
             groups: 1,
             relu: false,
+            pool: None,
         };
         let fwd_ours = median_ms(9, || kernels::conv2d(&x, &w, None, same))?;
         let fwd_candle = median_ms(9, || x.conv2d(&w, 1, 1, 1, 1))?;

@@ -1,12 +1,15 @@
 //! 2-D convolution: forward and the input and weight gradients, by im2col and
-//! gemm, one sample per task.
+//! gemm, one sample per task, with an optional ReLU and max pool applied to
+//! each sample's output while it is in the cache.
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
 use super::gemm::{matmul, Strides, View};
+use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Geometry of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,12 +155,16 @@ impl Geometry {
 }
 
 /// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, followed by a
-/// ReLU when `conv.relu`, on the CPU kernels.
+/// ReLU when `conv.relu` and a max pool when `conv.pool`, on the CPU kernels.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: Conv) -> Result<Tensor> {
     let (x, w) = (x.contiguous()?, w.contiguous()?);
+    let op = ConvOp {
+        conv,
+        argmax: SavedArgmax::default(),
+    };
     match bias {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, conv),
-        None => x.apply_op2(&w, conv),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
     }
 }
 
@@ -174,6 +181,16 @@ pub struct Conv {
     pub groups: usize,
     /// Apply `max(y, 0)` to the output (one pass fewer each way than a separate ReLU).
     pub relu: bool,
+    /// Max-pool the (ReLU'd) output, as [`super::max_pool2d`] would: the full
+    /// output never leaves the thread's cache, and the backward pass routes
+    /// the gradient to each window's saved maximum.
+    pub pool: Option<PoolWindow>,
+}
+
+/// The op candle runs: the options, and where each pooled maximum came from.
+struct ConvOp {
+    conv: Conv,
+    argmax: SavedArgmax,
 }
 
 impl Conv {
@@ -190,6 +207,19 @@ impl Conv {
         )
     }
 
+    /// Output height and width, and the pooling plan when a pool is fused.
+    fn output(&self, g: &Geometry) -> Result<(usize, usize, Option<super::pool::Plan>)> {
+        match self.pool {
+            Some(window) => {
+                let plan = window.plan(g.oh, g.ow)?;
+                Ok((plan.0, plan.1, Some(plan)))
+            }
+            None => Ok((g.oh, g.ow, None)),
+        }
+    }
+}
+
+impl ConvOp {
     fn forward(
         &self,
         xs: &CpuStorage,
@@ -198,53 +228,85 @@ impl Conv {
         wl: &Layout,
         bias: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = self.geometry(xl.shape(), wl.shape())?;
+        let conv = &self.conv;
+        let g = conv.geometry(xl.shape(), wl.shape())?;
         let (x, w) = (
             contiguous_f32(xs, xl, "conv2d input")?,
             contiguous_f32(ws, wl, "conv2d weight")?,
         );
         let (cg, fg, rows) = g.per_group();
         let ohw = g.oh * g.ow;
-        let mut y = vec![0f32; g.n * g.f * ohw];
-        y.par_chunks_mut(g.f * ohw)
-            .enumerate()
-            .for_each_init(Vec::new, |col, (i, out)| {
-                let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                col.resize(rows * ohw, 0.0);
-                for grp in 0..g.groups {
-                    let cols: &[f32] = if g.pointwise() {
-                        &image[grp * cg * ohw..][..rows * ohw]
-                    } else {
-                        g.im2col(image, grp * cg, col, ohw);
-                        col
-                    };
-                    let weights = View::rows(&w[grp * fg * rows..][..fg * rows], rows);
-                    matmul(
-                        fg,
-                        ohw,
-                        rows,
-                        &mut out[grp * fg * ohw..][..fg * ohw],
-                        Strides::rows(ohw),
-                        false,
-                        weights,
-                        View::rows(cols, ohw),
+        // One sample's full output (F x OH x OW), ReLU applied.
+        let sample = |i: usize, out: &mut [f32], col: &mut Vec<f32>| {
+            let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
+            col.resize(rows * ohw, 0.0);
+            for grp in 0..g.groups {
+                let cols: &[f32] = if g.pointwise() {
+                    &image[grp * cg * ohw..][..rows * ohw]
+                } else {
+                    g.im2col(image, grp * cg, col, ohw);
+                    col
+                };
+                let weights = View::rows(&w[grp * fg * rows..][..fg * rows], rows);
+                matmul(
+                    fg,
+                    ohw,
+                    rows,
+                    &mut out[grp * fg * ohw..][..fg * ohw],
+                    Strides::rows(ohw),
+                    false,
+                    weights,
+                    View::rows(cols, ohw),
+                );
+            }
+            if let Some(bias) = bias {
+                for (plane, b) in out.chunks_mut(ohw).zip(bias) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+            }
+            if conv.relu {
+                relu_in_place(out);
+            }
+        };
+        let (oh, ow, plan) = conv.output(&g)?;
+        let per_sample = g.f * oh * ow;
+        let mut y = vec![0f32; g.n * per_sample];
+        match (plan, conv.pool) {
+            (Some(plan), Some(window)) => {
+                let mut argmax = vec![0u32; y.len()];
+                y.par_chunks_mut(per_sample)
+                    .zip(argmax.par_chunks_mut(per_sample))
+                    .enumerate()
+                    .for_each_init(
+                        || (Vec::new(), vec![0f32; g.f * ohw]),
+                        |(col, full), (i, (out, idx))| {
+                            sample(i, full, col);
+                            max_pool_sample(full, (g.f, g.oh, g.ow), window, &plan, out, idx);
+                        },
                     );
-                }
-                if let Some(bias) = bias {
-                    for (plane, b) in out.chunks_mut(ohw).zip(bias) {
-                        plane.iter_mut().for_each(|v| *v += b);
-                    }
-                }
-                if self.relu {
-                    relu_in_place(out);
-                }
-            });
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.f, g.oh, g.ow))))
+                *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(argmax));
+            }
+            _ => y
+                .par_chunks_mut(per_sample)
+                .enumerate()
+                .for_each_init(Vec::new, |col, (i, out)| sample(i, out, col)),
+        }
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.f, oh, ow))))
+    }
+
+    /// The gradient at the convolution's own output (before ReLU and pool).
+    fn output_grad(&self, x: &Tensor, w: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        let dy = relu_grad(dy, y, self.conv.relu)?;
+        if self.conv.pool.is_none() {
+            return Ok(dy);
+        }
+        let g = self.conv.geometry(x.shape(), w.shape())?;
+        scatter_max(&dy, saved(&self.argmax, "conv2d")?, g.oh, g.ow)
     }
 
     /// Input gradient (when the input is in the graph) and weight gradient.
     fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
-        let g = self.geometry(x.shape(), w.shape())?;
+        let g = self.conv.geometry(x.shape(), w.shape())?;
         let dw = x.apply_op2_no_bwd(dy, &WeightGrad { g })?;
         // The network's input (and anything else outside the graph) needs no gradient.
         let dx = if x.track_op() {
@@ -256,7 +318,7 @@ impl Conv {
     }
 }
 
-impl CustomOp2 for Conv {
+impl CustomOp2 for ConvOp {
     fn name(&self) -> &'static str {
         "nas-conv2d"
     }
@@ -278,12 +340,12 @@ impl CustomOp2 for Conv {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.gradients(x, w, &relu_grad(dy, y, self.relu)?)?;
+        let (dx, dw) = self.gradients(x, w, &self.output_grad(x, w, y, dy)?)?;
         Ok((dx, Some(dw)))
     }
 }
 
-impl CustomOp3 for Conv {
+impl CustomOp3 for ConvOp {
     fn name(&self) -> &'static str {
         "nas-conv2d-bias"
     }
@@ -308,7 +370,7 @@ impl CustomOp3 for Conv {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = relu_grad(dy, y, self.relu)?;
+        let dy = self.output_grad(x, w, y, dy)?;
         let (dx, dw) = self.gradients(x, w, &dy)?;
         Ok((dx, Some(dw), Some(dy.apply_op1_no_bwd(&BiasGrad)?)))
     }

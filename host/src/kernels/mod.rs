@@ -3,7 +3,8 @@
 //! input gradient skipped where the input needs none), max pooling (the
 //! gradient routed to the saved first maximum, as PyTorch does), average
 //! pooling (any window, padding not counted), ReLU (also fused into the
-//! convolution or batch-norm before it), batch-norm in training and eval
+//! convolution or batch-norm before it), max pooling fused into the
+//! convolution before it, batch-norm in training and eval
 //! mode, and a fused in-place optimiser update. Work is split over the batch
 //! across threads, and every reduction runs in a fixed order, so results do
 //! not depend on scheduling.
@@ -19,7 +20,7 @@ mod pool;
 pub use activation::relu;
 pub use conv::{conv2d, Conv};
 pub use norm::{batch_norm_eval, batch_norm_train, BatchStats};
-pub use pool::{avg_pool2d, max_pool2d};
+pub use pool::{avg_pool2d, max_pool2d, PoolWindow};
 
 #[cfg(test)]
 mod tests;

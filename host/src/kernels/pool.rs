@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 /// `pad` implicit negative-infinity padding on each side.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaxPool {
-        window: Window {
+        window: PoolWindow {
             kernel,
             stride,
             pad,
@@ -26,7 +26,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
 /// Average pooling of `x` (N x C x H x W) over the in-bounds positions of
 /// each square window.
 pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(AvgPool(Window {
+    x.contiguous()?.apply_op1(AvgPool(PoolWindow {
         kernel,
         stride,
         pad,
@@ -34,17 +34,20 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
 }
 
 /// Output height and width, and the input rows and columns of every window.
-type Plan = (usize, usize, Vec<Range<usize>>, Vec<Range<usize>>);
+pub(super) type Plan = (usize, usize, Vec<Range<usize>>, Vec<Range<usize>>);
 
 /// The geometry of a square pooling window.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    kernel: usize,
-    stride: usize,
-    pad: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolWindow {
+    /// Window height and width.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Implicit padding on each side (never part of a window's result).
+    pub pad: usize,
 }
 
-impl Window {
+impl PoolWindow {
     fn out_len(&self, len: usize) -> Result<usize> {
         // Every window must hold at least one input position.
         if len + 2 * self.pad < self.kernel || self.pad >= self.kernel || self.stride == 0 {
@@ -67,7 +70,7 @@ impl Window {
         start..end
     }
 
-    fn plan(&self, h: usize, w: usize) -> Result<Plan> {
+    pub(super) fn plan(&self, h: usize, w: usize) -> Result<Plan> {
         let (oh, ow) = (self.out_len(h)?, self.out_len(w)?);
         Ok((
             oh,
@@ -79,9 +82,56 @@ impl Window {
 }
 
 struct MaxPool {
-    window: Window,
-    /// Per output element, the index of its maximum within its input plane.
-    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+    window: PoolWindow,
+    argmax: SavedArgmax,
+}
+
+/// Per output element of a max pool, the index of its maximum within its
+/// input plane: written by the forward pass, read by the backward pass.
+pub(super) type SavedArgmax = Mutex<Option<Arc<Vec<u32>>>>;
+
+/// The argmax saved by the forward pass of `op`.
+pub(super) fn saved(argmax: &SavedArgmax, op: &str) -> Result<Arc<Vec<u32>>> {
+    let saved = argmax.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match saved {
+        Some(argmax) => Ok(argmax),
+        None => candle_core::bail!("{op}: backward pass before the forward pass"),
+    }
+}
+
+/// Max-pools one sample (`c` planes of `h x w`) into `out`, with each
+/// maximum's index within its plane in `idx`.
+pub(super) fn max_pool_sample(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    window: PoolWindow,
+    (oh, ow, rows, cols): &Plan,
+    out: &mut [f32],
+    idx: &mut [u32],
+) {
+    let (oh, ow) = (*oh, *ow);
+    for ch in 0..c {
+        let plane = &x[ch * h * w..][..h * w];
+        let out = &mut out[ch * oh * ow..][..oh * ow];
+        let idx = &mut idx[ch * oh * ow..][..oh * ow];
+        if window.kernel == 2 && window.stride == 2 && window.pad == 0 {
+            max_2x2(plane, w, out, idx, oh, ow);
+        } else {
+            max_plane(plane, w, rows, cols, out, idx);
+        }
+    }
+}
+
+/// The input gradient of a max pool over `h x w` planes: each of `dy`'s
+/// elements added at its saved maximum's position.
+pub(super) fn scatter_max(
+    dy: &Tensor,
+    argmax: Arc<Vec<u32>>,
+    h: usize,
+    w: usize,
+) -> Result<Tensor> {
+    dy.contiguous()?
+        .apply_op1_no_bwd(&MaxScatter { argmax, h, w })
 }
 
 impl CustomOp1 for MaxPool {
@@ -92,12 +142,8 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
         let x = contiguous_f32(s, l, "max-pool input")?;
-        let (oh, ow, rows, cols) = self.window.plan(h, w)?;
-        let Window {
-            kernel,
-            stride,
-            pad,
-        } = self.window;
+        let plan = self.window.plan(h, w)?;
+        let (oh, ow) = (plan.0, plan.1);
         let mut y = vec![0f32; n * c * oh * ow];
         let mut argmax = vec![0u32; n * c * oh * ow];
         // One task per sample: per-plane tasks are too small to pay for their scheduling.
@@ -106,36 +152,17 @@ impl CustomOp1 for MaxPool {
             .zip(argmax.par_chunks_mut(per_sample))
             .enumerate()
             .for_each(|(i, (outs, idxs))| {
-                for ch in 0..c {
-                    let plane = &x[(i * c + ch) * h * w..][..h * w];
-                    let out = &mut outs[ch * oh * ow..][..oh * ow];
-                    let idx = &mut idxs[ch * oh * ow..][..oh * ow];
-                    if kernel == 2 && stride == 2 && pad == 0 {
-                        max_2x2(plane, w, out, idx, oh, ow);
-                    } else {
-                        max_plane(plane, w, &rows, &cols, out, idx);
-                    }
-                }
+                let image = &x[i * c * h * w..][..c * h * w];
+                max_pool_sample(image, (c, h, w), self.window, &plan, outs, idxs);
             });
         *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(argmax));
         Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let argmax = self
-            .argmax
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(argmax) = argmax else {
-            candle_core::bail!("max-pool backward before forward")
-        };
         let (_, _, h, w) = x.dims4()?;
-        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&MaxScatter {
-            argmax,
-            h,
-            w,
-        })?))
+        let argmax = saved(&self.argmax, "max-pool")?;
+        Ok(Some(scatter_max(dy, argmax, h, w)?))
     }
 }
 
@@ -236,7 +263,7 @@ impl CustomOp1 for MaxScatter {
     }
 }
 
-struct AvgPool(Window);
+struct AvgPool(PoolWindow);
 
 impl CustomOp1 for AvgPool {
     fn name(&self) -> &'static str {
@@ -283,7 +310,7 @@ impl CustomOp1 for AvgPool {
 
 /// Spreads each output gradient evenly over its window's in-bounds positions.
 struct AvgSpread {
-    window: Window,
+    window: PoolWindow,
     h: usize,
     w: usize,
 }

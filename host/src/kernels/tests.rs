@@ -12,7 +12,7 @@ fn random(rng: &mut ChaCha8Rng, dims: &[usize]) -> Tensor {
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
 
-/// A convolution's parameters, without a fused ReLU.
+/// A convolution's parameters, without a fused ReLU or pool.
 fn conv(pad: usize, stride: usize, dilation: usize, groups: usize) -> Conv {
     Conv {
         pad,
@@ -20,6 +20,7 @@ fn conv(pad: usize, stride: usize, dilation: usize, groups: usize) -> Conv {
         dilation,
         groups,
         relu: false,
+        pool: None,
     }
 }
 
@@ -294,6 +295,47 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
             0.0,
             "fused relu",
         );
+    }
+}
+
+#[test]
+fn fused_max_pool_gives_the_separate_ops_results_bit_for_bit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let x = Var::from_tensor(&random(&mut rng, &[3, 2, 9, 9])).unwrap();
+    let w = Var::from_tensor(&random(&mut rng, &[4, 2, 3, 3])).unwrap();
+    let b = Var::from_tensor(&random(&mut rng, &[4])).unwrap();
+    // The common 2x2 window, overlapping windows (gradients add up), and padding.
+    for (kernel, stride, pad) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
+        let window = PoolWindow {
+            kernel,
+            stride,
+            pad,
+        };
+        for relu in [true, false] {
+            for bias in [Some(b.as_tensor()), None] {
+                let what = format!(
+                    "pool {kernel}/{stride}/{pad}, relu {relu}, bias {}",
+                    bias.is_some()
+                );
+                let plain = Conv {
+                    relu,
+                    ..conv(1, 1, 1, 1)
+                };
+                let fused = Conv {
+                    pool: Some(window),
+                    ..plain
+                };
+                let fused = conv2d(&x, &w, bias, fused).unwrap();
+                let separate =
+                    max_pool2d(&conv2d(&x, &w, bias, plain).unwrap(), kernel, stride, pad).unwrap();
+                assert_close(&fused, &separate, 0.0, &format!("{what}: forward"));
+                let mut vars = vec![(&x, "input"), (&w, "weight")];
+                if bias.is_some() {
+                    vars.push((&b, "bias"));
+                }
+                assert_same_gradients(&mut rng, &fused, &separate, &vars, 0.0, &what);
+            }
+        }
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Model {
     /// Per node: a convolution or batch-norm that applies the ReLU of its only
     /// reader itself (CPU kernels), or that ReLU, which then passes its input on.
     fused_relu: Vec<bool>,
+    /// Per node: for a convolution that applies the max pool after it (and
+    /// after its fused ReLU), that pool's node; for that pool, which then
+    /// passes its input on, the convolution's node.
+    fused_pool: Vec<Option<usize>>,
     device: Device,
 }
 
@@ -122,10 +126,15 @@ impl Model {
                 last_use[j as usize] = last_use[j as usize].max(i);
             }
         }
-        let fused_relu = if device.is_cpu() {
-            fused_relus(network)
+        let (fused_relu, fused_pool) = if device.is_cpu() {
+            let relus = fused_relus(network);
+            let pools = fused_pools(network, &relus);
+            (relus, pools)
         } else {
-            vec![false; network.nodes.len()]
+            (
+                vec![false; network.nodes.len()],
+                vec![None; network.nodes.len()],
+            )
         };
         Ok(Model {
             network: network.clone(),
@@ -136,6 +145,7 @@ impl Model {
             node_buffers,
             last_use,
             fused_relu,
+            fused_pool,
             device: device.clone(),
         })
     }
@@ -190,6 +200,7 @@ impl Model {
                             dilation,
                             groups,
                             relu: self.fused_relu[i],
+                            pool: self.fused_pool[i].map(|p| self.pool_window(p)),
                         };
                         kernels::conv2d(ins[0], p(0), bias, conv)?
                     } else {
@@ -201,9 +212,13 @@ impl Model {
                     }
                 }
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
-                Op::MaxPool(pool) => {
-                    let (kernel, stride) = (pool.kernel as usize, pool.stride as usize);
-                    let pad = pad_amount(pool.padding, kernel, 1);
+                Op::MaxPool(_) if self.fused_pool[i].is_some() => ins[0].clone(),
+                Op::MaxPool(_) => {
+                    let kernels::PoolWindow {
+                        kernel,
+                        stride,
+                        pad,
+                    } = self.pool_window(i);
                     if self.device.is_cpu() {
                         kernels::max_pool2d(ins[0], kernel, stride, pad)?
                     } else {
@@ -262,6 +277,19 @@ impl Model {
             .pop()
             .flatten()
             .expect("the last node has an output"))
+    }
+
+    /// The window of max-pool node `node`.
+    fn pool_window(&self, node: usize) -> kernels::PoolWindow {
+        let Op::MaxPool(pool) = &self.network.nodes[node].op else {
+            unreachable!("node {node} is a max pool")
+        };
+        let kernel = pool.kernel as usize;
+        kernels::PoolWindow {
+            kernel,
+            stride: pool.stride as usize,
+            pad: pad_amount(pool.padding, kernel, 1),
+        }
     }
 
     /// Batch normalisation over the batch (and spatial positions for images);
@@ -418,6 +446,43 @@ pub(super) fn fused_relus(network: &Network) -> Vec<bool> {
                 fused[i] = true;
                 fused[j] = true;
             }
+        }
+    }
+    fused
+}
+
+/// Which max pools the CPU kernels fuse into the convolution before them: a
+/// max pool that is the only reader of a convolution, or of the convolution's
+/// fused ReLU (see [`fused_relus`]). Each pairs the convolution with the pool
+/// and the pool with the convolution; the fused result is the same, bit for bit.
+pub(super) fn fused_pools(network: &Network, fused_relu: &[bool]) -> Vec<Option<usize>> {
+    let mut readers = vec![Vec::new(); network.nodes.len()];
+    for (i, node) in network.nodes.iter().enumerate() {
+        for &j in &node.inputs {
+            readers[j as usize].push(i);
+        }
+    }
+    let sole_reader = |j: usize| match readers[j].as_slice() {
+        [r] => Some(*r),
+        _ => None,
+    };
+    let mut fused = vec![None; network.nodes.len()];
+    for (c, node) in network.nodes.iter().enumerate() {
+        if !matches!(node.op, Op::Conv2d(_)) {
+            continue;
+        }
+        let Some(mut next) = sole_reader(c) else {
+            continue;
+        };
+        if fused_relu[c] {
+            let Some(after_relu) = sole_reader(next) else {
+                continue;
+            };
+            next = after_relu;
+        }
+        if matches!(network.nodes[next].op, Op::MaxPool(_)) {
+            fused[c] = Some(next);
+            fused[next] = Some(c);
         }
     }
     fused

@@ -325,10 +325,16 @@ fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_result
     };
     assert!(super::model::fused_relus(&shared).iter().all(|f| !f));
 
+    assert_same_model(&fused, &separate);
+}
+
+/// Two networks built with the same seed give the same outputs (train and
+/// eval mode) and gradients, bit for bit.
+fn assert_same_model(fused: &Network, separate: &Network) {
     let x = Tensor::randn(0f32, 1.0, (3, 1, 28, 28), &Device::Cpu).unwrap();
     let (a, b) = (
-        Model::new(&fused, &MNIST, 7, &Device::Cpu).unwrap(),
-        Model::new(&separate, &MNIST, 7, &Device::Cpu).unwrap(),
+        Model::new(fused, &MNIST, 7, &Device::Cpu).unwrap(),
+        Model::new(separate, &MNIST, 7, &Device::Cpu).unwrap(),
     );
     let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let (ya, yb) = (
@@ -352,4 +358,65 @@ fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_result
         values(&b.forward(&x, false, None).unwrap()),
         "eval-mode outputs"
     );
+}
+
+#[test]
+fn max_pools_fuse_into_a_sole_convolution_reader_with_identical_results() {
+    let relu = || Op::Activation(Activation::Relu);
+    let fused = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(4, 3), &[0]),
+            node(relu(), &[1]),
+            node(pool2(), &[2]),
+            node(conv(4, 3), &[3]),
+            node(pool2(), &[4]),
+            node(Op::Flatten, &[5]),
+            node(Op::Dense(10), &[6]),
+        ],
+        key: "fused".into(),
+    };
+    let relus = super::model::fused_relus(&fused);
+    assert_eq!(
+        super::model::fused_pools(&fused, &relus),
+        [None, Some(3), None, Some(1), Some(5), Some(4), None, None]
+    );
+    // The same layers with an identity before each pool: nothing fuses.
+    let separate = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(4, 3), &[0]),
+            node(relu(), &[1]),
+            node(Op::Identity, &[2]),
+            node(pool2(), &[3]),
+            node(conv(4, 3), &[4]),
+            node(Op::Identity, &[5]),
+            node(pool2(), &[6]),
+            node(Op::Flatten, &[7]),
+            node(Op::Dense(10), &[8]),
+        ],
+        key: "separate".into(),
+    };
+    let relus = super::model::fused_relus(&separate);
+    assert!(super::model::fused_pools(&separate, &relus)
+        .iter()
+        .all(Option::is_none));
+    // A ReLU with a second reader keeps the pool separate.
+    let shared = Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(1, 3), &[0]),
+            node(relu(), &[1]),
+            node(pool2(), &[2]),
+            node(Op::Flatten, &[2]),
+            node(Op::Flatten, &[3]),
+            node(Op::Concat, &[4, 5]),
+        ],
+        key: "shared".into(),
+    };
+    let relus = super::model::fused_relus(&shared);
+    assert!(super::model::fused_pools(&shared, &relus)
+        .iter()
+        .all(Option::is_none));
+    assert_same_model(&fused, &separate);
 }
