@@ -13,6 +13,7 @@
 mod activation;
 mod conv;
 mod gemm;
+mod max2x2;
 mod norm;
 pub mod optim;
 mod pool;

@@ -5,6 +5,7 @@
 //! NAS-Bench-201 and Keras's `same` do), for any window, stride and padding.
 
 use super::contiguous_f32;
+use super::max2x2::max_2x2;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -169,7 +170,7 @@ impl CustomOp1 for MaxPool {
 /// Whether `v` replaces `best` as a window's maximum: strictly greater keeps
 /// the first maximum, and a NaN wins once and stays.
 #[inline(always)]
-fn wins(v: f32, best: f32) -> bool {
+pub(super) fn wins(v: f32, best: f32) -> bool {
     v > best || (v.is_nan() && !best.is_nan())
 }
 
@@ -198,33 +199,6 @@ fn max_plane(
             }
             out[oy * ow + ox] = best;
             idx[oy * ow + ox] = at as u32;
-        }
-    }
-}
-
-/// The common 2x2 window with stride 2 and no padding, without window ranges.
-fn max_2x2(plane: &[f32], w: usize, out: &mut [f32], idx: &mut [u32], oh: usize, ow: usize) {
-    for oy in 0..oh {
-        let (r0, r1) = (
-            &plane[2 * oy * w..][..2 * ow],
-            &plane[(2 * oy + 1) * w..][..2 * ow],
-        );
-        let (out, idx) = (&mut out[oy * ow..][..ow], &mut idx[oy * ow..][..ow]);
-        for ox in 0..ow {
-            let base = 2 * oy * w + 2 * ox;
-            let (mut best, mut at) = (r0[2 * ox], base);
-            for (v, i) in [
-                (r0[2 * ox + 1], base + 1),
-                (r1[2 * ox], base + w),
-                (r1[2 * ox + 1], base + w + 1),
-            ] {
-                if wins(v, best) {
-                    best = v;
-                    at = i;
-                }
-            }
-            out[ox] = best;
-            idx[ox] = at as u32;
         }
     }
 }
