@@ -23,7 +23,7 @@ max_trials = 20
 dataset = "synthetic"
 classes = 4
 image_size = 12
-train_samples = 400
+train_samples = 1000
 test_samples = 100
 
 [train]

@@ -226,9 +226,16 @@ pub fn train(
             let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
             let x = data.train.images.index_select(&idx, 0)?;
             let y = data.train.labels.index_select(&idx, 0)?;
-            let logits = model.forward(&x, true, Some(&mut state.rng))?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let value = loss.to_scalar::<f32>()? as f64;
+            let value = on_worker(|| {
+                let logits = model.forward(&x, true, Some(&mut state.rng))?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let value = loss.to_scalar::<f32>()? as f64;
+                // A diverged batch is reported below, without a step.
+                if value.is_finite() && value <= config.max_loss {
+                    state.optimizer.step(&params, &loss.backward()?, lr)?;
+                }
+                anyhow::Ok(value)
+            })?;
             if !value.is_finite() || value > config.max_loss {
                 let why = TrainOutcome {
                     diverged: Some(format!(
@@ -240,8 +247,6 @@ pub fn train(
                 };
                 return Ok(stopped(state, why));
             }
-            let grads = loss.backward()?;
-            state.optimizer.step(&params, &grads, lr)?;
             loss_sum += value;
             on_progress(Progress::Batch {
                 epoch,
@@ -280,25 +285,37 @@ pub fn train(
     Ok(stopped(state, TrainOutcome::default()))
 }
 
+/// Runs `f` on a rayon worker thread. The kernels' parallel loops inside it
+/// then start from a worker's own queue; called from any other thread, each
+/// of the dozens of parallel ops in a training step would hand its work to
+/// the pool and put the caller to sleep until done (a futex sleep and wake
+/// per op). Measured: a batch-32 seed-template epoch about 8 percent faster.
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// Mean cross-entropy and accuracy of `model` on `split`, in eval mode.
 pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64, f64)> {
     super::allocator::keep_freed_memory();
     let n = split.len();
-    let (mut loss_sum, mut correct) = (0.0f64, 0u64);
-    for start in (0..n).step_by(batch_size) {
-        let len = batch_size.min(n - start);
-        let x = split.images.narrow(0, start, len)?;
-        let y = split.labels.narrow(0, start, len)?;
-        let logits = model.forward(&x, false, None)?;
-        loss_sum +=
-            candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * len as f64;
-        let predicted = logits.argmax(D::Minus1)?;
-        correct += predicted
-            .eq(&y)?
-            .to_dtype(DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()? as u64;
-    }
+    let (loss_sum, correct) = on_worker(|| {
+        let (mut loss_sum, mut correct) = (0.0f64, 0u64);
+        for start in (0..n).step_by(batch_size) {
+            let len = batch_size.min(n - start);
+            let x = split.images.narrow(0, start, len)?;
+            let y = split.labels.narrow(0, start, len)?;
+            let logits = model.forward(&x, false, None)?;
+            loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
+                * len as f64;
+            let predicted = logits.argmax(D::Minus1)?;
+            correct += predicted
+                .eq(&y)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()? as u64;
+        }
+        anyhow::Ok((loss_sum, correct))
+    })?;
     Ok((loss_sum / n as f64, correct as f64 / n as f64))
 }
 
