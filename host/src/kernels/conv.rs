@@ -380,6 +380,10 @@ impl CustomOp3 for ConvOp {
 /// positions, in a fixed order.
 struct BiasGrad;
 
+/// Partial sums of the bias gradient (each position goes to lane `p % 16`):
+/// one sum in a row waited on the previous addition at every element.
+const BIAS_LANES: usize = 16;
+
 impl CustomOp1 for BiasGrad {
     fn name(&self) -> &'static str {
         "nas-conv2d-bias-grad"
@@ -391,9 +395,19 @@ impl CustomOp1 for BiasGrad {
         let db: Vec<f32> = (0..f)
             .into_par_iter()
             .map(|ch| {
-                (0..n)
-                    .map(|i| dy[(i * f + ch) * oh * ow..][..oh * ow].iter().sum::<f32>())
-                    .sum()
+                let mut lanes = [0f32; BIAS_LANES];
+                for i in 0..n {
+                    let plane = &dy[(i * f + ch) * oh * ow..][..oh * ow];
+                    let mut chunks = plane.chunks_exact(BIAS_LANES);
+                    for chunk in &mut chunks {
+                        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+                    }
+                    lanes
+                        .iter_mut()
+                        .zip(chunks.remainder())
+                        .for_each(|(l, v)| *l += v);
+                }
+                lanes.iter().map(|&l| l as f64).sum::<f64>() as f32
             })
             .collect();
         Ok((CpuStorage::F32(db), Shape::from(f)))
