@@ -50,7 +50,8 @@ impl<'a> View<'a> {
 }
 
 /// `c (m x n, laid out by `c_strides`) = a (m x k) * b (k x n)`, or
-/// `c += a * b` when `accumulate`.
+/// `c += a * b` when `accumulate`, on the calling thread (the kernels call
+/// it from their own parallel tasks).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     m: usize,
@@ -61,6 +62,47 @@ pub(crate) fn matmul(
     accumulate: bool,
     a: View,
     b: View,
+) {
+    product(
+        m,
+        n,
+        k,
+        c,
+        c_strides,
+        accumulate,
+        a,
+        b,
+        gemm::Parallelism::None,
+    );
+}
+
+/// [`matmul`] split over all of rayon's threads, for one large product.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_threaded(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    c_strides: Strides,
+    accumulate: bool,
+    a: View,
+    b: View,
+) {
+    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    product(m, n, k, c, c_strides, accumulate, a, b, threads);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    c_strides: Strides,
+    accumulate: bool,
+    a: View,
+    b: View,
+    parallelism: gemm::Parallelism,
 ) {
     assert!(
         c_strides.fits(m, n, c.len())
@@ -103,7 +145,7 @@ pub(crate) fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

@@ -1,5 +1,5 @@
 //! CPU kernels for the hot ops of training, as candle custom ops with their
-//! own backward passes: convolution (im2col and gemm, both gradients, the
+//! own backward passes: dense layers (fused ReLU), convolution (im2col and gemm, both gradients, the
 //! input gradient skipped where the input needs none), max pooling (the
 //! gradient routed to the saved first maximum, as PyTorch does), average
 //! pooling (any window, padding not counted), ReLU (also fused into the
@@ -12,6 +12,7 @@
 
 mod activation;
 mod conv;
+mod dense;
 mod gemm;
 mod max2x2;
 mod norm;
@@ -20,6 +21,7 @@ mod pool;
 
 pub use activation::relu;
 pub use conv::{conv2d, Conv};
+pub use dense::dense;
 pub use norm::{batch_norm_eval, batch_norm_train, BatchStats};
 pub use pool::{avg_pool2d, max_pool2d, PoolWindow};
 

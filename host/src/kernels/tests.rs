@@ -340,6 +340,66 @@ fn fused_max_pool_gives_the_separate_ops_results_bit_for_bit() {
 }
 
 #[test]
+fn dense_matches_candle_and_finite_differences_with_and_without_relu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for &(n, i, o) in &[(1, 1, 1), (3, 7, 5), (32, 300, 64), (17, 64, 10)] {
+        let x = Var::from_tensor(&random(&mut rng, &[n, i])).unwrap();
+        let w = Var::from_tensor(&random(&mut rng, &[o, i])).unwrap();
+        let b = Var::from_tensor(&random(&mut rng, &[o])).unwrap();
+        for relu in [false, true] {
+            let what = format!("dense {n}x{i} -> {o}, relu {relu}");
+            let ours = dense(&x, &w, &b, relu).unwrap();
+            let linear = x
+                .matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap();
+            let reference = if relu { linear.relu().unwrap() } else { linear };
+            assert_close(&ours, &reference, 1e-5, &format!("{what}: forward"));
+            let vars = [(&x, "input"), (&w, "weight"), (&b, "bias")];
+            assert_same_gradients(&mut rng, &ours, &reference, &vars, 1e-5, &what);
+        }
+        // Without the ReLU the loss below is linear in each operand, so a
+        // central difference is exact up to rounding.
+        let r = random(&mut rng, &[n, o]);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| -> f64 {
+            let y = dense(x, w, b, false).unwrap();
+            values(&y)
+                .iter()
+                .zip(values(&r))
+                .map(|(a, c)| *a as f64 * c as f64)
+                .sum()
+        };
+        let y = dense(&x, &w, &b, false).unwrap();
+        let grads = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let operands = [
+            x.as_tensor().clone(),
+            w.as_tensor().clone(),
+            b.as_tensor().clone(),
+        ];
+        for (k, var) in [&x, &w, &b].into_iter().enumerate() {
+            let grad = values(grads.get(var).unwrap());
+            let base = values(&operands[k]);
+            for e in (0..base.len()).step_by(base.len() / 5 + 1) {
+                let shifted = |d: f32| {
+                    let mut v = base.clone();
+                    v[e] += d;
+                    let mut ops = operands.clone();
+                    ops[k] = Tensor::from_vec(v, operands[k].dims(), &Device::Cpu).unwrap();
+                    loss(&ops[0], &ops[1], &ops[2])
+                };
+                let fd = (shifted(0.5) - shifted(-0.5)) / 1.0;
+                assert!(
+                    (fd - grad[e] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                    "dense {n}x{i} -> {o}: operand {k} gradient {e}: fd {fd} vs {}",
+                    grad[e]
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let x = Var::from_tensor(&random(&mut rng, &[2, 3, 8, 8])).unwrap();

@@ -30,8 +30,9 @@ pub struct Model {
     node_buffers: Vec<Vec<usize>>,
     /// For each node, the last node that reads it (to free outputs early).
     last_use: Vec<usize>,
-    /// Per node: a convolution or batch-norm that applies the ReLU of its only
-    /// reader itself (CPU kernels), or that ReLU, which then passes its input on.
+    /// Per node: a convolution, dense layer or batch-norm that applies the ReLU
+    /// of its only reader itself (CPU kernels), or that ReLU, which then passes
+    /// its input on.
     fused_relu: Vec<bool>,
     /// Per node: for a convolution that applies the max pool after it (and
     /// after its fused ReLU), that pool's node; for that pool, which then
@@ -210,6 +211,9 @@ impl Model {
                             None => y,
                         }
                     }
+                }
+                Op::Dense(_) if self.device.is_cpu() => {
+                    kernels::dense(ins[0], p(0), p(1), self.fused_relu[i])?
                 }
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
                 Op::MaxPool(_) if self.fused_pool[i].is_some() => ins[0].clone(),
@@ -429,7 +433,7 @@ impl Model {
 }
 
 /// Which ReLUs the CPU kernels fuse into the node before them: a ReLU whose
-/// input is a convolution or batch-norm read by nothing else. Both nodes are
+/// input is a convolution, dense layer or batch-norm read by nothing else. Both nodes are
 /// marked; the fused result is the same, bit for bit.
 pub(super) fn fused_relus(network: &Network) -> Vec<bool> {
     let mut readers = vec![0usize; network.nodes.len()];
@@ -442,7 +446,11 @@ pub(super) fn fused_relus(network: &Network) -> Vec<bool> {
     for (i, node) in network.nodes.iter().enumerate() {
         if let (Op::Activation(Activation::Relu), [j]) = (&node.op, node.inputs.as_slice()) {
             let j = *j as usize;
-            if matches!(network.nodes[j].op, Op::Conv2d(_) | Op::BatchNorm) && readers[j] == 1 {
+            let fusable = matches!(
+                network.nodes[j].op,
+                Op::Conv2d(_) | Op::Dense(_) | Op::BatchNorm
+            );
+            if fusable && readers[j] == 1 {
                 fused[i] = true;
                 fused[j] = true;
             }

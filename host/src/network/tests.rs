@@ -279,7 +279,7 @@ fn summary_lists_every_layer_and_the_totals() {
 }
 
 #[test]
-fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_results() {
+fn relus_fuse_into_a_sole_convolution_dense_or_batch_norm_reader_with_identical_results() {
     let relu = || Op::Activation(Activation::Relu);
     let fused = Network {
         nodes: vec![
@@ -290,12 +290,13 @@ fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_result
             node(relu(), &[3]),
             node(Op::Flatten, &[4]),
             node(Op::Dense(10), &[5]),
+            node(relu(), &[6]),
         ],
         key: "fused".into(),
     };
     assert_eq!(
         super::model::fused_relus(&fused),
-        [false, true, true, true, true, false, false]
+        [false, true, true, true, true, false, true, true]
     );
     // The same layers with an identity before each ReLU: nothing fuses.
     let separate = Network {
@@ -309,6 +310,8 @@ fn relus_fuse_into_a_sole_convolution_or_batch_norm_reader_with_identical_result
             node(relu(), &[5]),
             node(Op::Flatten, &[6]),
             node(Op::Dense(10), &[7]),
+            node(Op::Identity, &[8]),
+            node(relu(), &[9]),
         ],
         key: "separate".into(),
     };

@@ -1,0 +1,155 @@
+//! Dense (fully connected) layer: `x · wᵀ + b` and its three gradients as
+//! whole-batch products over all threads, with an optional fused ReLU.
+//! candle's matmul asked the operating system for the CPU count (it reads
+//! `/proc/cpuinfo`) at every call, and its transpose, broadcast add and
+//! their gradients were six more ops.
+
+use super::activation::{relu_grad, relu_in_place};
+use super::contiguous_f32;
+use super::gemm::{matmul_threaded, Strides, View};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// `x (N x I) · wᵀ (w: O x I) + bias (O)`, then `max(·, 0)` when `relu`, on
+/// the CPU kernels.
+pub fn dense(x: &Tensor, w: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &bias.contiguous()?, Dense { relu })
+}
+
+struct Dense {
+    relu: bool,
+}
+
+impl CustomOp3 for Dense {
+    fn name(&self) -> &'static str {
+        "nas-dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((n, i), (o, wi)) = (xl.shape().dims2()?, wl.shape().dims2()?);
+        if i != wi || bl.shape().dims1()? != o {
+            candle_core::bail!(
+                "dense: input {:?}, weight {:?} and bias {:?} do not fit",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let (x, w, b) = (
+            contiguous_f32(xs, xl, "dense input")?,
+            contiguous_f32(ws, wl, "dense weight")?,
+            contiguous_f32(bs, bl, "dense bias")?,
+        );
+        let mut y = vec![0f32; n * o];
+        let (x, wt) = (View::rows(x, i), View::transposed(w, i));
+        matmul_threaded(n, o, i, &mut y, Strides::rows(o), false, x, wt);
+        for row in y.chunks_mut(o) {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+        if self.relu {
+            relu_in_place(&mut y);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((n, o))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = relu_grad(dy, y, self.relu)?;
+        // The network's input (and anything else outside the graph) needs no gradient.
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &InputGrad)?)
+        } else {
+            None
+        };
+        let dw = dy.apply_op2_no_bwd(&x.contiguous()?, &WeightGrad)?;
+        let db = dy.apply_op1_no_bwd(&BiasGrad)?;
+        Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// `dx (N x I) = dy (N x O) · w (O x I)`.
+struct InputGrad;
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "nas-dense-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((n, o), (_, i)) = (dl.shape().dims2()?, wl.shape().dims2()?);
+        let (dy, w) = (
+            contiguous_f32(ds, dl, "dense output gradient")?,
+            contiguous_f32(ws, wl, "dense weight")?,
+        );
+        let mut dx = vec![0f32; n * i];
+        let (dy, w) = (View::rows(dy, o), View::rows(w, i));
+        matmul_threaded(n, i, o, &mut dx, Strides::rows(i), false, dy, w);
+        Ok((CpuStorage::F32(dx), Shape::from((n, i))))
+    }
+}
+
+/// `dw (O x I) = dyᵀ (O x N) · x (N x I)`.
+struct WeightGrad;
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "nas-dense-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((n, o), (_, i)) = (dl.shape().dims2()?, xl.shape().dims2()?);
+        let (dy, x) = (
+            contiguous_f32(ds, dl, "dense output gradient")?,
+            contiguous_f32(xs, xl, "dense input")?,
+        );
+        let mut dw = vec![0f32; o * i];
+        let (dyt, x) = (View::transposed(dy, o), View::rows(x, i));
+        matmul_threaded(o, i, n, &mut dw, Strides::rows(i), false, dyt, x);
+        Ok((CpuStorage::F32(dw), Shape::from((o, i))))
+    }
+}
+
+/// `db (O)`: the rows of `dy` added in order (vectorised across outputs).
+struct BiasGrad;
+
+impl CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "nas-dense-bias-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, o) = l.shape().dims2()?;
+        let dy = contiguous_f32(s, l, "dense output gradient")?;
+        let mut db = vec![0f32; o];
+        for row in dy.chunks(o) {
+            db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
+        Ok((CpuStorage::F32(db), Shape::from(o)))
+    }
+}
