@@ -93,6 +93,7 @@ impl Geometry {
     /// channels `c0..c0 + cg` of one image; rows are `ld` apart in `col`.
     fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
+        let masks = self.inside_masks();
         let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
@@ -103,6 +104,16 @@ impl Geometry {
                     let row = &mut col[((ci * k + ky) * k + kx) * ld..][..ohw];
                     row[..rows.start * self.ow].fill(0.0);
                     row[rows.end * self.ow..].fill(0.0);
+                    if let Some((first, len)) = self.span(&rows, &cols) {
+                        // One pass for all rows; the border columns it spans become 0.
+                        let src = &plane[iy0 * self.w + ix0..][..len];
+                        let inside = &masks[kx][first..][..len];
+                        for ((o, &v), &keep) in row[first..][..len].iter_mut().zip(src).zip(inside)
+                        {
+                            *o = if keep { v } else { 0.0 };
+                        }
+                        continue;
+                    }
                     for (j, oy) in rows.clone().enumerate() {
                         let out = &mut row[oy * self.ow..][..self.ow];
                         let src = &plane[(iy0 + j * s) * self.w + ix0..];
@@ -122,10 +133,41 @@ impl Geometry {
         }
     }
 
+    /// With stride 1 and output rows as wide as the input's (`same` padding),
+    /// output and plane rows are both `w` apart, so the valid ranges of all
+    /// rows `rows` (columns `cols`) lie in one contiguous span at the same
+    /// offsets: its start in the column-matrix row, and its length.
+    fn span(&self, rows: &Range<usize>, cols: &Range<usize>) -> Option<(usize, usize)> {
+        let contiguous = self.stride == 1 && self.ow == self.w;
+        (contiguous && !rows.is_empty() && !cols.is_empty()).then(|| {
+            (
+                rows.start * self.ow + cols.start,
+                (rows.len() - 1) * self.ow + cols.len(),
+            )
+        })
+    }
+
+    /// Per kernel column `kx`, for each position of an output plane, whether
+    /// its input column lies inside the image (for [`Geometry::span`]'s single
+    /// passes; empty when they do not apply).
+    fn inside_masks(&self) -> Vec<Vec<bool>> {
+        if self.stride != 1 || self.ow != self.w {
+            return Vec::new();
+        }
+        (0..self.k)
+            .map(|kx| {
+                let (cols, _) = self.inside(kx, self.w, self.ow);
+                let row: Vec<bool> = (0..self.ow).map(|ox| cols.contains(&ox)).collect();
+                row.repeat(self.oh)
+            })
+            .collect()
+    }
+
     /// Adds a column matrix (rows `ld` apart) back into channels `c0..c0 + cg`
     /// of one image's gradient.
     fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
+        let masks = self.inside_masks();
         let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &mut image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
@@ -134,6 +176,16 @@ impl Geometry {
                 for kx in 0..k {
                     let (cols, ix0) = self.inside(kx, self.w, self.ow);
                     let row = &col[((ci * k + ky) * k + kx) * ld..][..ohw];
+                    if let Some((first, len)) = self.span(&rows, &cols) {
+                        // One pass for all rows, skipping the padding taps the span holds.
+                        let dst = &mut plane[iy0 * self.w + ix0..][..len];
+                        let inside = &masks[kx][first..][..len];
+                        for ((d, &v), &keep) in dst.iter_mut().zip(&row[first..][..len]).zip(inside)
+                        {
+                            *d += if keep { v } else { 0.0 };
+                        }
+                        continue;
+                    }
                     for (j, oy) in rows.clone().enumerate() {
                         let src = &row[oy * self.ow..][cols.clone()];
                         let dst = &mut plane[(iy0 + j * s) * self.w + ix0..];

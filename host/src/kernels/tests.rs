@@ -93,6 +93,9 @@ const CASES: &[Case] = &[
     (2, 2, 4, 3, 3, 2, 3, 1, 1),
     (1, 3, 9, 2, 5, 3, 2, 2, 1),
     (2, 2, 6, 4, 1, 1, 1, 1, 2),
+    // `same` padding at stride 1 (one span per tap in im2col and col2im), with dilation too.
+    (2, 2, 8, 3, 5, 1, 2, 1, 1),
+    (2, 3, 7, 4, 3, 1, 2, 2, 1),
 ];
 
 #[test]
