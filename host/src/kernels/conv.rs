@@ -133,13 +133,17 @@ impl Geometry {
         }
     }
 
+    /// Stride 1 and output rows as wide as the input's (`same` padding).
+    fn rows_align(&self) -> bool {
+        self.stride == 1 && self.ow == self.w
+    }
+
     /// With stride 1 and output rows as wide as the input's (`same` padding),
     /// output and plane rows are both `w` apart, so the valid ranges of all
     /// rows `rows` (columns `cols`) lie in one contiguous span at the same
     /// offsets: its start in the column-matrix row, and its length.
     fn span(&self, rows: &Range<usize>, cols: &Range<usize>) -> Option<(usize, usize)> {
-        let contiguous = self.stride == 1 && self.ow == self.w;
-        (contiguous && !rows.is_empty() && !cols.is_empty()).then(|| {
+        (self.rows_align() && !rows.is_empty() && !cols.is_empty()).then(|| {
             (
                 rows.start * self.ow + cols.start,
                 (rows.len() - 1) * self.ow + cols.len(),
@@ -151,7 +155,7 @@ impl Geometry {
     /// its input column lies inside the image (for [`Geometry::span`]'s single
     /// passes; empty when they do not apply).
     fn inside_masks(&self) -> Vec<Vec<bool>> {
-        if self.stride != 1 || self.ow != self.w {
+        if !self.rows_align() {
             return Vec::new();
         }
         (0..self.k)
@@ -258,17 +262,6 @@ impl Conv {
             self.groups,
         )
     }
-
-    /// Output height and width, and the pooling plan when a pool is fused.
-    fn output(&self, g: &Geometry) -> Result<(usize, usize, Option<super::pool::Plan>)> {
-        match self.pool {
-            Some(window) => {
-                let plan = window.plan(g.oh, g.ow)?;
-                Ok((plan.0, plan.1, Some(plan)))
-            }
-            None => Ok((g.oh, g.ow, None)),
-        }
-    }
 }
 
 impl ConvOp {
@@ -320,11 +313,16 @@ impl ConvOp {
                 relu_in_place(out);
             }
         };
-        let (oh, ow, plan) = conv.output(&g)?;
+        // With a fused pool, its window and plan (which starts with the pooled size).
+        let pooled = conv
+            .pool
+            .map(|window| window.plan(g.oh, g.ow).map(|plan| (window, plan)))
+            .transpose()?;
+        let (oh, ow) = pooled.as_ref().map_or((g.oh, g.ow), |(_, p)| (p.0, p.1));
         let per_sample = g.f * oh * ow;
         let mut y = vec![0f32; g.n * per_sample];
-        match (plan, conv.pool) {
-            (Some(plan), Some(window)) => {
+        match pooled {
+            Some((window, plan)) => {
                 let mut argmax = vec![0u32; y.len()];
                 y.par_chunks_mut(per_sample)
                     .zip(argmax.par_chunks_mut(per_sample))
@@ -338,7 +336,7 @@ impl ConvOp {
                     );
                 *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(argmax));
             }
-            _ => y
+            None => y
                 .par_chunks_mut(per_sample)
                 .enumerate()
                 .for_each_init(Vec::new, |col, (i, out)| sample(i, out, col)),
