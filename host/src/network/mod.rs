@@ -2,6 +2,7 @@
 //! a candle model, and the summary table of an architecture.
 
 mod model;
+mod portable_pool;
 pub mod shape;
 mod summary;
 
@@ -11,3 +12,6 @@ pub use summary::{grouped, label, summary};
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(all(test, feature = "cuda"))]
+mod cuda_tests;

@@ -4,6 +4,7 @@
 //! mode (running statistics). Initial weights and dropout masks come from a
 //! seeded generator: candle's own CPU generator cannot be seeded.
 
+use super::portable_pool;
 use super::shape::{analyse, pad_amount, Analysis};
 use crate::contract::{Activation, Network, Op, Task};
 use crate::kernels;
@@ -226,8 +227,7 @@ impl Model {
                     if self.device.is_cpu() {
                         kernels::max_pool2d(ins[0], kernel, stride, pad)?
                     } else {
-                        pad_spatial(ins[0], pad, f32::NEG_INFINITY)?
-                            .max_pool2d_with_stride(kernel, stride)?
+                        portable_pool::pool(ins[0], self.pool_window(i), true)?
                     }
                 }
                 Op::AvgPool(pool) => {
@@ -236,8 +236,12 @@ impl Model {
                     if self.device.is_cpu() {
                         kernels::avg_pool2d(ins[0], kernel, stride, pad)?
                     } else {
-                        // candle counts the zero padding; only the CPU kernel leaves it out.
-                        pad_spatial(ins[0], pad, 0.0)?.avg_pool2d_with_stride(kernel, stride)?
+                        let window = kernels::PoolWindow {
+                            kernel,
+                            stride,
+                            pad,
+                        };
+                        portable_pool::pool(ins[0], window, false)?
                     }
                 }
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
@@ -505,16 +509,4 @@ fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
         Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
         Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01)?,
     })
-}
-
-/// Pads height and width by `pad` on each side with `value`.
-fn pad_spatial(x: &Tensor, pad: usize, value: f32) -> Result<Tensor> {
-    if pad == 0 {
-        return Ok(x.clone());
-    }
-    let (n, c, h, w) = x.dims4()?;
-    let rows = Tensor::full(value, (n, c, pad, w), x.device())?;
-    let x = Tensor::cat(&[&rows, x, &rows], 2)?;
-    let cols = Tensor::full(value, (n, c, h + 2 * pad, pad), x.device())?;
-    Ok(Tensor::cat(&[&cols, &x, &cols], 3)?)
 }

@@ -11,14 +11,14 @@ pub(crate) const MNIST: Task = Task {
     num_classes: 10,
 };
 
-fn node(op: Op, inputs: &[u32]) -> Node {
+pub(crate) fn node(op: Op, inputs: &[u32]) -> Node {
     Node {
         op,
         inputs: inputs.to_vec(),
     }
 }
 
-fn conv(filters: u32, kernel: u32) -> Op {
+pub(crate) fn conv(filters: u32, kernel: u32) -> Op {
     Op::Conv2d(Conv2d {
         filters,
         kernel,
@@ -30,7 +30,7 @@ fn conv(filters: u32, kernel: u32) -> Op {
     })
 }
 
-fn pool2() -> Op {
+pub(crate) fn pool2() -> Op {
     Op::MaxPool(Pool {
         kernel: 2,
         stride: 2,
@@ -176,8 +176,9 @@ fn shape_errors_name_the_node_op_and_shapes() {
     assert!(e.contains("does not fit"), "{e}");
 }
 
-#[test]
-fn branches_strides_dilation_and_groups_infer_and_run() {
+/// A network with branches (add, concat), strides, dilation, groups,
+/// batch-norm, a padded average pool, GELU and global max pooling.
+pub(crate) fn branchy() -> (Network, Task) {
     let task = Task {
         channels: 3,
         height: 12,
@@ -220,6 +221,12 @@ fn branches_strides_dilation_and_groups_infer_and_run() {
         nodes,
         key: "branchy".into(),
     };
+    (net, task)
+}
+
+#[test]
+fn branches_strides_dilation_and_groups_infer_and_run() {
+    let (net, task) = branchy();
     let a = analyse(&net, &task).unwrap();
     assert_eq!(
         a.nodes[7].shape,
