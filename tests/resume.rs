@@ -23,7 +23,7 @@ max_trials = 20
 dataset = "synthetic"
 classes = 4
 image_size = 12
-train_samples = 1000
+train_samples = 400
 test_samples = 100
 
 [train]
@@ -81,16 +81,42 @@ fn started(run_dir: &Path) -> bool {
             .is_ok_and(|c| c.is_some())
 }
 
-/// Waits for `child`, killing it when `limit` passes; true if it exited by itself.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
+/// How many events the run in `run_dir` has recorded (0 before it started).
+fn recorded_events(run_dir: &Path) -> usize {
+    let db = run_dir.join(DB_FILE);
+    if !db.exists() {
+        return 0;
+    }
+    RunStore::open_read_only(&db)
+        .and_then(|s| s.events(&EventKind::ALL))
+        .map_or(0, |events| events.len())
+}
+
+/// Waits until the run in `run_dir` has recorded `more` events beyond
+/// `before`, then `delay` longer, and kills `child` (SIGKILL); true if it
+/// exited by itself first. The moments follow the run's progress, not the
+/// clock, so a faster machine gets as many kills as a slower one.
+fn kill_after_events(
+    child: &mut Child,
+    run_dir: &Path,
+    before: usize,
+    more: usize,
+    delay: Duration,
+) -> bool {
+    let mut due: Option<Instant> = None;
+    loop {
         if child.try_wait().unwrap().is_some() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match due {
+            Some(at) if Instant::now() >= at => break,
+            Some(_) => {}
+            None if recorded_events(run_dir) >= before + more => due = Some(Instant::now() + delay),
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap(); // SIGKILL
+    child.kill().unwrap();
     child.wait().unwrap();
     false
 }
@@ -112,7 +138,8 @@ fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_neve
 
     let run_dir = PathBuf::from(&runs).join("crashy");
     let run_dir_text = run_dir.to_str().unwrap().to_string();
-    // Fixed kill moments (a seeded generator), 100 to 600 ms after each start.
+    // Fixed kill moments (a seeded generator): after 1 to 6 more recorded
+    // events, then 0 to 40 ms, so kills land in every phase of a trial.
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut kills = 0;
     let mut finished = false;
@@ -120,13 +147,14 @@ fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_neve
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let delay = Duration::from_millis(100 + state % 500);
+        let (more, delay) = (1 + state % 6, Duration::from_millis((state >> 8) % 41));
+        let before = recorded_events(&run_dir);
         let mut child = if started(&run_dir) {
             spawn(&["resume", &run_dir_text, "--quiet"])
         } else {
             spawn(&["run", &config, "--quiet", "--output-dir", &runs])
         };
-        if wait_or_kill(&mut child, delay) {
+        if kill_after_events(&mut child, &run_dir, before, more as usize, delay) {
             finished = true;
             break;
         }

@@ -76,7 +76,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [EventKind; 11] = [
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 11] = [
         EventKind::SessionStarted,
         EventKind::Asked,
         EventKind::Told,
