@@ -34,10 +34,8 @@ pub trait Evaluator {
 
 /// Trains each trial on data loaded once for the run.
 pub struct Trainer {
-    /// The run's data.
+    /// The run's data, on the run's device.
     pub data: Dataset,
-    /// `cpu` or `cuda:N`.
-    pub device: String,
     /// Batch size of the test pass.
     pub eval_batch_size: usize,
 }
@@ -74,12 +72,7 @@ impl Evaluator for Trainer {
                 .as_ref()
                 .context("the best trial has no weights")?,
         );
-        let model = Model::new(
-            network,
-            &self.data.task,
-            trial.seed,
-            &crate::device::parse(&self.device)?,
-        )?;
+        let model = Model::new(network, &self.data.task, trial.seed, self.data.device())?;
         model.load(&weights)?;
         let (test_loss, test_accuracy) = evaluate(&model, &self.data.test, self.eval_batch_size)?;
         std::fs::copy(&weights, dir.join(trial::WEIGHTS_FILE))

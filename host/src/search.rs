@@ -176,7 +176,6 @@ fn evaluator(config: &RunConfig) -> Result<Box<dyn Evaluator>> {
             let data = data::load(&config.data, data_seed, &device).context("load the data")?;
             Box::new(Trainer {
                 data,
-                device: config.run.device.clone(),
                 eval_batch_size: config.train.eval_batch_size,
             })
         }

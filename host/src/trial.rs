@@ -114,8 +114,7 @@ pub fn run(
             spec.task
         );
     }
-    let device = crate::device::parse(&spec.device)?;
-    let model = match Model::new(&spec.network, &spec.task, spec.seed, &device) {
+    let model = match Model::new(&spec.network, &spec.task, spec.seed, data.device()) {
         Ok(m) => m,
         Err(e) => {
             return Ok(TrialOutcome::failed(

@@ -163,6 +163,15 @@ pub struct Dataset {
     pub description: String,
 }
 
+impl Dataset {
+    /// The device the images live on, where models that train on them run:
+    /// one device for the whole run, opened once (a CUDA device brings its
+    /// own library handles and loaded kernels).
+    pub fn device(&self) -> &Device {
+        self.train.images.device()
+    }
+}
+
 /// Decoded images (0..1 floats) and labels before splitting.
 struct Raw {
     shape: (usize, usize, usize),

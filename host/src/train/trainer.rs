@@ -328,19 +328,23 @@ pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64,
     Ok((loss_sum / n as f64, correct as f64 / n as f64))
 }
 
-/// Median milliseconds of an eval-mode forward pass of `batch` images (after warm-up).
+/// Median milliseconds of an eval-mode forward pass of `batch` images (after
+/// warm-up). Each pass waits for the device to finish: a GPU only queues the
+/// work when the call returns.
 pub fn latency_ms(model: &Model, data: &Dataset, batch: usize, repeats: usize) -> Result<f64> {
     let batch = batch.min(data.val.len()).max(1);
     let x = data.val.images.narrow(0, 0, batch)?;
+    let device = model.device();
     for _ in 0..2 {
         model.forward(&x, false, None)?;
     }
+    device.synchronize()?;
     let mut times: Vec<f64> = (0..repeats)
         .map(|_| {
             let t = Instant::now();
-            model
-                .forward(&x, false, None)
-                .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            model.forward(&x, false, None)?;
+            device.synchronize()?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_>>()?;
     times.sort_by(f64::total_cmp);
