@@ -219,28 +219,23 @@ impl Model {
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
                 Op::MaxPool(_) if self.fused_pool[i].is_some() => ins[0].clone(),
                 Op::MaxPool(_) => {
-                    let kernels::PoolWindow {
-                        kernel,
-                        stride,
-                        pad,
-                    } = self.pool_window(i);
+                    let window = self.pool_window(i);
                     if self.device.is_cpu() {
-                        kernels::max_pool2d(ins[0], kernel, stride, pad)?
+                        kernels::max_pool2d(ins[0], window.kernel, window.stride, window.pad)?
                     } else {
-                        portable_pool::pool(ins[0], self.pool_window(i), true)?
+                        portable_pool::pool(ins[0], window, true)?
                     }
                 }
                 Op::AvgPool(pool) => {
-                    let (kernel, stride) = (pool.kernel as usize, pool.stride as usize);
-                    let pad = pad_amount(pool.padding, kernel, 1);
+                    let kernel = pool.kernel as usize;
+                    let window = kernels::PoolWindow {
+                        kernel,
+                        stride: pool.stride as usize,
+                        pad: pad_amount(pool.padding, kernel, 1),
+                    };
                     if self.device.is_cpu() {
-                        kernels::avg_pool2d(ins[0], kernel, stride, pad)?
+                        kernels::avg_pool2d(ins[0], window.kernel, window.stride, window.pad)?
                     } else {
-                        let window = kernels::PoolWindow {
-                            kernel,
-                            stride,
-                            pad,
-                        };
                         portable_pool::pool(ins[0], window, false)?
                     }
                 }
