@@ -4,7 +4,7 @@
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
-use super::gemm::{matmul, Strides, View};
+use super::gemm::{matmul, Out, View};
 use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -91,9 +91,9 @@ impl Geometry {
 
     /// Writes the column matrix (rows: channel, ky, kx; columns: oy, ox) of
     /// channels `c0..c0 + cg` of one image; rows are `ld` apart in `col`.
-    fn im2col(&self, image: &[f32], c0: usize, col: &mut [f32], ld: usize) {
+    /// `masks`: [`Geometry::inside_masks`], made once per op.
+    fn im2col(&self, masks: &[Vec<bool>], image: &[f32], c0: usize, col: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
-        let masks = self.inside_masks();
         let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
@@ -153,7 +153,8 @@ impl Geometry {
 
     /// Per kernel column `kx`, for each position of an output plane, whether
     /// its input column lies inside the image (for [`Geometry::span`]'s single
-    /// passes; empty when they do not apply).
+    /// passes; empty when they do not apply). Made once per op, not per
+    /// sample: the same for every image.
     fn inside_masks(&self) -> Vec<Vec<bool>> {
         if !self.rows_align() {
             return Vec::new();
@@ -168,10 +169,9 @@ impl Geometry {
     }
 
     /// Adds a column matrix (rows `ld` apart) back into channels `c0..c0 + cg`
-    /// of one image's gradient.
-    fn col2im(&self, col: &[f32], c0: usize, image: &mut [f32], ld: usize) {
+    /// of one image's gradient. `masks`: as for [`Geometry::im2col`].
+    fn col2im(&self, masks: &[Vec<bool>], col: &[f32], c0: usize, image: &mut [f32], ld: usize) {
         let (cg, _, _) = self.per_group();
-        let masks = self.inside_masks();
         let (k, s, ohw) = (self.k, self.stride, self.oh * self.ow);
         for ci in 0..cg {
             let plane = &mut image[(c0 + ci) * self.h * self.w..][..self.h * self.w];
@@ -282,6 +282,7 @@ impl ConvOp {
         let (cg, fg, rows) = g.per_group();
         let ohw = g.oh * g.ow;
         // One sample's full output (F x OH x OW), ReLU applied.
+        let masks = g.inside_masks();
         let sample = |i: usize, out: &mut [f32], col: &mut Vec<f32>| {
             let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
             col.resize(rows * ohw, 0.0);
@@ -289,20 +290,12 @@ impl ConvOp {
                 let cols: &[f32] = if g.pointwise() {
                     &image[grp * cg * ohw..][..rows * ohw]
                 } else {
-                    g.im2col(image, grp * cg, col, ohw);
+                    g.im2col(&masks, image, grp * cg, col, ohw);
                     col
                 };
                 let weights = View::rows(&w[grp * fg * rows..][..fg * rows], rows);
-                matmul(
-                    fg,
-                    ohw,
-                    rows,
-                    &mut out[grp * fg * ohw..][..fg * ohw],
-                    Strides::rows(ohw),
-                    false,
-                    weights,
-                    View::rows(cols, ohw),
-                );
+                let dst = Out::rows(&mut out[grp * fg * ohw..][..fg * ohw], ohw);
+                matmul(fg, ohw, rows, dst, weights, View::rows(cols, ohw));
             }
             if let Some(bias) = bias {
                 for (plane, b) in out.chunks_mut(ohw).zip(bias) {
@@ -500,6 +493,7 @@ impl CustomOp2 for WeightGrad {
         );
         let (cg, fg, rows) = g.per_group();
         let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
+        let masks = g.inside_masks();
         let parts: Vec<Vec<f32>> = (0..g.n.div_ceil(per_chunk))
             .into_par_iter()
             .map(|chunk| {
@@ -513,21 +507,16 @@ impl CustomOp2 for WeightGrad {
                         let cols: &[f32] = if g.pointwise() {
                             &image[grp * cg * ohw..][..rows * ohw]
                         } else {
-                            g.im2col(image, grp * cg, &mut col, ohw);
+                            g.im2col(&masks, image, grp * cg, &mut col, ohw);
                             &col
                         };
                         // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
                         // stored transposed into dW_g (fg x rows).
-                        matmul(
-                            rows,
-                            fg,
-                            ohw,
-                            &mut dw[grp * fg * rows..][..fg * rows],
-                            Strides::transposed(rows),
-                            i != first,
-                            View::rows(cols, ohw),
-                            View::transposed(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw),
-                        );
+                        let dst = Out::transposed(&mut dw[grp * fg * rows..][..fg * rows], rows)
+                            .adding(i != first);
+                        let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                        let (cols, grad) = (View::rows(cols, ohw), View::transposed(grad, ohw));
+                        matmul(rows, fg, ohw, dst, cols, grad);
                     }
                 }
                 dw
@@ -564,6 +553,7 @@ impl CustomOp2 for InputGrad {
         );
         let (cg, fg, rows) = g.per_group();
         let (ohw, image_len) = (g.oh * g.ow, g.c * g.h * g.w);
+        let masks = g.inside_masks();
         let mut dx = vec![0f32; g.n * image_len];
         dx.par_chunks_mut(image_len)
             .enumerate()
@@ -575,10 +565,10 @@ impl CustomOp2 for InputGrad {
                     let grad = View::rows(&dy[(i * g.f + grp * fg) * ohw..][..fg * ohw], ohw);
                     if g.pointwise() {
                         let out = &mut image[grp * cg * ohw..][..rows * ohw];
-                        matmul(rows, ohw, fg, out, Strides::rows(ohw), false, weights, grad);
+                        matmul(rows, ohw, fg, Out::rows(out, ohw), weights, grad);
                     } else {
-                        matmul(rows, ohw, fg, col, Strides::rows(ohw), false, weights, grad);
-                        g.col2im(col, grp * cg, image, ohw);
+                        matmul(rows, ohw, fg, Out::rows(col, ohw), weights, grad);
+                        g.col2im(&masks, col, grp * cg, image, ohw);
                     }
                 }
             });

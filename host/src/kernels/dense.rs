@@ -6,7 +6,7 @@
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
-use super::gemm::{matmul_threaded, Strides, View};
+use super::gemm::{matmul_threaded, View};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x (N x I) · wᵀ (w: O x I) + bias (O)`, then `max(·, 0)` when `relu`, on
@@ -48,9 +48,7 @@ impl CustomOp3 for Dense {
             contiguous_f32(ws, wl, "dense weight")?,
             contiguous_f32(bs, bl, "dense bias")?,
         );
-        let mut y = vec![0f32; n * o];
-        let (x, wt) = (View::rows(x, i), View::transposed(w, i));
-        matmul_threaded(n, o, i, &mut y, Strides::rows(o), false, x, wt);
+        let mut y = matmul_threaded(n, o, i, View::rows(x, i), View::transposed(w, i));
         for row in y.chunks_mut(o) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
@@ -71,67 +69,49 @@ impl CustomOp3 for Dense {
         let dy = relu_grad(dy, y, self.relu)?;
         // The network's input (and anything else outside the graph) needs no gradient.
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &InputGrad)?)
+            Some(dy.apply_op2_no_bwd(w, &Grad::Input)?)
         } else {
             None
         };
-        let dw = dy.apply_op2_no_bwd(&x.contiguous()?, &WeightGrad)?;
+        let dw = dy.apply_op2_no_bwd(&x.contiguous()?, &Grad::Weight)?;
         let db = dy.apply_op1_no_bwd(&BiasGrad)?;
         Ok((dx, Some(dw), Some(db)))
     }
 }
 
-/// `dx (N x I) = dy (N x O) · w (O x I)`.
-struct InputGrad;
-
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "nas-dense-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        ds: &CpuStorage,
-        dl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let ((n, o), (_, i)) = (dl.shape().dims2()?, wl.shape().dims2()?);
-        let (dy, w) = (
-            contiguous_f32(ds, dl, "dense output gradient")?,
-            contiguous_f32(ws, wl, "dense weight")?,
-        );
-        let mut dx = vec![0f32; n * i];
-        let (dy, w) = (View::rows(dy, o), View::rows(w, i));
-        matmul_threaded(n, i, o, &mut dx, Strides::rows(i), false, dy, w);
-        Ok((CpuStorage::F32(dx), Shape::from((n, i))))
-    }
+/// A gradient as one product of the output gradient `dy (N x O)` with a
+/// row-major `N x I` or `O x I` operand.
+enum Grad {
+    /// `dx (N x I) = dy · w`, the operand being the weight `w (O x I)`.
+    Input,
+    /// `dw (O x I) = dyᵀ · x`, the operand being the input `x (N x I)`.
+    Weight,
 }
 
-/// `dw (O x I) = dyᵀ (O x N) · x (N x I)`.
-struct WeightGrad;
-
-impl CustomOp2 for WeightGrad {
+impl CustomOp2 for Grad {
     fn name(&self) -> &'static str {
-        "nas-dense-weight-grad"
+        match self {
+            Grad::Input => "nas-dense-input-grad",
+            Grad::Weight => "nas-dense-weight-grad",
+        }
     }
 
     fn cpu_fwd(
         &self,
         ds: &CpuStorage,
         dl: &Layout,
-        xs: &CpuStorage,
-        xl: &Layout,
+        os: &CpuStorage,
+        ol: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((n, o), (_, i)) = (dl.shape().dims2()?, xl.shape().dims2()?);
-        let (dy, x) = (
-            contiguous_f32(ds, dl, "dense output gradient")?,
-            contiguous_f32(xs, xl, "dense input")?,
-        );
-        let mut dw = vec![0f32; o * i];
-        let (dyt, x) = (View::transposed(dy, o), View::rows(x, i));
-        matmul_threaded(o, i, n, &mut dw, Strides::rows(i), false, dyt, x);
-        Ok((CpuStorage::F32(dw), Shape::from((o, i))))
+        let ((n, o), (_, i)) = (dl.shape().dims2()?, ol.shape().dims2()?);
+        let dy = contiguous_f32(ds, dl, "dense output gradient")?;
+        let (what, rows, k, dy) = match self {
+            Grad::Input => ("dense weight", n, o, View::rows(dy, o)),
+            Grad::Weight => ("dense input", o, n, View::transposed(dy, o)),
+        };
+        let operand = View::rows(contiguous_f32(os, ol, what)?, i);
+        let grad = matmul_threaded(rows, i, k, dy, operand);
+        Ok((CpuStorage::F32(grad), Shape::from((rows, i))))
     }
 }
 

@@ -49,61 +49,60 @@ impl<'a> View<'a> {
     }
 }
 
-/// `c (m x n, laid out by `c_strides`) = a (m x k) * b (k x n)`, or
-/// `c += a * b` when `accumulate`, on the calling thread (the kernels call
-/// it from their own parallel tasks).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [f32],
-    c_strides: Strides,
+/// Where a product goes: `data` laid out by `strides`, overwritten, or added
+/// to when `accumulate`.
+pub(crate) struct Out<'a> {
+    data: &'a mut [f32],
+    strides: Strides,
     accumulate: bool,
-    a: View,
-    b: View,
-) {
-    product(
-        m,
-        n,
-        k,
-        c,
-        c_strides,
-        accumulate,
-        a,
-        b,
-        gemm::Parallelism::None,
-    );
 }
 
-/// [`matmul`] split over all of rayon's threads, for one large product.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_threaded(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [f32],
-    c_strides: Strides,
-    accumulate: bool,
-    a: View,
-    b: View,
-) {
+impl<'a> Out<'a> {
+    /// A row-major matrix with `cols` columns, overwritten.
+    pub fn rows(data: &'a mut [f32], cols: usize) -> Self {
+        Out {
+            data,
+            strides: Strides::rows(cols),
+            accumulate: false,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns, overwritten.
+    pub fn transposed(data: &'a mut [f32], cols: usize) -> Self {
+        Out {
+            data,
+            strides: Strides::transposed(cols),
+            accumulate: false,
+        }
+    }
+
+    /// The same destination, added to when `accumulate`.
+    pub fn adding(self, accumulate: bool) -> Self {
+        Out { accumulate, ..self }
+    }
+}
+
+/// `c (m x n) = a (m x k) * b (k x n)` into `c`, on the calling thread (the
+/// kernels call it from their own parallel tasks).
+pub(crate) fn matmul(m: usize, n: usize, k: usize, c: Out, a: View, b: View) {
+    product(m, n, k, c, a, b, gemm::Parallelism::None);
+}
+
+/// `a (m x k) * b (k x n)` as a new row-major `m x n` matrix, split over all of
+/// rayon's threads: for one large product.
+pub(crate) fn matmul_threaded(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
+    let mut c = vec![0f32; m * n];
     let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
-    product(m, n, k, c, c_strides, accumulate, a, b, threads);
+    product(m, n, k, Out::rows(&mut c, n), a, b, threads);
+    c
 }
 
-#[allow(clippy::too_many_arguments)]
-fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [f32],
-    c_strides: Strides,
-    accumulate: bool,
-    a: View,
-    b: View,
-    parallelism: gemm::Parallelism,
-) {
+fn product(m: usize, n: usize, k: usize, c: Out, a: View, b: View, parallelism: gemm::Parallelism) {
+    let Out {
+        data: c,
+        strides: c_strides,
+        accumulate,
+    } = c;
     assert!(
         c_strides.fits(m, n, c.len())
             && a.strides.fits(m, k, a.data.len())

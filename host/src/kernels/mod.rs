@@ -1,13 +1,13 @@
 //! CPU kernels for the hot ops of training, as candle custom ops with their
-//! own backward passes: dense layers (fused ReLU), convolution (im2col and gemm, both gradients, the
-//! input gradient skipped where the input needs none), max pooling (the
-//! gradient routed to the saved first maximum, as PyTorch does), average
-//! pooling (any window, padding not counted), ReLU (also fused into the
-//! convolution or batch-norm before it), max pooling fused into the
-//! convolution before it, batch-norm in training and eval
-//! mode, and a fused in-place optimiser update. Work is split over the batch
-//! across threads, and every reduction runs in a fixed order, so results do
-//! not depend on scheduling.
+//! own backward passes: dense layers (fused ReLU), convolution (im2col and
+//! gemm, both gradients, the input gradient skipped where the input needs
+//! none), max pooling (the gradient routed to the saved first maximum, as
+//! PyTorch does), average pooling (any window, padding not counted), ReLU
+//! (also fused into the convolution, dense layer or batch-norm before it),
+//! max pooling fused into the convolution before it, batch-norm in training
+//! and eval mode, and a fused in-place optimiser update. Work is split over
+//! the batch across threads, and every reduction runs in a fixed order, so
+//! results do not depend on scheduling.
 //! Other devices keep candle's own kernels.
 
 mod activation;

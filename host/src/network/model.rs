@@ -432,8 +432,8 @@ impl Model {
 }
 
 /// Which ReLUs the CPU kernels fuse into the node before them: a ReLU whose
-/// input is a convolution, dense layer or batch-norm read by nothing else. Both nodes are
-/// marked; the fused result is the same, bit for bit.
+/// input is a convolution, dense layer or batch-norm read by nothing else.
+/// Both nodes are marked; the fused result is the same, bit for bit.
 pub(super) fn fused_relus(network: &Network) -> Vec<bool> {
     let mut readers = vec![0usize; network.nodes.len()];
     for node in &network.nodes {
