@@ -62,7 +62,6 @@ for line in sys.stdin:
   cp "$(echo "$built" | awk '$1 == "test" {print $2}')" "$pack/run_search"
   strip "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search
   xz -T2 -6 "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search
-  cp "$0" "$pack/cuda-check.sh"
   du -sh "$pack"
 }
 
