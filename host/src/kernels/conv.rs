@@ -1,9 +1,12 @@
-//! 2-D convolution: forward and the input and weight gradients, by im2col and
-//! gemm, one sample per task, with an optional ReLU and max pool applied to
-//! each sample's output while it is in the cache.
+//! 2-D convolution: forward and the input and weight gradients, one sample
+//! per task, with an optional ReLU and max pool applied to each sample's
+//! output while it is in the cache. Stride-1 `same` convolutions run the
+//! forward pass and the input gradient as [`Direct`] tiles where the CPU has
+//! AVX-512; everything else (and every weight gradient) by im2col and gemm.
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
+use super::direct::{Direct, Packed};
 use super::gemm::{matmul, Out, View};
 use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -72,6 +75,36 @@ impl Geometry {
     /// Whether im2col is the identity (1x1, stride 1, no padding).
     fn pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// The direct plan, for a stride-1 convolution whose output keeps the
+    /// input's size (1x1 ones need no im2col anyway), on a CPU with AVX-512.
+    fn direct(&self) -> Option<Direct> {
+        #[cfg(test)]
+        if IM2COL_ONLY.get() {
+            return None;
+        }
+        let same = self.stride == 1 && self.oh == self.h && self.ow == self.w;
+        (same && !self.pointwise())
+            .then(|| Direct::new(self.h, self.w, self.k, self.dilation, self.pad))
+            .flatten()
+    }
+
+    /// Per group, its weights packed for `plan` as the forward pass reads
+    /// them, or (`turned`) as the input gradient does: input and output
+    /// channels swapped and the kernel turned round, which makes the input
+    /// gradient of a `same` convolution the `same` convolution of the
+    /// output gradient.
+    fn pack(&self, plan: &Direct, w: &[f32], turned: bool) -> Vec<Packed> {
+        let (cg, fg, _) = self.per_group();
+        let taps = self.k * self.k;
+        let at = |grp: usize, f: usize, c: usize, t: usize| w[((grp * fg + f) * cg + c) * taps + t];
+        (0..self.groups)
+            .map(|grp| match turned {
+                false => plan.pack(fg, cg, |f, c, t| at(grp, f, c, t)),
+                true => plan.pack(cg, fg, |c, f, t| at(grp, f, c, taps - 1 - t)),
+            })
+            .collect()
     }
 
     /// The outputs `o` (of `out_len`) whose input `o * stride + kk * dilation - pad`
@@ -210,6 +243,22 @@ impl Geometry {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Set by [`im2col_only`]: this thread's convolutions skip [`Direct`].
+    static IM2COL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's convolutions (forward and gradients) on the
+/// im2col path, so tests cover it on CPUs where [`Direct`] would run.
+#[cfg(test)]
+pub(super) fn im2col_only<T>(f: impl FnOnce() -> T) -> T {
+    IM2COL_ONLY.set(true);
+    let out = f();
+    IM2COL_ONLY.set(false);
+    out
+}
+
 /// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, followed by a
 /// ReLU when `conv.relu` and a max pool when `conv.pool`, on the CPU kernels.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: Conv) -> Result<Tensor> {
@@ -283,8 +332,21 @@ impl ConvOp {
         let ohw = g.oh * g.ow;
         // One sample's full output (F x OH x OW), ReLU applied.
         let masks = g.inside_masks();
+        let direct = g.direct().map(|plan| {
+            let packed = g.pack(&plan, w, false);
+            (plan, packed)
+        });
         let sample = |i: usize, out: &mut [f32], col: &mut Vec<f32>| {
             let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
+            if let Some((plan, packed)) = &direct {
+                for (grp, packed) in packed.iter().enumerate() {
+                    let input = &image[grp * cg * ohw..][..cg * ohw];
+                    let out = &mut out[grp * fg * ohw..][..fg * ohw];
+                    let bias = bias.map(|b| &b[grp * fg..][..fg]);
+                    plan.run(packed, input, out, bias, conv.relu);
+                }
+                return;
+            }
             col.resize(rows * ohw, 0.0);
             for grp in 0..g.groups {
                 let cols: &[f32] = if g.pointwise() {
@@ -554,10 +616,21 @@ impl CustomOp2 for InputGrad {
         let (cg, fg, rows) = g.per_group();
         let (ohw, image_len) = (g.oh * g.ow, g.c * g.h * g.w);
         let masks = g.inside_masks();
+        let direct = g.direct().map(|plan| {
+            let packed = g.pack(&plan, w, true);
+            (plan, packed)
+        });
         let mut dx = vec![0f32; g.n * image_len];
         dx.par_chunks_mut(image_len)
             .enumerate()
             .for_each_init(Vec::new, |col, (i, image)| {
+                if let Some((plan, packed)) = &direct {
+                    for (grp, packed) in packed.iter().enumerate() {
+                        let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                        plan.run(packed, grad, &mut image[grp * cg * ohw..], None, false);
+                    }
+                    return;
+                }
                 col.resize(rows * ohw, 0.0);
                 for grp in 0..g.groups {
                     // col (rows x ohw) = W_g^T (rows x fg) * dY_i (fg x ohw).

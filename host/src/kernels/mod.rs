@@ -13,6 +13,7 @@
 mod activation;
 mod conv;
 mod dense;
+mod direct;
 mod gemm;
 mod max2x2;
 mod norm;

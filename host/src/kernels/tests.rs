@@ -1,6 +1,7 @@
 //! The kernels against candle's reference ops and against finite differences,
 //! forward and both gradients, over a spread of shapes.
 
+use super::conv::im2col_only;
 use super::*;
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -96,26 +97,36 @@ const CASES: &[Case] = &[
     // `same` padding at stride 1 (one span per tap in im2col and col2im), with dilation too.
     (2, 2, 8, 3, 5, 1, 2, 1, 1),
     (2, 3, 7, 4, 3, 1, 2, 2, 1),
+    // ... with groups, and depthwise (one channel per group: the direct tiles' narrowest).
+    (2, 4, 9, 6, 3, 1, 1, 1, 2),
+    (3, 5, 6, 5, 5, 1, 2, 1, 5),
 ];
 
+/// Every case on both paths: direct tiles (where the CPU has AVX-512 and the
+/// convolution keeps its size) and im2col.
 #[test]
 fn conv2d_matches_candle_forward_and_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for &(n, c, s, f, k, stride, pad, dil, groups) in CASES {
-        let what = format!("n{n} c{c} s{s} f{f} k{k} stride{stride} pad{pad} dil{dil} g{groups}");
-        let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
-        let w = Var::from_tensor(&random(&mut rng, &[f, c / groups, k, k])).unwrap();
-        let ours = conv2d(&x, &w, None, conv(pad, stride, dil, groups)).unwrap();
-        let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
-        assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
-        assert_same_gradients(
-            &mut rng,
-            &ours,
-            &reference,
-            &[(&w, "weight"), (&x, "input")],
-            1e-4,
-            &what,
-        );
+        for im2col in [false, true] {
+            let what = format!(
+                "n{n} c{c} s{s} f{f} k{k} stride{stride} pad{pad} dil{dil} g{groups} im2col {im2col}"
+            );
+            let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
+            let w = Var::from_tensor(&random(&mut rng, &[f, c / groups, k, k])).unwrap();
+            let mut run = || {
+                let ours = conv2d(&x, &w, None, conv(pad, stride, dil, groups)).unwrap();
+                let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
+                assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
+                let vars = [(&w, "weight"), (&x, "input")];
+                assert_same_gradients(&mut rng, &ours, &reference, &vars, 1e-4, &what);
+            };
+            if im2col {
+                im2col_only(run);
+            } else {
+                run();
+            }
+        }
     }
 }
 
