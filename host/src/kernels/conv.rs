@@ -7,6 +7,7 @@
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
 use super::direct::{Direct, Packed};
+use super::direct_weights;
 use super::gemm::{matmul, Out, View};
 use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -555,35 +556,58 @@ impl CustomOp2 for WeightGrad {
         );
         let (cg, fg, rows) = g.per_group();
         let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
-        let masks = g.inside_masks();
-        let parts: Vec<Vec<f32>> = (0..g.n.div_ceil(per_chunk))
-            .into_par_iter()
-            .map(|chunk| {
-                let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
-                let first = samples.start;
-                let (mut dw, mut col) = (vec![0f32; g.f * rows], vec![0f32; rows * ohw]);
-                // One sample at a time keeps its columns in the cache between im2col and gemm.
-                for i in samples {
-                    let image = &x[i * image_len..][..image_len];
-                    for grp in 0..g.groups {
-                        let cols: &[f32] = if g.pointwise() {
-                            &image[grp * cg * ohw..][..rows * ohw]
-                        } else {
-                            g.im2col(&masks, image, grp * cg, &mut col, ohw);
-                            &col
-                        };
-                        // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
-                        // stored transposed into dW_g (fg x rows).
-                        let dst = Out::transposed(&mut dw[grp * fg * rows..][..fg * rows], rows)
-                            .adding(i != first);
-                        let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
-                        let (cols, grad) = (View::rows(cols, ohw), View::transposed(grad, ohw));
-                        matmul(rows, fg, ohw, dst, cols, grad);
+        let chunks = (0..g.n.div_ceil(per_chunk)).into_par_iter();
+        let samples = |chunk: usize| chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
+        let parts: Vec<Vec<f32>> = match g.direct() {
+            Some(plan) => chunks
+                .map(|chunk| {
+                    let (taps, mut scratch) = (g.k * g.k, direct_weights::Scratch::default());
+                    let mut acc = vec![0f32; g.groups * taps * cg * fg];
+                    for i in samples(chunk) {
+                        let image = &x[i * image_len..][..image_len];
+                        for (grp, acc) in acc.chunks_exact_mut(taps * cg * fg).enumerate() {
+                            let x = &image[grp * cg * ohw..][..cg * ohw];
+                            let dy = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                            direct_weights::add_image(&plan, (cg, fg), x, dy, &mut scratch, acc);
+                        }
                     }
-                }
-                dw
-            })
-            .collect();
+                    acc.chunks_exact(taps * cg * fg)
+                        .flat_map(|acc| direct_weights::weight_layout(acc, fg))
+                        .collect()
+                })
+                .collect(),
+            None => {
+                let masks = g.inside_masks();
+                chunks
+                    .map(|chunk| {
+                        let first = chunk * per_chunk;
+                        let (mut dw, mut col) = (vec![0f32; g.f * rows], vec![0f32; rows * ohw]);
+                        // One sample at a time keeps its columns in the cache between im2col and gemm.
+                        for i in samples(chunk) {
+                            let image = &x[i * image_len..][..image_len];
+                            for grp in 0..g.groups {
+                                let cols: &[f32] = if g.pointwise() {
+                                    &image[grp * cg * ohw..][..rows * ohw]
+                                } else {
+                                    g.im2col(&masks, image, grp * cg, &mut col, ohw);
+                                    &col
+                                };
+                                // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
+                                // stored transposed into dW_g (fg x rows).
+                                let dst =
+                                    Out::transposed(&mut dw[grp * fg * rows..][..fg * rows], rows)
+                                        .adding(i != first);
+                                let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                                let (cols, grad) =
+                                    (View::rows(cols, ohw), View::transposed(grad, ohw));
+                                matmul(rows, fg, ohw, dst, cols, grad);
+                            }
+                        }
+                        dw
+                    })
+                    .collect()
+            }
+        };
         let mut dw = vec![0f32; g.f * rows];
         for part in parts {
             dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);

@@ -24,6 +24,12 @@ const LANES: usize = 16;
 /// Where each tap reads, for planes of one size and one kernel.
 #[derive(Debug, Clone)]
 pub(super) struct Direct {
+    /// Plane size, kernel size, dilation and padding.
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub dilation: usize,
+    pub pad: usize,
     /// Positions of a plane (`h * w`), and blocks of sixteen covering them.
     plane: usize,
     blocks: usize,
@@ -67,6 +73,11 @@ impl Direct {
             }
         }
         Some(Direct {
+            h,
+            w,
+            k,
+            dilation,
+            pad,
             plane,
             blocks,
             shifts,
@@ -75,7 +86,7 @@ impl Direct {
     }
 
     /// Taps of the kernel.
-    fn taps(&self) -> usize {
+    pub fn taps(&self) -> usize {
         self.shifts.len()
     }
 
@@ -276,9 +287,46 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::Direct;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The plan of a `same` case and its padding; `None` (after checking
+    /// that the CPU lacks AVX-512) where the tiles cannot run.
+    pub(in crate::kernels) fn plan(
+        k: usize,
+        dilation: usize,
+        h: usize,
+        w: usize,
+    ) -> Option<(Direct, usize)> {
+        let pad = dilation * (k - 1) / 2;
+        let plan = Direct::new(h, w, k, dilation, pad);
+        assert!(
+            plan.is_some() || !super::available(),
+            "no plan for a same-size convolution"
+        );
+        plan.map(|plan| (plan, pad))
+    }
+
+    /// The input that output position `(oy, ox)` reads at tap `(ky, kx)` of
+    /// channel `i` of `x` (`h x w` planes), or `None` in the padding.
+    pub(in crate::kernels) fn tap(
+        x: &[f32],
+        (h, w): (usize, usize),
+        i: usize,
+        (oy, ox, ky, kx): (usize, usize, usize, usize),
+        (dilation, pad): (usize, usize),
+    ) -> Option<f64> {
+        let iy = (oy + ky * dilation).checked_sub(pad).filter(|&y| y < h)?;
+        let ix = (ox + kx * dilation).checked_sub(pad).filter(|&x| x < w)?;
+        Some(x[(i * h + iy) * w + ix] as f64)
+    }
+
+    /// `n` values in -1..1.
+    pub(in crate::kernels) fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
 
     /// The convolution by its definition, in f64.
     #[allow(clippy::too_many_arguments)]
@@ -298,11 +346,9 @@ mod tests {
                     for i in 0..ins {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let iy = (oy + ky * dilation) as isize - pad as isize;
-                                let ix = (ox + kx * dilation) as isize - pad as isize;
-                                if (0..h as isize).contains(&iy) && (0..wd as isize).contains(&ix) {
-                                    let v = x[(i * h + iy as usize) * wd + ix as usize];
-                                    s += v as f64 * w[((o * ins + i) * k + ky) * k + kx] as f64;
+                                let at = (oy, ox, ky, kx);
+                                if let Some(v) = tap(x, (h, wd), i, at, (dilation, pad)) {
+                                    s += v * w[((o * ins + i) * k + ky) * k + kx] as f64;
                                 }
                             }
                         }
@@ -317,11 +363,10 @@ mod tests {
     /// Kernels 1-7 with dilation 1 and 2, planes from 1x1 to 28x28 (whole,
     /// partial and single blocks of sixteen), channel counts around the
     /// tile's eight, with and without bias and ReLU: the definition's values.
-    /// Without AVX-512 there is no plan, and the test says so by passing
-    /// only the `None` check.
+    /// Without AVX-512 there is no plan, and the test only checks that.
     #[test]
     fn matches_the_definition() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let mut rng = rand::SeedableRng::seed_from_u64(17);
         let cases = [
             (3, 1, 5, 9, 1, 1),
             (3, 1, 7, 7, 5, 3),
@@ -333,18 +378,11 @@ mod tests {
             (3, 1, 1, 1, 1, 1),
         ];
         for (k, dilation, ins, outs, h, w) in cases {
-            let pad = dilation * (k - 1) / 2;
-            let Some(plan) = Direct::new(h, w, k, dilation, pad) else {
-                assert!(!super::available(), "no plan for a same-size convolution");
+            let Some((plan, pad)) = plan(k, dilation, h, w) else {
                 continue;
             };
-            let mut random =
-                |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-            let (x, wt, b) = (
-                random(ins * h * w),
-                random(outs * ins * k * k),
-                random(outs),
-            );
+            let x = random(&mut rng, ins * h * w);
+            let (wt, b) = (random(&mut rng, outs * ins * k * k), random(&mut rng, outs));
             let packed = plan.pack(outs, ins, |o, i, t| wt[(o * ins + i) * k * k + t]);
             for (bias, relu) in [(None, false), (Some(&b[..]), true), (Some(&b[..]), false)] {
                 let mut y = vec![f32::NAN; outs * h * w];

@@ -14,6 +14,7 @@ mod activation;
 mod conv;
 mod dense;
 mod direct;
+mod direct_weights;
 mod gemm;
 mod max2x2;
 mod norm;
