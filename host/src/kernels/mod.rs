@@ -1,7 +1,8 @@
 //! CPU kernels for the hot ops of training, as candle custom ops with their
-//! own backward passes: dense layers (fused ReLU), convolution (im2col and
-//! gemm, both gradients, the input gradient skipped where the input needs
-//! none), max pooling (the gradient routed to the saved first maximum, as
+//! own backward passes: dense layers (fused ReLU), convolution (direct
+//! AVX-512 tiles for stride-1 `same` convolutions, im2col and gemm
+//! otherwise; both gradients, the input gradient skipped where the input
+//! needs none), max pooling (the gradient routed to the saved first maximum, as
 //! PyTorch does), average pooling (any window, padding not counted), ReLU
 //! (also fused into the convolution, dense layer or batch-norm before it),
 //! max pooling fused into the convolution before it, batch-norm in training
