@@ -1,8 +1,8 @@
 //! 2-D convolution: forward and the input and weight gradients, one sample
 //! per task, with an optional ReLU and max pool applied to each sample's
-//! output while it is in the cache. Stride-1 `same` convolutions run the
-//! forward pass and the input gradient as [`Direct`] tiles where the CPU has
-//! AVX-512; everything else (and every weight gradient) by im2col and gemm.
+//! output while it is in the cache. Stride-1 `same` convolutions run all
+//! three passes as [`Direct`] tiles where the CPU has AVX-512; everything
+//! else by im2col and gemm.
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
@@ -537,6 +537,63 @@ struct WeightGrad {
     g: Geometry,
 }
 
+impl WeightGrad {
+    /// The weight gradient of `samples`, by [`Direct`] tiles.
+    fn direct(&self, plan: &Direct, x: &[f32], dy: &[f32], samples: Range<usize>) -> Vec<f32> {
+        let g = self.g;
+        let (cg, fg, _) = g.per_group();
+        let (ohw, per_group) = (g.oh * g.ow, g.k * g.k * cg * fg);
+        let mut scratch = direct_weights::Scratch::default();
+        let mut acc = vec![0f32; g.groups * per_group];
+        for i in samples {
+            let image = &x[i * g.c * ohw..][..g.c * ohw];
+            for (grp, acc) in acc.chunks_exact_mut(per_group).enumerate() {
+                let x = &image[grp * cg * ohw..][..cg * ohw];
+                let dy = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                direct_weights::add_image(plan, (cg, fg), x, dy, &mut scratch, acc);
+            }
+        }
+        acc.chunks_exact(per_group)
+            .flat_map(|acc| direct_weights::weight_layout(acc, fg))
+            .collect()
+    }
+
+    /// The weight gradient of `samples`, by im2col and gemm. `masks`:
+    /// [`Geometry::inside_masks`].
+    fn im2col(
+        &self,
+        masks: &[Vec<bool>],
+        x: &[f32],
+        dy: &[f32],
+        samples: Range<usize>,
+    ) -> Vec<f32> {
+        let g = self.g;
+        let (cg, fg, rows) = g.per_group();
+        let (ohw, image_len, first) = (g.oh * g.ow, g.c * g.h * g.w, samples.start);
+        let (mut dw, mut col) = (vec![0f32; g.f * rows], vec![0f32; rows * ohw]);
+        // One sample at a time keeps its columns in the cache between im2col and gemm.
+        for i in samples {
+            let image = &x[i * image_len..][..image_len];
+            for grp in 0..g.groups {
+                let cols: &[f32] = if g.pointwise() {
+                    &image[grp * cg * ohw..][..rows * ohw]
+                } else {
+                    g.im2col(masks, image, grp * cg, &mut col, ohw);
+                    &col
+                };
+                // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
+                // stored transposed into dW_g (fg x rows).
+                let dst = Out::transposed(&mut dw[grp * fg * rows..][..fg * rows], rows)
+                    .adding(i != first);
+                let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
+                let (cols, grad) = (View::rows(cols, ohw), View::transposed(grad, ohw));
+                matmul(rows, fg, ohw, dst, cols, grad);
+            }
+        }
+        dw
+    }
+}
+
 impl CustomOp2 for WeightGrad {
     fn name(&self) -> &'static str {
         "nas-conv2d-weight-grad"
@@ -554,57 +611,18 @@ impl CustomOp2 for WeightGrad {
             contiguous_f32(xs, xl, "conv2d input")?,
             contiguous_f32(dys, dyl, "conv2d output gradient")?,
         );
-        let (cg, fg, rows) = g.per_group();
-        let (ohw, image_len, per_chunk) = (g.oh * g.ow, g.c * g.h * g.w, g.chunk_len());
+        let (cg, _, rows) = g.per_group();
+        let per_chunk = g.chunk_len();
         let chunks = (0..g.n.div_ceil(per_chunk)).into_par_iter();
         let samples = |chunk: usize| chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
         let parts: Vec<Vec<f32>> = match g.direct() {
             Some(plan) => chunks
-                .map(|chunk| {
-                    let (taps, mut scratch) = (g.k * g.k, direct_weights::Scratch::default());
-                    let mut acc = vec![0f32; g.groups * taps * cg * fg];
-                    for i in samples(chunk) {
-                        let image = &x[i * image_len..][..image_len];
-                        for (grp, acc) in acc.chunks_exact_mut(taps * cg * fg).enumerate() {
-                            let x = &image[grp * cg * ohw..][..cg * ohw];
-                            let dy = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
-                            direct_weights::add_image(&plan, (cg, fg), x, dy, &mut scratch, acc);
-                        }
-                    }
-                    acc.chunks_exact(taps * cg * fg)
-                        .flat_map(|acc| direct_weights::weight_layout(acc, fg))
-                        .collect()
-                })
+                .map(|chunk| self.direct(&plan, x, dy, samples(chunk)))
                 .collect(),
             None => {
                 let masks = g.inside_masks();
                 chunks
-                    .map(|chunk| {
-                        let first = chunk * per_chunk;
-                        let (mut dw, mut col) = (vec![0f32; g.f * rows], vec![0f32; rows * ohw]);
-                        // One sample at a time keeps its columns in the cache between im2col and gemm.
-                        for i in samples(chunk) {
-                            let image = &x[i * image_len..][..image_len];
-                            for grp in 0..g.groups {
-                                let cols: &[f32] = if g.pointwise() {
-                                    &image[grp * cg * ohw..][..rows * ohw]
-                                } else {
-                                    g.im2col(&masks, image, grp * cg, &mut col, ohw);
-                                    &col
-                                };
-                                // dW_g^T (rows x fg) += col_i (rows x ohw) * dY_i^T (ohw x fg),
-                                // stored transposed into dW_g (fg x rows).
-                                let dst =
-                                    Out::transposed(&mut dw[grp * fg * rows..][..fg * rows], rows)
-                                        .adding(i != first);
-                                let grad = &dy[(i * g.f + grp * fg) * ohw..][..fg * ohw];
-                                let (cols, grad) =
-                                    (View::rows(cols, ohw), View::transposed(grad, ohw));
-                                matmul(rows, fg, ohw, dst, cols, grad);
-                            }
-                        }
-                        dw
-                    })
+                    .map(|chunk| self.im2col(&masks, x, dy, samples(chunk)))
                     .collect()
             }
         };
