@@ -244,6 +244,14 @@ impl Geometry {
     }
 }
 
+/// im2col's border masks, needed only off the direct path.
+fn im2col_masks(g: &Geometry, direct: Option<&Direct>) -> Vec<Vec<bool>> {
+    match direct {
+        Some(_) => Vec::new(),
+        None => g.inside_masks(),
+    }
+}
+
 #[cfg(test)]
 thread_local! {
     /// Set by [`im2col_only`]: this thread's convolutions skip [`Direct`].
@@ -266,6 +274,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: Conv) -> Resu
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     let op = ConvOp {
         conv,
+        direct: conv.geometry(x.shape(), w.shape())?.direct(),
         argmax: SavedArgmax::default(),
     };
     match bias {
@@ -293,9 +302,11 @@ pub struct Conv {
     pub pool: Option<PoolWindow>,
 }
 
-/// The op candle runs: the options, and where each pooled maximum came from.
+/// The op candle runs: the options, the direct plan its three passes share
+/// (`None`: im2col), and where each pooled maximum came from.
 struct ConvOp {
     conv: Conv,
+    direct: Option<Direct>,
     argmax: SavedArgmax,
 }
 
@@ -332,11 +343,8 @@ impl ConvOp {
         let (cg, fg, rows) = g.per_group();
         let ohw = g.oh * g.ow;
         // One sample's full output (F x OH x OW), ReLU applied.
-        let masks = g.inside_masks();
-        let direct = g.direct().map(|plan| {
-            let packed = g.pack(&plan, w, false);
-            (plan, packed)
-        });
+        let direct = (self.direct.as_ref()).map(|plan| (plan, g.pack(plan, w, false)));
+        let masks = im2col_masks(&g, self.direct.as_ref());
         let sample = |i: usize, out: &mut [f32], col: &mut Vec<f32>| {
             let image = &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w];
             if let Some((plan, packed)) = &direct {
@@ -413,10 +421,11 @@ impl ConvOp {
     /// Input gradient (when the input is in the graph) and weight gradient.
     fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
         let g = self.conv.geometry(x.shape(), w.shape())?;
-        let dw = x.apply_op2_no_bwd(dy, &WeightGrad { g })?;
+        let direct = self.direct.as_ref();
+        let dw = x.apply_op2_no_bwd(dy, &WeightGrad { g, direct })?;
         // The network's input (and anything else outside the graph) needs no gradient.
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &InputGrad { g })?)
+            Some(dy.apply_op2_no_bwd(w, &InputGrad { g, direct })?)
         } else {
             None
         };
@@ -533,13 +542,14 @@ impl Geometry {
     }
 }
 
-struct WeightGrad {
+struct WeightGrad<'a> {
     g: Geometry,
+    direct: Option<&'a Direct>,
 }
 
-impl WeightGrad {
+impl WeightGrad<'_> {
     /// The weight gradient of `samples`, by [`Direct`] tiles.
-    fn direct(&self, plan: &Direct, x: &[f32], dy: &[f32], samples: Range<usize>) -> Vec<f32> {
+    fn tiles(&self, plan: &Direct, x: &[f32], dy: &[f32], samples: Range<usize>) -> Vec<f32> {
         let g = self.g;
         let (cg, fg, _) = g.per_group();
         let (ohw, per_group) = (g.oh * g.ow, g.k * g.k * cg * fg);
@@ -594,7 +604,7 @@ impl WeightGrad {
     }
 }
 
-impl CustomOp2 for WeightGrad {
+impl CustomOp2 for WeightGrad<'_> {
     fn name(&self) -> &'static str {
         "nas-conv2d-weight-grad"
     }
@@ -615,9 +625,9 @@ impl CustomOp2 for WeightGrad {
         let per_chunk = g.chunk_len();
         let chunks = (0..g.n.div_ceil(per_chunk)).into_par_iter();
         let samples = |chunk: usize| chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n);
-        let parts: Vec<Vec<f32>> = match g.direct() {
+        let parts: Vec<Vec<f32>> = match self.direct {
             Some(plan) => chunks
-                .map(|chunk| self.direct(&plan, x, dy, samples(chunk)))
+                .map(|chunk| self.tiles(plan, x, dy, samples(chunk)))
                 .collect(),
             None => {
                 let masks = g.inside_masks();
@@ -634,11 +644,12 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-struct InputGrad {
+struct InputGrad<'a> {
     g: Geometry,
+    direct: Option<&'a Direct>,
 }
 
-impl CustomOp2 for InputGrad {
+impl CustomOp2 for InputGrad<'_> {
     fn name(&self) -> &'static str {
         "nas-conv2d-input-grad"
     }
@@ -657,11 +668,8 @@ impl CustomOp2 for InputGrad {
         );
         let (cg, fg, rows) = g.per_group();
         let (ohw, image_len) = (g.oh * g.ow, g.c * g.h * g.w);
-        let masks = g.inside_masks();
-        let direct = g.direct().map(|plan| {
-            let packed = g.pack(&plan, w, true);
-            (plan, packed)
-        });
+        let direct = self.direct.map(|plan| (plan, g.pack(plan, w, true)));
+        let masks = im2col_masks(&g, self.direct);
         let mut dx = vec![0f32; g.n * image_len];
         dx.par_chunks_mut(image_len)
             .enumerate()

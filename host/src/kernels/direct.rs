@@ -5,11 +5,12 @@
 //! tap reads sixteen consecutive positions with one masked load (the mask
 //! drops the padding, precomputed per tap and block of sixteen), and a tile
 //! of 3 x 16 positions times 8 output channels stays in 24 AVX-512 registers
-//! over all input channels and taps (narrower tiles for the last channels). im2col copied every input value k x k
-//! times into a matrix larger than L2 (2.5 MB per 28x28, 32-channel 5x5
-//! layer) before the product could start; the input gradient is the same
-//! convolution over the output gradient with the kernel turned round, which
-//! also saves col2im. Where the CPU lacks AVX-512 the caller keeps im2col.
+//! over all input channels and taps (narrower tiles for the last channels).
+//! im2col copied every input value k x k times into a matrix larger than L2
+//! (2.5 MB per 28x28, 32-channel 5x5 layer) before the product could start;
+//! the input gradient is the same convolution over the output gradient with
+//! the kernel turned round, which also saves col2im. Where the CPU lacks
+//! AVX-512 the caller keeps im2col.
 
 /// Output channels per tile (one weight broadcast each per tap), and the
 /// packed weights' row length.
@@ -53,7 +54,7 @@ impl Direct {
     /// stride 1 with padding `pad`, when the output keeps the input's size
     /// and the CPU has AVX-512; `None` otherwise.
     pub fn new(h: usize, w: usize, k: usize, dilation: usize, pad: usize) -> Option<Self> {
-        if 2 * pad != dilation * (k - 1) || !available() {
+        if 2 * pad != dilation * (k - 1) || !super::has_avx512() {
             return None;
         }
         let plane = h * w;
@@ -137,17 +138,22 @@ impl Direct {
     }
 }
 
-/// Whether this CPU runs the tiles.
-fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// Channels in the next tile of a sweep with `rest` channels left: whole
+/// tiles of `full`, then 4 + 2 + 1, so narrow and depthwise layers compute
+/// no padding channels.
+pub(super) fn tile_width(rest: usize, full: usize) -> usize {
+    match rest {
+        n if n >= full => full,
+        n if n >= 4 => 4,
+        n if n >= 2 => 2,
+        _ => 1,
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Direct, Packed, BLOCKS, LANES, OUTS};
+    use super::{tile_width, Direct, Packed, BLOCKS, LANES, OUTS};
+    use crate::kernels::lanes;
     use std::arch::x86_64::*;
 
     /// The output channels of one sweep over the plane: where they read and write.
@@ -177,15 +183,8 @@ mod avx512 {
         let per_block = packed.ins * plan.taps() * OUTS;
         let mut first = 0;
         while first < packed.outs {
-            // Whole tiles of eight channels, then the rest as 4 + 2 + 1 (all
-            // inside the last packed block), so a depthwise or narrow
-            // convolution computes no padded channels.
-            let width = match packed.outs - first {
-                n if n >= OUTS => OUTS,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
-            };
+            // Tiles narrower than OUTS all lie inside the last packed block.
+            let width = tile_width(packed.outs - first, OUTS);
             let mut b = [0f32; OUTS];
             if let Some(bias) = bias {
                 b[..width].copy_from_slice(&bias[first..first + width]);
@@ -277,7 +276,7 @@ mod avx512 {
         let zero = _mm512_setzero_ps();
         for (j, row) in acc.iter().enumerate() {
             let p = (first + j) * LANES;
-            let keep = ((1u32 << (plan.plane - p).min(LANES)) - 1) as __mmask16;
+            let keep = lanes((plan.plane - p).min(LANES));
             for (o, &a) in row.iter().enumerate() {
                 let a = if ch.relu { _mm512_max_ps(a, zero) } else { a };
                 _mm512_mask_storeu_ps(ch.out.add(o * plan.plane + p), keep, a);
@@ -303,7 +302,7 @@ pub(super) mod tests {
         let pad = dilation * (k - 1) / 2;
         let plan = Direct::new(h, w, k, dilation, pad);
         assert!(
-            plan.is_some() || !super::available(),
+            plan.is_some() || !crate::kernels::has_avx512(),
             "no plan for a same-size convolution"
         );
         plan.map(|plan| (plan, pad))
@@ -403,6 +402,10 @@ pub(super) mod tests {
 
     #[test]
     fn only_same_size_convolutions_get_a_plan() {
+        // Same size (also with dilation): a plan exactly where the CPU has AVX-512.
+        let avx512 = crate::kernels::has_avx512();
+        assert_eq!(Direct::new(8, 8, 3, 1, 1).is_some(), avx512);
+        assert_eq!(Direct::new(8, 6, 5, 2, 4).is_some(), avx512);
         assert!(Direct::new(8, 8, 3, 1, 0).is_none());
         assert!(Direct::new(8, 8, 3, 1, 2).is_none());
         assert!(Direct::new(8, 8, 5, 2, 2).is_none());

@@ -4,8 +4,9 @@
 //! inside it) and the output gradient is turned position-major; a tile then
 //! holds up to 8 (input channel, tap) rows times 32 output channels in 16
 //! AVX-512 registers while it runs over all positions: per position, one
-//! broadcast input value per row and two loaded output-gradient vectors. im2col built a matrix larger than L2 for every image, and the
-//! product packed it again.
+//! broadcast input value per row and two loaded output-gradient vectors.
+//! im2col built a matrix larger than L2 for every image, and the product
+//! packed it again.
 
 use super::direct::Direct;
 
@@ -39,8 +40,12 @@ pub(super) fn add_image(
         "direct weight gradient: operands do not match the plan"
     );
     let padded = &mut scratch.padded;
-    padded.clear();
-    padded.resize(ins * hp * wp, 0.0);
+    // Zeroed once per size: every image overwrites the same interior, so
+    // the borders stay zero.
+    if padded.len() != ins * hp * wp {
+        padded.clear();
+        padded.resize(ins * hp * wp, 0.0);
+    }
     for i in 0..ins {
         for y in 0..h {
             let src = &x[(i * h + y) * w..][..w];
@@ -74,6 +79,8 @@ pub(super) fn weight_layout(acc: &[f32], outs: usize) -> Vec<f32> {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Direct, LANES};
+    use crate::kernels::direct::tile_width;
+    use crate::kernels::lanes;
     use std::arch::x86_64::*;
 
     /// Rows (input channel and tap) per tile: one broadcast and pointer each.
@@ -114,13 +121,7 @@ mod avx512 {
         };
         let mut m = 0;
         while m < ins * taps {
-            // Whole tiles of eight rows, then 4 + 2 + 1.
-            let rows = match ins * taps - m {
-                n if n >= ROWS => ROWS,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
-            };
+            let rows = tile_width(ins * taps - m, ROWS);
             let x = |r: usize| row(m + r);
             let mut o = 0;
             while o < outs {
@@ -128,7 +129,7 @@ mod avx512 {
                 let cols = Cols {
                     grad: turned.as_ptr().add(o),
                     outs,
-                    last: ((1u32 << ((width - 1) % LANES + 1)) - 1) as __mmask16,
+                    last: lanes((width - 1) % LANES + 1),
                     acc: acc.as_mut_ptr().add(m * outs + o),
                 };
                 let (p, wide) = (plan, width > LANES);

@@ -18,7 +18,7 @@ pub(super) fn max_2x2(
     ow: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if super::has_avx512() {
         // SAFETY: the CPU has AVX-512F (checked just above).
         unsafe { avx512::max_2x2(plane, w, out, idx, oh, ow) };
         return;
@@ -62,16 +62,12 @@ pub(super) fn scalar(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::kernels::lanes;
     use std::arch::x86_64::*;
 
     /// Lanes `0, 2, .., 30` and `1, 3, .., 31` of two 16-float vectors.
     const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
     const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
-
-    /// The first `n` (at most 16) lanes.
-    fn lanes(n: usize) -> __mmask16 {
-        ((1u32 << n) - 1) as __mmask16
-    }
 
     /// Lanes where `v` replaces `best`: greater, or NaN over a number
     /// (the vector form of [`super::wins`]).

@@ -33,6 +33,20 @@ mod tests;
 
 use candle_core::{CpuStorage, Layout, Result};
 
+/// Whether this CPU has AVX-512F: the kernels' vector paths check it at run
+/// time and keep a portable path for other CPUs.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The mask of the first `n` (at most 16) lanes of a 16-lane vector.
+fn lanes(n: usize) -> u16 {
+    ((1u32 << n) - 1) as u16
+}
+
 /// The f32 values of a contiguous tensor's storage.
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let Some((start, end)) = layout.contiguous_offsets() else {
