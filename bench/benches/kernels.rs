@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p nas-bench --bench kernels`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
 use nas_host::kernels;
 use std::time::Instant;
@@ -49,14 +49,18 @@ fn main() -> Result<()> {
             relu: false,
             pool: None,
         };
-        let fwd_ours = median_ms(9, || kernels::conv2d(&x, &w, None, same))?;
+        let fwd_ours = median_ms(9, || {
+            kernels::conv2d(&x, &w, None, same, kernels::Record::Graph)
+        })?;
         let fwd_candle = median_ms(9, || x.conv2d(&w, 1, 1, 1, 1))?;
         println!(
             "{:<44} {fwd_ours:>10.2} {fwd_candle:>10.2}",
             format!("conv3x3 forward {n}x{c}x{s}, {f}")
         );
         let both_ours = median_ms(5, || {
-            kernels::conv2d(&x, &w, None, same)?.sum_all()?.backward()
+            kernels::conv2d(&x, &w, None, same, kernels::Record::Graph)?
+                .sum_all()?
+                .backward()
         })?;
         let both_candle = median_ms(5, || x.conv2d(&w, 1, 1, 1, 1)?.sum_all()?.backward())?;
         println!(
@@ -66,14 +70,26 @@ fn main() -> Result<()> {
     }
     for &(n, c, s) in &[(32, 32, 28), (128, 64, 14), (500, 32, 28)] {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, s, s), &dev)?)?;
-        let ours = median_ms(9, || kernels::max_pool2d(&x, 2, 2, 0))?;
+        let ours = median_ms(9, || {
+            kernels::max_pool2d(
+                &x,
+                kernels::PoolWindow::new(2, 2, 0),
+                kernels::Record::Graph,
+            )
+        })?;
         let candle = median_ms(9, || x.max_pool2d(2))?;
         println!(
             "{:<44} {ours:>10.2} {candle:>10.2}",
             format!("max-pool 2 forward {n}x{c}x{s}")
         );
         let ours = median_ms(9, || {
-            kernels::max_pool2d(&x, 2, 2, 0)?.sum_all()?.backward()
+            kernels::max_pool2d(
+                &x,
+                kernels::PoolWindow::new(2, 2, 0),
+                kernels::Record::Graph,
+            )?
+            .sum_all()?
+            .backward()
         })?;
         let candle = median_ms(9, || x.max_pool2d(2)?.sum_all()?.backward())?;
         println!(
@@ -157,11 +173,13 @@ fn train_step_phases(dev: &Device) -> Result<()> {
         )?;
         let mut phases = vec![[0f64; 3]; 30];
         for step in 0..31 {
+            // As the trainer runs a step: forward with a tape, then its backward pass.
             let t0 = Instant::now();
-            let loss = candle_nn::loss::cross_entropy(&model.forward(&x, true, None)?, &y)?;
-            loss.to_scalar::<f32>()?;
+            let (logits, tape) = model.forward_taped(&x, None)?;
+            candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
             let t1 = Instant::now();
-            let grads = loss.backward()?;
+            let tape = tape.context("the CPU gives a tape")?;
+            let grads = tape.backward(nas_host::train::cross_entropy_grad(&logits, &y)?)?;
             let t2 = Instant::now();
             opt.step(&params, &grads, 1e-3)?;
             let t3 = Instant::now();

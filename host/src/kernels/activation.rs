@@ -2,6 +2,7 @@
 //! instead of candle's chain of comparison, conversion and product tensors.
 
 use super::contiguous_f32;
+use super::record::Record;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -9,8 +10,8 @@ use rayon::prelude::*;
 const CHUNK: usize = 1 << 14;
 
 /// `max(x, 0)` on the CPU kernels.
-pub fn relu(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Relu)
+pub fn relu(x: &Tensor, record: Record) -> Result<Tensor> {
+    record.apply1(x.contiguous()?, Relu)
 }
 
 struct Relu;

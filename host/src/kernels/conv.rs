@@ -10,6 +10,7 @@ use super::direct::{Direct, Packed};
 use super::direct_weights;
 use super::gemm::{matmul, Out, View};
 use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
+use super::record::Record;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -270,16 +271,23 @@ pub(super) fn im2col_only<T>(f: impl FnOnce() -> T) -> T {
 
 /// `x (N x C x H x W) * w (F x C/groups x K x K) + bias (F)`, followed by a
 /// ReLU when `conv.relu` and a max pool when `conv.pool`, on the CPU kernels.
-pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: Conv) -> Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    conv: Conv,
+    record: Record,
+) -> Result<Tensor> {
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     let op = ConvOp {
         conv,
         direct: conv.geometry(x.shape(), w.shape())?.direct(),
         argmax: SavedArgmax::default(),
+        input_grad: record.input_grad(&x),
     };
     match bias {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
+        Some(b) => record.apply3(x, w, b.contiguous()?, op),
+        None => record.apply2(x, w, op),
     }
 }
 
@@ -308,6 +316,8 @@ struct ConvOp {
     conv: Conv,
     direct: Option<Direct>,
     argmax: SavedArgmax,
+    /// Whether the input needs a gradient (the network's input needs none).
+    input_grad: bool,
 }
 
 impl Conv {
@@ -418,13 +428,12 @@ impl ConvOp {
         scatter_max(&dy, saved(&self.argmax, "conv2d")?, g.oh, g.ow)
     }
 
-    /// Input gradient (when the input is in the graph) and weight gradient.
+    /// Input gradient (where the input needs one) and weight gradient.
     fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
         let g = self.conv.geometry(x.shape(), w.shape())?;
         let direct = self.direct.as_ref();
         let dw = x.apply_op2_no_bwd(dy, &WeightGrad { g, direct })?;
-        // The network's input (and anything else outside the graph) needs no gradient.
-        let dx = if x.track_op() {
+        let dx = if self.input_grad {
             Some(dy.apply_op2_no_bwd(w, &InputGrad { g, direct })?)
         } else {
             None
@@ -563,9 +572,14 @@ impl WeightGrad<'_> {
                 direct_weights::add_image(plan, (cg, fg), x, dy, &mut scratch, acc);
             }
         }
-        acc.chunks_exact(per_group)
-            .flat_map(|acc| direct_weights::weight_layout(acc, fg))
-            .collect()
+        let mut dw = vec![0f32; acc.len()];
+        for (acc, dw) in acc
+            .chunks_exact(per_group)
+            .zip(dw.chunks_exact_mut(per_group))
+        {
+            direct_weights::weight_layout(acc, fg, dw);
+        }
+        dw
     }
 
     /// The weight gradient of `samples`, by im2col and gemm. `masks`:

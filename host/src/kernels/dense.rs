@@ -7,17 +7,25 @@
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
 use super::gemm::{matmul_threaded, View};
+use super::record::Record;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x (N x I) · wᵀ (w: O x I) + bias (O)`, then `max(·, 0)` when `relu`, on
 /// the CPU kernels.
-pub fn dense(x: &Tensor, w: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(&w.contiguous()?, &bias.contiguous()?, Dense { relu })
+pub fn dense(x: &Tensor, w: &Tensor, bias: &Tensor, relu: bool, record: Record) -> Result<Tensor> {
+    let input_grad = record.input_grad(x);
+    record.apply3(
+        x.contiguous()?,
+        w.contiguous()?,
+        bias.contiguous()?,
+        Dense { relu, input_grad },
+    )
 }
 
 struct Dense {
     relu: bool,
+    /// Whether the input needs a gradient (the network's input needs none).
+    input_grad: bool,
 }
 
 impl CustomOp3 for Dense {
@@ -67,8 +75,7 @@ impl CustomOp3 for Dense {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = relu_grad(dy, y, self.relu)?;
-        // The network's input (and anything else outside the graph) needs no gradient.
-        let dx = if x.track_op() {
+        let dx = if self.input_grad {
             Some(dy.apply_op2_no_bwd(w, &Grad::Input)?)
         } else {
             None

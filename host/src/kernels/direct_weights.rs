@@ -64,16 +64,14 @@ pub(super) fn add_image(
     }
 }
 
-/// `acc` (`[i][t][o]`) in the weight's layout, `[o][i][t]`.
-pub(super) fn weight_layout(acc: &[f32], outs: usize) -> Vec<f32> {
+/// Writes `acc` (`[i][t][o]`) into `dw` in the weight's layout, `[o][i][t]`.
+pub(super) fn weight_layout(acc: &[f32], outs: usize, dw: &mut [f32]) {
     let rows = acc.len() / outs;
-    let mut dw = vec![0f32; acc.len()];
     for (m, row) in acc.chunks_exact(outs).enumerate() {
         for (o, &v) in row.iter().enumerate() {
             dw[o * rows + m] = v;
         }
     }
-    dw
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -340,7 +338,9 @@ mod tests {
                 add_image(&plan, (ins, outs), x, dy, &mut scratch, &mut acc);
             }
             let expected = reference(&images, (ins, outs, h, w), (k, dilation, pad));
-            for (j, (a, e)) in weight_layout(&acc, outs).iter().zip(&expected).enumerate() {
+            let mut dw = vec![0f32; acc.len()];
+            weight_layout(&acc, outs, &mut dw);
+            for (j, (a, e)) in dw.iter().zip(&expected).enumerate() {
                 assert!(
                     (a - e).abs() <= 1e-4 * (1.0 + e.abs()),
                     "k{k} d{dilation} {ins}->{outs} {h}x{w}: weight {j}: {a} vs {e}"

@@ -6,7 +6,8 @@
 //! PyTorch does), average pooling (any window, padding not counted), ReLU
 //! (also fused into the convolution, dense layer or batch-norm before it),
 //! max pooling fused into the convolution before it, batch-norm in training
-//! and eval mode, and a fused in-place optimiser update. Work is split over
+//! and eval mode, and a fused in-place optimiser update. Each op records its
+//! backward pass in candle's graph or hands it to the caller ([`Record`]). Work is split over
 //! the batch across threads, and every reduction runs in a fixed order, so
 //! results do not depend on scheduling.
 //! Other devices keep candle's own kernels.
@@ -21,12 +22,14 @@ mod max2x2;
 mod norm;
 pub mod optim;
 mod pool;
+mod record;
 
 pub use activation::relu;
 pub use conv::{conv2d, Conv};
 pub use dense::dense;
 pub use norm::{batch_norm_eval, batch_norm_train, BatchStats};
 pub use pool::{avg_pool2d, max_pool2d, PoolWindow};
+pub use record::{Backward, Record};
 
 #[cfg(test)]
 mod tests;

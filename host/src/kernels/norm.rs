@@ -5,6 +5,7 @@
 
 use super::activation::{relu_grad, relu_in_place};
 use super::contiguous_f32;
+use super::record::Record;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -29,17 +30,16 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
     relu: bool,
+    record: Record,
 ) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
-    let y = x.contiguous()?.apply_op3(
-        &gamma.contiguous()?,
-        &beta.contiguous()?,
-        BatchNorm {
-            eps,
-            relu,
-            stats: stats.clone(),
-        },
-    )?;
+    let op = BatchNorm {
+        eps,
+        relu,
+        stats: stats.clone(),
+        input_grad: record.input_grad(x),
+    };
+    let y = record.apply3(x.contiguous()?, gamma.contiguous()?, beta.contiguous()?, op)?;
     let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok((y, s))
 }
@@ -125,30 +125,116 @@ fn layout_dims(shape: &Shape) -> Result<(usize, usize, usize)> {
 /// previous addition every time; eight independent ones fill a vector register.
 const LANES: usize = 8;
 
-/// The sum of `f(index)` over the batch and positions of channel `ch`, in f64
-/// and in a fixed order (element `p` of each plane goes to partial sum
-/// `p % LANES`; the partial sums are added in order), whatever the threads.
-fn channel_sum(n: usize, c: usize, s: usize, ch: usize, f: impl Fn(usize) -> f64) -> f64 {
-    let mut lanes = [0f64; LANES];
-    for i in 0..n {
-        let base = (i * c + ch) * s;
-        let whole = s - s % LANES;
-        for p in (0..whole).step_by(LANES) {
-            for (l, lane) in lanes.iter_mut().enumerate() {
-                *lane += f(base + p + l);
+/// What [`channel_sum`] adds up, in f64, for element `i`.
+#[derive(Clone, Copy)]
+enum Term<'a> {
+    /// `v[i]`.
+    Value(&'a [f32]),
+    /// `(x[i] - mean)²`.
+    SquaredDeviation { x: &'a [f32], mean: f64 },
+    /// `dy[i] * (x[i] - mean) * scale`.
+    ScaledProduct {
+        dy: &'a [f32],
+        x: &'a [f32],
+        mean: f64,
+        scale: f64,
+    },
+}
+
+impl Term<'_> {
+    fn at(self, i: usize) -> f64 {
+        match self {
+            Term::Value(v) => v[i] as f64,
+            Term::SquaredDeviation { x, mean } => {
+                let d = x[i] as f64 - mean;
+                d * d
+            }
+            Term::ScaledProduct { dy, x, mean, scale } => {
+                dy[i] as f64 * (x[i] as f64 - mean) * scale
             }
         }
+    }
+}
+
+/// The sum of `term` over the batch and positions of channel `ch`, in f64
+/// and in a fixed order (element `p` of each plane goes to partial sum
+/// `p % LANES`; the partial sums are added in order), whatever the threads
+/// and whether or not the CPU has AVX-512.
+fn channel_sum(n: usize, c: usize, s: usize, ch: usize, term: Term) -> f64 {
+    let mut lanes = [0f64; LANES];
+    let whole = s - s % LANES;
+    for i in 0..n {
+        let base = (i * c + ch) * s;
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx512() {
+            // SAFETY: AVX-512F is present; the term's slices hold the channel's planes.
+            unsafe { avx512::add_lanes(term, base, whole, &mut lanes) };
+        } else {
+            add_lanes(term, base, whole, &mut lanes);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        add_lanes(term, base, whole, &mut lanes);
         for p in whole..s {
-            lanes[p % LANES] += f(base + p);
+            lanes[p % LANES] += term.at(base + p);
         }
     }
     lanes.iter().sum()
+}
+
+/// Adds `term` at `base + p` to partial sum `p % LANES`, for `p < whole`.
+fn add_lanes(term: Term, base: usize, whole: usize, lanes: &mut [f64; LANES]) {
+    for p in (0..whole).step_by(LANES) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += term.at(base + p + l);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Term, LANES};
+    use std::arch::x86_64::*;
+
+    /// [`super::add_lanes`] with the eight partial sums in one register:
+    /// the same additions in the same order, eight at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_lanes(
+        term: Term,
+        base: usize,
+        whole: usize,
+        lanes: &mut [f64; LANES],
+    ) {
+        let load = |v: &[f32], i: usize| {
+            let v = &v[i..i + LANES];
+            // SAFETY: `v` holds eight f32s.
+            _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(v.as_ptr()) })
+        };
+        let mut acc = unsafe { _mm512_loadu_pd(lanes.as_ptr()) };
+        for p in (0..whole).step_by(LANES) {
+            let i = base + p;
+            let v = match term {
+                Term::Value(v) => load(v, i),
+                Term::SquaredDeviation { x, mean } => {
+                    let d = _mm512_sub_pd(load(x, i), _mm512_set1_pd(mean));
+                    _mm512_mul_pd(d, d)
+                }
+                Term::ScaledProduct { dy, x, mean, scale } => {
+                    let d = _mm512_sub_pd(load(x, i), _mm512_set1_pd(mean));
+                    _mm512_mul_pd(_mm512_mul_pd(load(dy, i), d), _mm512_set1_pd(scale))
+                }
+            };
+            acc = _mm512_add_pd(acc, v);
+        }
+        unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), acc) };
+    }
 }
 
 struct BatchNorm {
     eps: f64,
     relu: bool,
     stats: Arc<Mutex<BatchStats>>,
+    /// Whether the input needs a gradient (the network's input needs none).
+    input_grad: bool,
 }
 
 impl BatchNorm {
@@ -185,8 +271,9 @@ impl CustomOp3 for BatchNorm {
         let moments: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|ch| {
-                let mean = channel_sum(n, c, s, ch, |i| x[i] as f64) / count as f64;
-                let var = channel_sum(n, c, s, ch, |i| (x[i] as f64 - mean).powi(2)) / count as f64;
+                let mean = channel_sum(n, c, s, ch, Term::Value(x)) / count as f64;
+                let var =
+                    channel_sum(n, c, s, ch, Term::SquaredDeviation { x, mean }) / count as f64;
                 (mean as f32, var as f32)
             })
             .collect();
@@ -238,7 +325,7 @@ impl CustomOp3 for BatchNorm {
         let dgamma = params.narrow(0, 0, c)?;
         let dbeta = params.narrow(0, c, c)?;
         let aux = Tensor::cat(&[gamma, &dgamma, &dbeta], 0)?;
-        let dx = if x.track_op() {
+        let dx = if self.input_grad {
             Some(x.apply_op3_no_bwd(&dy, &aux, &InputGrad { stats, inv })?)
         } else {
             None
@@ -272,9 +359,9 @@ impl CustomOp2 for ParamGrad {
         let sums: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|ch| {
-                let (m, k) = (self.stats.mean[ch] as f64, self.inv[ch] as f64);
-                let dgamma = channel_sum(n, c, s, ch, |i| dy[i] as f64 * (x[i] as f64 - m) * k);
-                let dbeta = channel_sum(n, c, s, ch, |i| dy[i] as f64);
+                let (mean, scale) = (self.stats.mean[ch] as f64, self.inv[ch] as f64);
+                let dgamma = channel_sum(n, c, s, ch, Term::ScaledProduct { dy, x, mean, scale });
+                let dbeta = channel_sum(n, c, s, ch, Term::Value(dy));
                 (dgamma as f32, dbeta as f32)
             })
             .collect();

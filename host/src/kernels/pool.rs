@@ -6,32 +6,23 @@
 
 use super::contiguous_f32;
 use super::max2x2::max_2x2;
+use super::record::Record;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-/// Max pooling of `x` (N x C x H x W) with a square `kernel`, `stride`, and
-/// `pad` implicit negative-infinity padding on each side.
-pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(MaxPool {
-        window: PoolWindow {
-            kernel,
-            stride,
-            pad,
-        },
-        argmax: Mutex::default(),
-    })
+/// Max pooling of `x` (N x C x H x W) over `window`, the padding being
+/// implicit negative infinity.
+pub fn max_pool2d(x: &Tensor, window: PoolWindow, record: Record) -> Result<Tensor> {
+    let argmax = Mutex::default();
+    record.apply1(x.contiguous()?, MaxPool { window, argmax })
 }
 
 /// Average pooling of `x` (N x C x H x W) over the in-bounds positions of
 /// each square window.
-pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(AvgPool(PoolWindow {
-        kernel,
-        stride,
-        pad,
-    }))
+pub fn avg_pool2d(x: &Tensor, window: PoolWindow, record: Record) -> Result<Tensor> {
+    record.apply1(x.contiguous()?, AvgPool(window))
 }
 
 /// Output height and width, and the input rows and columns of every window.
@@ -49,6 +40,15 @@ pub struct PoolWindow {
 }
 
 impl PoolWindow {
+    /// A `kernel` x `kernel` window moved by `stride`, with `pad` on each side.
+    pub fn new(kernel: usize, stride: usize, pad: usize) -> Self {
+        PoolWindow {
+            kernel,
+            stride,
+            pad,
+        }
+    }
+
     fn out_len(&self, len: usize) -> Result<usize> {
         // Every window must hold at least one input position.
         if len + 2 * self.pad < self.kernel || self.pad >= self.kernel || self.stride == 0 {

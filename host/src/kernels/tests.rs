@@ -115,7 +115,8 @@ fn conv2d_matches_candle_forward_and_gradients() {
             let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
             let w = Var::from_tensor(&random(&mut rng, &[f, c / groups, k, k])).unwrap();
             let mut run = || {
-                let ours = conv2d(&x, &w, None, conv(pad, stride, dil, groups)).unwrap();
+                let ours =
+                    conv2d(&x, &w, None, conv(pad, stride, dil, groups), Record::Graph).unwrap();
                 let reference = x.conv2d(&w, pad, stride, dil, groups).unwrap();
                 assert_close(&ours, &reference, 1e-4, &format!("{what} forward"));
                 let vars = [(&w, "weight"), (&x, "input")];
@@ -137,10 +138,17 @@ fn conv2d_gradients_match_finite_differences() {
         let x = random(&mut rng, &[n, c, s, s]);
         let w = random(&mut rng, &[f, c / groups, k, k]);
         let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
-        let y = conv2d(&xv, &wv, None, conv(pad, stride, dil, groups)).unwrap();
+        let y = conv2d(
+            &xv,
+            &wv,
+            None,
+            conv(pad, stride, dil, groups),
+            Record::Graph,
+        )
+        .unwrap();
         let r = random(&mut rng, y.dims());
         let loss = |x: &Tensor, w: &Tensor| -> f64 {
-            let y = conv2d(x, w, None, conv(pad, stride, dil, groups)).unwrap();
+            let y = conv2d(x, w, None, conv(pad, stride, dil, groups), Record::Graph).unwrap();
             values(&y)
                 .iter()
                 .zip(values(&r))
@@ -184,7 +192,7 @@ fn input_gradient_is_skipped_for_inputs_outside_the_graph() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let x = random(&mut rng, &[2, 1, 6, 6]);
     let w = Var::from_tensor(&random(&mut rng, &[2, 1, 3, 3])).unwrap();
-    let grads = conv2d(&x, &w, None, conv(1, 1, 1, 1))
+    let grads = conv2d(&x, &w, None, conv(1, 1, 1, 1), Record::Graph)
         .unwrap()
         .sum_all()
         .unwrap()
@@ -205,7 +213,7 @@ fn max_pool_matches_candle_forward_and_finite_differences() {
         (3, 2, 10, 5, 3, 2),
     ] {
         let x = Var::from_tensor(&random(&mut rng, &[n, c, s, s])).unwrap();
-        let ours = max_pool2d(&x, k, stride, pad).unwrap();
+        let ours = max_pool2d(&x, PoolWindow::new(k, stride, pad), Record::Graph).unwrap();
         let padded = if pad == 0 {
             x.as_tensor().clone()
         } else {
@@ -237,7 +245,7 @@ fn max_pool_matches_candle_forward_and_finite_differences() {
         let base = values(&x);
         let loss = |v: Vec<f32>| -> f64 {
             let t = Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap();
-            values(&max_pool2d(&t, k, stride, pad).unwrap())
+            values(&max_pool2d(&t, PoolWindow::new(k, stride, pad), Record::Graph).unwrap())
                 .iter()
                 .zip(values(&r))
                 .map(|(a, b)| *a as f64 * b as f64)
@@ -264,7 +272,7 @@ fn max_pool_routes_a_tied_window_to_its_first_maximum() {
         &Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
     )
     .unwrap();
-    let y = max_pool2d(&x, 2, 2, 0).unwrap();
+    let y = max_pool2d(&x, PoolWindow::new(2, 2, 0), Record::Graph).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(values(grads.get(&x).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
 }
@@ -275,7 +283,11 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
     let x = Var::from_tensor(&random(&mut rng, &[3, 2, 7, 7])).unwrap();
     let w = Var::from_tensor(&random(&mut rng, &[4, 2, 3, 3])).unwrap();
     let b = Var::from_tensor(&random(&mut rng, &[4])).unwrap();
-    let ours = relu(&conv2d(&x, &w, Some(&b), conv(1, 2, 1, 1)).unwrap()).unwrap();
+    let ours = relu(
+        &conv2d(&x, &w, Some(&b), conv(1, 2, 1, 1), Record::Graph).unwrap(),
+        Record::Graph,
+    )
+    .unwrap();
     let reference = x
         .conv2d(&w, 1, 2, 1, 1)
         .unwrap()
@@ -298,8 +310,12 @@ fn conv2d_bias_and_relu_match_candle_with_gradients() {
             relu: true,
             ..conv(1, 2, 1, 1)
         };
-        let fused = conv2d(&x, &w, bias, fused).unwrap();
-        let separate = relu(&conv2d(&x, &w, bias, conv(1, 2, 1, 1)).unwrap()).unwrap();
+        let fused = conv2d(&x, &w, bias, fused, Record::Graph).unwrap();
+        let separate = relu(
+            &conv2d(&x, &w, bias, conv(1, 2, 1, 1), Record::Graph).unwrap(),
+            Record::Graph,
+        )
+        .unwrap();
         assert_close(&fused, &separate, 0.0, "fused relu forward");
         assert_same_gradients(
             &mut rng,
@@ -339,9 +355,13 @@ fn fused_max_pool_gives_the_separate_ops_results_bit_for_bit() {
                     pool: Some(window),
                     ..plain
                 };
-                let fused = conv2d(&x, &w, bias, fused).unwrap();
-                let separate =
-                    max_pool2d(&conv2d(&x, &w, bias, plain).unwrap(), kernel, stride, pad).unwrap();
+                let fused = conv2d(&x, &w, bias, fused, Record::Graph).unwrap();
+                let separate = max_pool2d(
+                    &conv2d(&x, &w, bias, plain, Record::Graph).unwrap(),
+                    PoolWindow::new(kernel, stride, pad),
+                    Record::Graph,
+                )
+                .unwrap();
                 assert_close(&fused, &separate, 0.0, &format!("{what}: forward"));
                 let mut vars = vec![(&x, "input"), (&w, "weight")];
                 if bias.is_some() {
@@ -362,7 +382,7 @@ fn dense_matches_candle_and_finite_differences_with_and_without_relu() {
         let b = Var::from_tensor(&random(&mut rng, &[o])).unwrap();
         for relu in [false, true] {
             let what = format!("dense {n}x{i} -> {o}, relu {relu}");
-            let ours = dense(&x, &w, &b, relu).unwrap();
+            let ours = dense(&x, &w, &b, relu, Record::Graph).unwrap();
             let linear = x
                 .matmul(&w.t().unwrap())
                 .unwrap()
@@ -377,14 +397,14 @@ fn dense_matches_candle_and_finite_differences_with_and_without_relu() {
         // central difference is exact up to rounding.
         let r = random(&mut rng, &[n, o]);
         let loss = |x: &Tensor, w: &Tensor, b: &Tensor| -> f64 {
-            let y = dense(x, w, b, false).unwrap();
+            let y = dense(x, w, b, false, Record::Graph).unwrap();
             values(&y)
                 .iter()
                 .zip(values(&r))
                 .map(|(a, c)| *a as f64 * c as f64)
                 .sum()
         };
-        let y = dense(&x, &w, &b, false).unwrap();
+        let y = dense(&x, &w, &b, false, Record::Graph).unwrap();
         let grads = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
         let operands = [
             x.as_tensor().clone(),
@@ -417,7 +437,7 @@ fn dense_matches_candle_and_finite_differences_with_and_without_relu() {
 fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let x = Var::from_tensor(&random(&mut rng, &[2, 3, 8, 8])).unwrap();
-    let ours = avg_pool2d(&x, 2, 2, 0).unwrap();
+    let ours = avg_pool2d(&x, PoolWindow::new(2, 2, 0), Record::Graph).unwrap();
     let reference = x.avg_pool2d(2).unwrap();
     assert_close(&ours, &reference, 1e-6, "avg-pool forward");
     assert_same_gradients(
@@ -431,7 +451,7 @@ fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
     for &(s, k, stride, pad) in &[(7, 3, 1, 1), (9, 3, 2, 1), (6, 5, 2, 2)] {
         let x = random(&mut rng, &[1, 2, s, s]);
         let xv = Var::from_tensor(&x).unwrap();
-        let y = avg_pool2d(&xv, k, stride, pad).unwrap();
+        let y = avg_pool2d(&xv, PoolWindow::new(k, stride, pad), Record::Graph).unwrap();
         let r = random(&mut rng, y.dims());
         let grad = values(
             y.mul(&r)
@@ -446,7 +466,7 @@ fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
         let base = values(&x);
         let loss = |v: Vec<f32>| -> f64 {
             let t = Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap();
-            values(&avg_pool2d(&t, k, stride, pad).unwrap())
+            values(&avg_pool2d(&t, PoolWindow::new(k, stride, pad), Record::Graph).unwrap())
                 .iter()
                 .zip(values(&r))
                 .map(|(a, b)| *a as f64 * b as f64)
@@ -466,9 +486,11 @@ fn avg_pool_matches_candle_and_finite_differences_and_ignores_padding() {
     }
     // Same padding over ones: every output is 1, corners included.
     let ones = Tensor::ones((1, 1, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-    assert!(values(&avg_pool2d(&ones, 3, 1, 1).unwrap())
-        .iter()
-        .all(|&v| (v - 1.0).abs() < 1e-6));
+    assert!(
+        values(&avg_pool2d(&ones, PoolWindow::new(3, 1, 1), Record::Graph).unwrap())
+            .iter()
+            .all(|&v| (v - 1.0).abs() < 1e-6)
+    );
 }
 
 #[test]
@@ -479,7 +501,8 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
         let x = Var::from_tensor(&random(&mut rng, &dims)).unwrap();
         let gamma = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
         let beta = Var::from_tensor(&random(&mut rng, &[c])).unwrap();
-        let (ours, stats) = batch_norm_train(&x, &gamma, &beta, 1e-5, false).unwrap();
+        let (ours, stats) =
+            batch_norm_train(&x, &gamma, &beta, 1e-5, false, Record::Graph).unwrap();
         let shape: Vec<usize> = dims
             .iter()
             .enumerate()
@@ -518,8 +541,8 @@ fn batch_norm_matches_candle_ops_forward_and_gradients() {
             &format!("batch-norm {dims:?}"),
         );
         // A fused ReLU gives the separate op's results bit for bit.
-        let (fused, _) = batch_norm_train(&x, &gamma, &beta, 1e-5, true).unwrap();
-        let separate = relu(&ours).unwrap();
+        let (fused, _) = batch_norm_train(&x, &gamma, &beta, 1e-5, true, Record::Graph).unwrap();
+        let separate = relu(&ours, Record::Graph).unwrap();
         assert_close(&fused, &separate, 0.0, "batch-norm + relu forward");
         assert_same_gradients(
             &mut rng,

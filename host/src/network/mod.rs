@@ -5,10 +5,12 @@ mod model;
 mod portable_pool;
 pub mod shape;
 mod summary;
+mod tape;
 
 pub use model::Model;
 pub use shape::{analyse, Analysis, Shape};
 pub use summary::{grouped, label, summary};
+pub use tape::Tape;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -6,8 +6,9 @@
 
 use super::portable_pool;
 use super::shape::{analyse, pad_amount, Analysis};
+use super::tape::{self, Tape, Target};
 use crate::contract::{Activation, Network, Op, Task};
-use crate::kernels;
+use crate::kernels::{self, Backward, Record};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
@@ -168,13 +169,42 @@ impl Model {
     }
 
     /// Runs a batch (N x C x H x W) forward. `dropout_rng` is required in train
-    /// mode when the network has dropout.
+    /// mode when the network has dropout. In train mode the output carries
+    /// candle's autograd graph; [`Model::forward_taped`] is the CPU's faster way.
     pub fn forward(
         &self,
         x: &Tensor,
         train: bool,
-        mut dropout_rng: Option<&mut ChaCha8Rng>,
+        dropout_rng: Option<&mut ChaCha8Rng>,
     ) -> Result<Tensor> {
+        self.run(x, train, dropout_rng, None)
+    }
+
+    /// Runs a batch forward in train mode on the CPU kernels without candle's
+    /// autograd graph; the returned tape runs the backward pass. Off the CPU,
+    /// returns `None` and the output carries candle's graph instead.
+    pub fn forward_taped(
+        &self,
+        x: &Tensor,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, Option<Tape>)> {
+        if !self.device.is_cpu() {
+            return Ok((self.run(x, true, dropout_rng, None)?, None));
+        }
+        let mut tape = Tape::new(self.network.nodes.len(), self.params.len());
+        let y = self.run(x, true, dropout_rng, Some(&mut tape))?;
+        Ok((y, Some(tape)))
+    }
+
+    /// The forward pass; with `tape`, every node leaves its backward step there.
+    fn run(
+        &self,
+        x: &Tensor,
+        train: bool,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+        mut tape: Option<&mut Tape>,
+    ) -> Result<Tensor> {
+        let taped = tape.is_some();
         let mut outputs: Vec<Option<Tensor>> = vec![None; self.network.nodes.len()];
         outputs[0] = Some(x.clone());
         for (i, node) in self.network.nodes.iter().enumerate().skip(1) {
@@ -184,6 +214,10 @@ impl Model {
                 .map(|&j| outputs[j as usize].as_ref().expect("inputs run first"))
                 .collect();
             let p = |k: usize| self.params[self.node_params[i][k]].1.as_tensor();
+            // A kernel op's backward step (taped runs); other nodes get theirs below.
+            let mut step: Option<Backward> = None;
+            // The network's input needs no gradient.
+            let input_grad = node.inputs.first().is_some_and(|&j| j != 0);
             let y = match &node.op {
                 Op::Input => unreachable!("only node 0 is input"),
                 Op::Conv2d(conv) => {
@@ -204,7 +238,13 @@ impl Model {
                             relu: self.fused_relu[i],
                             pool: self.fused_pool[i].map(|p| self.pool_window(p)),
                         };
-                        kernels::conv2d(ins[0], p(0), bias, conv)?
+                        kernels::conv2d(
+                            ins[0],
+                            p(0),
+                            bias,
+                            conv,
+                            record(&mut step, taped, input_grad),
+                        )?
                     } else {
                         let y = ins[0].conv2d(p(0), pad, stride, dilation, groups)?;
                         match bias {
@@ -213,15 +253,19 @@ impl Model {
                         }
                     }
                 }
-                Op::Dense(_) if self.device.is_cpu() => {
-                    kernels::dense(ins[0], p(0), p(1), self.fused_relu[i])?
-                }
+                Op::Dense(_) if self.device.is_cpu() => kernels::dense(
+                    ins[0],
+                    p(0),
+                    p(1),
+                    self.fused_relu[i],
+                    record(&mut step, taped, input_grad),
+                )?,
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
                 Op::MaxPool(_) if self.fused_pool[i].is_some() => ins[0].clone(),
                 Op::MaxPool(_) => {
                     let window = self.pool_window(i);
                     if self.device.is_cpu() {
-                        kernels::max_pool2d(ins[0], window.kernel, window.stride, window.pad)?
+                        kernels::max_pool2d(ins[0], window, record(&mut step, taped, input_grad))?
                     } else {
                         portable_pool::pool(ins[0], window, true)?
                     }
@@ -234,16 +278,20 @@ impl Model {
                         pad: pad_amount(pool.padding, kernel, 1),
                     };
                     if self.device.is_cpu() {
-                        kernels::avg_pool2d(ins[0], window.kernel, window.stride, window.pad)?
+                        kernels::avg_pool2d(ins[0], window, record(&mut step, taped, input_grad))?
                     } else {
                         portable_pool::pool(ins[0], window, false)?
                     }
                 }
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,
-                Op::BatchNorm => self.batch_norm(i, ins[0], train)?,
+                Op::BatchNorm => {
+                    self.batch_norm(i, ins[0], train, record(&mut step, taped, input_grad))?
+                }
                 Op::Activation(Activation::Relu) if self.fused_relu[i] => ins[0].clone(),
-                Op::Activation(Activation::Relu) if self.device.is_cpu() => kernels::relu(ins[0])?,
+                Op::Activation(Activation::Relu) if self.device.is_cpu() => {
+                    kernels::relu(ins[0], record(&mut step, taped, input_grad))?
+                }
                 Op::Activation(a) => activate(ins[0], *a)?,
                 Op::Dropout(rate) if train && *rate > 0.0 => {
                     let rng = dropout_rng
@@ -259,7 +307,12 @@ impl Model {
                             }
                         })
                         .collect();
-                    ins[0].mul(&Tensor::from_vec(mask, ins[0].dims(), &self.device)?)?
+                    let mask = Tensor::from_vec(mask, ins[0].dims(), &self.device)?;
+                    let y = ins[0].mul(&mask)?;
+                    if taped {
+                        step = Some(Box::new(move |dy| Ok(vec![Some(dy.mul(&mask)?)])));
+                    }
+                    y
                 }
                 Op::Dropout(_) | Op::Identity => ins[0].clone(),
                 Op::Flatten => ins[0].flatten_from(1)?,
@@ -269,6 +322,22 @@ impl Model {
                 Op::Concat => Tensor::cat(&ins, 1)?,
                 Op::Zero => ins[0].zeros_like()?,
             };
+            if let Some(tape) = tape.as_deref_mut() {
+                let mut targets: Vec<Target> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| Target::Node(j as usize))
+                    .collect();
+                let backward = match step {
+                    Some(step) => {
+                        // A kernel op's arguments: its input, then the node's parameters.
+                        targets.extend(self.node_params[i].iter().map(|&k| Target::Param(k)));
+                        step
+                    }
+                    None => plain_step(&node.op, &ins, &y)?,
+                };
+                tape.push(i, targets, backward);
+            }
             outputs[i] = Some(y);
             for &j in &node.inputs {
                 if self.last_use[j as usize] == i {
@@ -297,12 +366,12 @@ impl Model {
 
     /// Batch normalisation over the batch (and spatial positions for images);
     /// in train mode it also updates the running statistics.
-    fn batch_norm(&self, node: usize, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn batch_norm(&self, node: usize, x: &Tensor, train: bool, record: Record) -> Result<Tensor> {
         if train && self.device.is_cpu() {
             let gamma = self.params[self.node_params[node][0]].1.as_tensor();
             let beta = self.params[self.node_params[node][1]].1.as_tensor();
             let (y, stats) =
-                kernels::batch_norm_train(x, gamma, beta, BN_EPS, self.fused_relu[node])?;
+                kernels::batch_norm_train(x, gamma, beta, BN_EPS, self.fused_relu[node], record)?;
             let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
             let c = stats.mean.len();
             let (mean, var) = (
@@ -493,6 +562,71 @@ pub(super) fn fused_pools(network: &Network, fused_relu: &[bool]) -> Vec<Option<
         }
     }
     fused
+}
+
+/// Where a kernel op of a taped run (or of candle's graph) leaves its
+/// backward step.
+fn record(step: &mut Option<Backward>, taped: bool, input_grad: bool) -> Record<'_> {
+    if taped {
+        Record::Taped { step, input_grad }
+    } else {
+        Record::Graph
+    }
+}
+
+/// The backward step of a node that is not a kernel op, with inputs `ins`
+/// and output `y`.
+fn plain_step(op: &Op, ins: &[&Tensor], y: &Tensor) -> Result<Backward> {
+    Ok(match op {
+        Op::Add | Op::Identity | Op::Dropout(_) | Op::Activation(Activation::Relu) => {
+            // ReLU here is one fused into the op before it; a max pool fused
+            // into the convolution before it passes its input on too.
+            tape::pass_on(ins.len())
+        }
+        Op::MaxPool(_) => tape::pass_on(1),
+        Op::Flatten => {
+            let shape = ins[0].shape().clone();
+            Box::new(move |dy| Ok(vec![Some(dy.reshape(&shape)?)]))
+        }
+        Op::Concat => {
+            let widths = ins
+                .iter()
+                .map(|t| t.dim(1))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Box::new(move |dy| {
+                let mut start = 0;
+                widths
+                    .iter()
+                    .map(|&c| {
+                        start += c;
+                        Ok(Some(dy.narrow(1, start - c, c)?))
+                    })
+                    .collect()
+            })
+        }
+        Op::GlobalAvgPool => {
+            let shape = ins[0].shape().clone();
+            let (n, c, h, w) = shape.dims4()?;
+            Box::new(move |dy| {
+                let spread = (dy / (h * w) as f64)?.reshape((n, c, 1, 1))?;
+                Ok(vec![Some(spread.broadcast_as(&shape)?.contiguous()?)])
+            })
+        }
+        Op::Zero => Box::new(|_| Ok(vec![None])),
+        Op::Activation(a) => {
+            let a = *a;
+            tape::local(vec![ins[0].clone()], move |x| activate(&x[0], a))
+        }
+        Op::GlobalMaxPool => tape::local(vec![ins[0].clone()], |x| {
+            Ok(x[0].max(D::Minus1)?.max(D::Minus1)?)
+        }),
+        Op::Input | Op::Conv2d(_) | Op::Dense(_) | Op::AvgPool(_) | Op::BatchNorm => {
+            anyhow::bail!(
+                "node op {op:?} ran without leaving its backward step (output {:?})",
+                y.shape()
+            )
+        }
+    })
 }
 
 fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {

@@ -106,9 +106,19 @@ mod tests {
             for max in [true, false] {
                 let ours = pool(&x, window, max).unwrap();
                 let reference = if max {
-                    kernels::max_pool2d(&x, kernel, stride, pad).unwrap()
+                    kernels::max_pool2d(
+                        &x,
+                        kernels::PoolWindow::new(kernel, stride, pad),
+                        kernels::Record::Graph,
+                    )
+                    .unwrap()
                 } else {
-                    kernels::avg_pool2d(&x, kernel, stride, pad).unwrap()
+                    kernels::avg_pool2d(
+                        &x,
+                        kernels::PoolWindow::new(kernel, stride, pad),
+                        kernels::Record::Graph,
+                    )
+                    .unwrap()
                 };
                 let what = format!("max {max}, window {window:?}, {h}x{w}");
                 assert_eq!(ours.dims(), reference.dims(), "{what}");

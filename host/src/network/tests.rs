@@ -430,3 +430,73 @@ fn max_pools_fuse_into_a_sole_convolution_reader_with_identical_results() {
         .all(Option::is_none));
     assert_same_model(&fused, &separate);
 }
+
+/// A network with every op the tape handles: batch-norm, standalone ReLU,
+/// max and average pools, a sum, GELU, a concatenation, a zero op, both
+/// global pools, dense layers and dropout.
+fn every_op() -> Network {
+    let relu = || Op::Activation(Activation::Relu);
+    let avg = Op::AvgPool(Pool {
+        kernel: 3,
+        stride: 1,
+        padding: Padding::Same,
+    });
+    Network {
+        nodes: vec![
+            node(Op::Input, &[]),
+            node(conv(8, 3), &[0]),
+            node(Op::BatchNorm, &[1]),
+            node(relu(), &[2]),
+            node(conv(8, 5), &[3]),
+            node(Op::Add, &[3, 4]),
+            node(relu(), &[5]),
+            node(pool2(), &[6]),
+            node(avg, &[7]),
+            node(Op::Activation(Activation::Gelu), &[8]),
+            node(Op::Concat, &[7, 9]),
+            node(conv(4, 1), &[10]),
+            node(Op::Zero, &[11]),
+            node(Op::Add, &[11, 12]),
+            node(Op::GlobalAvgPool, &[13]),
+            node(Op::GlobalMaxPool, &[13]),
+            node(Op::Concat, &[14, 15]),
+            node(Op::Dense(16), &[16]),
+            node(relu(), &[17]),
+            node(Op::Dropout(0.3), &[18]),
+            node(Op::Dense(10), &[19]),
+        ],
+        key: "every-op".into(),
+    }
+}
+
+#[test]
+fn the_taped_backward_pass_gives_candles_gradients() {
+    use rand::SeedableRng;
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for network in [every_op(), seed_template(false, 16, 0.5)] {
+        let model = Model::new(&network, &MNIST, 7, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 1, 28, 28), &Device::Cpu).unwrap();
+        let dy = Tensor::randn(0f32, 1.0, (3, 10), &Device::Cpu).unwrap();
+        let rng = || rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let y = model.forward(&x, true, Some(&mut rng())).unwrap();
+        let graph = y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let (taped, tape) = model.forward_taped(&x, Some(&mut rng())).unwrap();
+        assert_eq!(values(&y), values(&taped), "{}: outputs", network.key);
+        let grads = tape.expect("a tape on the CPU").backward(dy).unwrap();
+        assert_eq!(grads.len(), model.params().count());
+        for (i, (param, grad)) in model.params().zip(grads).enumerate() {
+            let expected = values(graph.get(param).expect("candle's gradient"));
+            let got = values(&grad.expect("a taped gradient"));
+            // A bias before batch-norm has a gradient of rounding noise only.
+            let scale = expected.iter().fold(1e-2f32, |m, v| m.max(v.abs()));
+            for (j, (a, e)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-5 * scale,
+                    "{}: parameter {i}, element {j}: {a} vs {e}",
+                    network.key
+                );
+            }
+            assert_eq!(got.len(), expected.len());
+        }
+    }
+}

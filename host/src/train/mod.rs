@@ -14,4 +14,7 @@ pub use candle_threads::serial_candle_elementwise;
 pub use checkpoint::remove as remove_checkpoint;
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use optimizer::Optimizer;
-pub use trainer::{evaluate, latency_ms, train, Checkpoints, EpochRecord, Progress, TrainOutcome};
+pub use trainer::{
+    cross_entropy_grad, evaluate, latency_ms, train, Checkpoints, EpochRecord, Progress,
+    TrainOutcome,
+};

@@ -4,7 +4,6 @@
 use super::config::{OptimizerKind, TrainConfig};
 use crate::kernels::optim::{update, Rule};
 use anyhow::Result;
-use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
 const BETA1: f64 = 0.9;
@@ -124,13 +123,13 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Applies one update with learning rate `lr`; parameters without a
-    /// gradient are left alone.
-    pub fn step(&mut self, params: &[&Var], grads: &GradStore, lr: f64) -> Result<()> {
+    /// Applies one update with learning rate `lr`, from `grads[i]`, the
+    /// gradient of `params[i]`; parameters without a gradient are left alone.
+    pub fn step(&mut self, params: &[&Var], grads: &[Option<Tensor>], lr: f64) -> Result<()> {
         self.step += 1;
         let rule = self.rule(lr);
-        for (i, var) in params.iter().enumerate() {
-            let Some(grad) = grads.get(var.as_tensor()) else {
+        for (i, (var, grad)) in params.iter().zip(grads).enumerate() {
+            let Some(grad) = grad else {
                 continue;
             };
             if self.use_fused && var.device().is_cpu() {
@@ -207,8 +206,8 @@ mod tests {
                 .unwrap()
                 .sum_all()
                 .unwrap();
-            opt.step(&[&var], &loss.backward().unwrap(), config.learning_rate)
-                .unwrap();
+            let grad = loss.backward().unwrap().get(var.as_tensor()).cloned();
+            opt.step(&[&var], &[grad], config.learning_rate).unwrap();
         }
         var.as_tensor().to_vec1().unwrap()
     }

@@ -227,12 +227,22 @@ pub fn train(
             let x = data.train.images.index_select(&idx, 0)?;
             let y = data.train.labels.index_select(&idx, 0)?;
             let value = on_worker(model.device(), || {
-                let logits = model.forward(&x, true, Some(&mut state.rng))?;
+                let (logits, tape) = model.forward_taped(&x, Some(&mut state.rng))?;
                 let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
                 let value = loss.to_scalar::<f32>()? as f64;
                 // A diverged batch is reported below, without a step.
                 if value.is_finite() && value <= config.max_loss {
-                    state.optimizer.step(&params, &loss.backward()?, lr)?;
+                    let grads = match tape {
+                        Some(tape) => tape.backward(cross_entropy_grad(&logits, &y)?)?,
+                        None => {
+                            let grads = loss.backward()?;
+                            params
+                                .iter()
+                                .map(|v| grads.get(v.as_tensor()).cloned())
+                                .collect()
+                        }
+                    };
+                    state.optimizer.step(&params, &grads, lr)?;
                 }
                 anyhow::Ok(value)
             })?;
@@ -283,6 +293,21 @@ pub fn train(
         }
     }
     Ok(stopped(state, TrainOutcome::default()))
+}
+
+/// The gradient of the mean cross-entropy of `logits` (N x K) against
+/// `labels` (N, u32) with respect to the logits: `(softmax - one-hot) / N`.
+pub fn cross_entropy_grad(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (n, k) = logits.dims2()?;
+    let mut grad = candle_nn::ops::softmax_last_dim(logits)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    for (i, label) in labels.to_vec1::<u32>()?.into_iter().enumerate() {
+        grad[i * k + label as usize] -= 1.0;
+    }
+    let scale = 1.0 / n as f32;
+    grad.iter_mut().for_each(|g| *g *= scale);
+    Ok(Tensor::from_vec(grad, (n, k), logits.device())?)
 }
 
 /// Runs `f` on a rayon worker thread. The kernels' parallel loops inside it
@@ -367,6 +392,19 @@ mod tests {
 
     /// A run stopped in its second epoch and continued from its checkpoint
     /// ends with the same weights and curve as a run that never stopped.
+    #[test]
+    fn the_cross_entropy_gradient_is_candles() {
+        let logits =
+            Var::from_tensor(&Tensor::randn(0f32, 2.0, (5, 10), &Device::Cpu).unwrap()).unwrap();
+        let labels = Tensor::new(&[3u32, 0, 9, 3, 7], &Device::Cpu).unwrap();
+        let loss = candle_nn::loss::cross_entropy(logits.as_tensor(), &labels).unwrap();
+        let expected = loss.backward().unwrap();
+        let expected = expected.get(logits.as_tensor()).unwrap();
+        let got = cross_entropy_grad(logits.as_tensor(), &labels).unwrap();
+        let diff = (got - expected).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+
     #[test]
     fn training_continued_from_a_checkpoint_matches_uninterrupted_training() {
         let config = DataConfig {
