@@ -1,8 +1,8 @@
 //! ReLU whose backward pass is one multiply-by-mask over the saved output,
 //! instead of candle's chain of comparison, conversion and product tensors.
 
-use super::contiguous_f32;
 use super::record::Record;
+use super::{contiguous_f32, zeros};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -23,7 +23,7 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, "relu input")?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeros::<f32>(x.len());
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| {
@@ -73,7 +73,7 @@ impl CustomOp2 for ReluGrad {
             contiguous_f32(ds, dl, "relu output gradient")?,
             contiguous_f32(ys, yl, "relu output")?,
         );
-        let mut dx = vec![0f32; dy.len()];
+        let mut dx = zeros::<f32>(dy.len());
         dx.par_chunks_mut(CHUNK)
             .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
             .for_each(|(dx, (dy, y))| {

@@ -5,12 +5,12 @@
 //! else by im2col and gemm.
 
 use super::activation::{relu_grad, relu_in_place};
-use super::contiguous_f32;
 use super::direct::{Direct, Packed};
 use super::direct_weights;
 use super::gemm::{matmul, Out, View};
 use super::pool::{max_pool_sample, saved, scatter_max, PoolWindow, SavedArgmax};
 use super::record::Record;
+use super::{contiguous_f32, zeros};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -394,10 +394,10 @@ impl ConvOp {
             .transpose()?;
         let (oh, ow) = pooled.as_ref().map_or((g.oh, g.ow), |(_, p)| (p.0, p.1));
         let per_sample = g.f * oh * ow;
-        let mut y = vec![0f32; g.n * per_sample];
+        let mut y = zeros::<f32>(g.n * per_sample);
         match pooled {
             Some((window, plan)) => {
-                let mut argmax = vec![0u32; y.len()];
+                let mut argmax = zeros::<u32>(y.len());
                 y.par_chunks_mut(per_sample)
                     .zip(argmax.par_chunks_mut(per_sample))
                     .enumerate()
@@ -684,7 +684,7 @@ impl CustomOp2 for InputGrad<'_> {
         let (ohw, image_len) = (g.oh * g.ow, g.c * g.h * g.w);
         let direct = self.direct.map(|plan| (plan, g.pack(plan, w, true)));
         let masks = im2col_masks(&g, self.direct);
-        let mut dx = vec![0f32; g.n * image_len];
+        let mut dx = zeros::<f32>(g.n * image_len);
         dx.par_chunks_mut(image_len)
             .enumerate()
             .for_each_init(Vec::new, |col, (i, image)| {

@@ -35,6 +35,8 @@ pub use record::{Backward, Record};
 mod tests;
 
 use candle_core::{CpuStorage, Layout, Result};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Whether this CPU has AVX-512F: the kernels' vector paths check it at run
 /// time and keep a portable path for other CPUs.
@@ -48,6 +50,19 @@ fn has_avx512() -> bool {
 /// The mask of the first `n` (at most 16) lanes of a 16-lane vector.
 fn lanes(n: usize) -> u16 {
     ((1u32 << n) - 1) as u16
+}
+
+/// `len` zeros written by all threads: an output of a whole batch zeroed by
+/// `vec!` on the calling thread kept the other cores waiting (3-5 percent of
+/// a training step's samples were that `memset`).
+fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    v.spare_capacity_mut()
+        .par_chunks_mut(1 << 14)
+        .for_each(|chunk| chunk.fill(MaybeUninit::new(T::default())));
+    // SAFETY: the loop above wrote all `len` elements.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// The f32 values of a contiguous tensor's storage.

@@ -4,8 +4,8 @@
 //! passes, instead of a dozen candle tensor ops each way.
 
 use super::activation::{relu_grad, relu_in_place};
-use super::contiguous_f32;
 use super::record::Record;
+use super::{contiguous_f32, zeros};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -94,7 +94,7 @@ impl CustomOp1 for ScaleShift {
             );
         }
         let x = contiguous_f32(xs, xl, "batch-norm input")?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeros::<f32>(x.len());
         y.par_chunks_mut(c * s)
             .zip(x.par_chunks(c * s))
             .for_each(|(out, img)| {
@@ -283,7 +283,7 @@ impl CustomOp3 for BatchNorm {
             count,
         };
         let inv = self.inv_std(&stats);
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeros::<f32>(x.len());
         y.par_chunks_mut(c * s)
             .zip(x.par_chunks(c * s))
             .for_each(|(out, img)| {
@@ -398,7 +398,7 @@ impl CustomOp3 for InputGrad {
         let aux = contiguous_f32(aux_s, aux_l, "batch-norm gradients")?;
         let (gamma, dgamma, dbeta) = (&aux[..c], &aux[c..2 * c], &aux[2 * c..3 * c]);
         let m = self.stats.count as f32;
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = zeros::<f32>(x.len());
         dx.par_chunks_mut(c * s)
             .zip(x.par_chunks(c * s).zip(dy.par_chunks(c * s)))
             .for_each(|(out, (img, grad))| {

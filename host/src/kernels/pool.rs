@@ -4,9 +4,9 @@
 //! averages the positions inside the input only (padding is not counted, as
 //! NAS-Bench-201 and Keras's `same` do), for any window, stride and padding.
 
-use super::contiguous_f32;
 use super::max2x2::max_2x2;
 use super::record::Record;
+use super::{contiguous_f32, zeros};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -145,8 +145,8 @@ impl CustomOp1 for MaxPool {
         let x = contiguous_f32(s, l, "max-pool input")?;
         let plan = self.window.plan(h, w)?;
         let (oh, ow) = (plan.0, plan.1);
-        let mut y = vec![0f32; n * c * oh * ow];
-        let mut argmax = vec![0u32; n * c * oh * ow];
+        let mut y = zeros::<f32>(n * c * oh * ow);
+        let mut argmax = zeros::<u32>(n * c * oh * ow);
         // One task per sample: per-plane tasks are too small to pay for their scheduling.
         let per_sample = c * oh * ow;
         y.par_chunks_mut(per_sample)
@@ -219,7 +219,7 @@ impl CustomOp1 for MaxScatter {
         let (n, c, oh, ow) = l.shape().dims4()?;
         let dy = contiguous_f32(s, l, "max-pool output gradient")?;
         let plane_len = self.h * self.w;
-        let mut dx = vec![0f32; n * c * plane_len];
+        let mut dx = zeros::<f32>(n * c * plane_len);
         dx.par_chunks_mut(c * plane_len)
             .enumerate()
             .for_each(|(i, planes)| {
@@ -248,7 +248,7 @@ impl CustomOp1 for AvgPool {
         let (n, c, h, w) = l.shape().dims4()?;
         let x = contiguous_f32(s, l, "avg-pool input")?;
         let (oh, ow, rows, cols) = self.0.plan(h, w)?;
-        let mut y = vec![0f32; n * c * oh * ow];
+        let mut y = zeros::<f32>(n * c * oh * ow);
         y.par_chunks_mut(c * oh * ow)
             .enumerate()
             .for_each(|(i, outs)| {
@@ -299,7 +299,7 @@ impl CustomOp1 for AvgSpread {
         let dy = contiguous_f32(s, l, "avg-pool output gradient")?;
         let (h, w) = (self.h, self.w);
         let (_, _, rows, cols) = self.window.plan(h, w)?;
-        let mut dx = vec![0f32; n * c * h * w];
+        let mut dx = zeros::<f32>(n * c * h * w);
         dx.par_chunks_mut(c * h * w)
             .enumerate()
             .for_each(|(i, planes)| {
