@@ -5,7 +5,10 @@
 //! FLOPs per training image) and the validation pass.
 //!
 //! Run: `cargo bench -p nas-bench --bench train_epoch`
-//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the residual network only; `NAS_BENCH_RESIDUAL=0` skips the residual network; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! Then the same for two `cnn`-space networks at batch 32: a residual one
+//! with kernel 5 and batch-norm, and one of mixed ops (inception, strided
+//! convolution, SiLU, GELU, average pooling, dropout).
+//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the `cnn` networks only; `NAS_BENCH_RESIDUAL=0` and `NAS_BENCH_MIXED=0` skip those networks; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
 //! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
 //! epoch under each row, from `bench/peers/torch_epoch.py`).
 
@@ -90,10 +93,21 @@ fn main() -> Result<()> {
         );
         peer(&network, batch, subset, train_s)?;
     }
-    if std::env::var("NAS_BENCH_RESIDUAL").is_ok_and(|v| v == "0") {
-        return Ok(());
+    let skipped = |variable: &str| std::env::var(variable).is_ok_and(|v| v == "0");
+    if !skipped("NAS_BENCH_RESIDUAL") {
+        cnn_epoch(
+            &runtime,
+            &data,
+            subset,
+            "residual cnn (k5, batch-norm",
+            RESIDUAL,
+        )?;
     }
-    residual(&runtime, &data, subset)
+    if !skipped("NAS_BENCH_MIXED") {
+        let title = "mixed cnn (inception, strided conv, SiLU, GELU, avg-pool, dropout";
+        cnn_epoch(&runtime, &data, subset, title, MIXED)?;
+    }
+    Ok(())
 }
 
 /// With `NAS_BENCH_PYTHON` (a Python with torch): the same epoch in
@@ -138,35 +152,64 @@ fn peer(
     Ok(())
 }
 
-/// The same epoch for a `cnn`-space residual network with kernel 5 and
-/// batch-norm (2 stages of 2 residual blocks, 32 and 64 filters), batch 32.
-fn residual(
+/// A `cnn`-space residual network with kernel 5 and batch-norm (2 stages of
+/// 2 residual blocks, 32 and 64 filters): the convolution-heavy case.
+const RESIDUAL: &[(&str, &str)] = &[
+    ("stages", "2"),
+    ("s1_blocks", "2"),
+    ("s1_filters", "32"),
+    ("s1_kernel", "5"),
+    ("s1_block", "residual"),
+    ("s1_batch_norm", "true"),
+    ("s1_activation", "relu"),
+    ("s1_downsample", "max-pool"),
+    ("s2_blocks", "2"),
+    ("s2_filters", "64"),
+    ("s2_kernel", "5"),
+    ("s2_block", "residual"),
+    ("s2_batch_norm", "true"),
+    ("s2_activation", "relu"),
+    ("s2_downsample", "max-pool"),
+    ("global_pooling", "true"),
+    ("dense_units", "0"),
+    ("dropout_rate", "0.0"),
+];
+
+/// A `cnn`-space network of the ops the fast paths cover least: an
+/// inception block (1x1, 3x3, 5x5 and pooled branches, concatenated),
+/// a strided convolution (im2col), SiLU and GELU, average pooling, dropout.
+const MIXED: &[(&str, &str)] = &[
+    ("stages", "2"),
+    ("s1_blocks", "1"),
+    ("s1_filters", "32"),
+    ("s1_kernel", "5"),
+    ("s1_block", "inception"),
+    ("s1_batch_norm", "true"),
+    ("s1_activation", "silu"),
+    ("s1_downsample", "strided-conv"),
+    ("s2_blocks", "1"),
+    ("s2_filters", "64"),
+    ("s2_kernel", "3"),
+    ("s2_block", "plain"),
+    ("s2_batch_norm", "false"),
+    ("s2_activation", "gelu"),
+    ("s2_downsample", "avg-pool"),
+    ("global_pooling", "false"),
+    ("dense_units", "64"),
+    ("dropout_rate", "0.2"),
+];
+
+/// The same epoch, batch 32, for the `cnn`-space network of `pairs`, printed
+/// as `title` (an open parenthesis, closed with the network's size).
+fn cnn_epoch(
     runtime: &PluginRuntime,
     data: &nas_host::data::Dataset,
     subset: Option<usize>,
+    title: &str,
+    pairs: &[(&str, &str)],
 ) -> Result<()> {
     let mut cnn = runtime.search_space(&PluginSource::parse("builtin:cnn")?)?;
     cnn.init("{}", data.task)?;
-    let pairs = [
-        ("stages", "2"),
-        ("s1_blocks", "2"),
-        ("s1_filters", "32"),
-        ("s1_kernel", "5"),
-        ("s1_block", "residual"),
-        ("s1_batch_norm", "true"),
-        ("s1_activation", "relu"),
-        ("s1_downsample", "max-pool"),
-        ("s2_blocks", "2"),
-        ("s2_filters", "64"),
-        ("s2_kernel", "5"),
-        ("s2_block", "residual"),
-        ("s2_batch_norm", "true"),
-        ("s2_activation", "relu"),
-        ("s2_downsample", "max-pool"),
-        ("global_pooling", "true"),
-        ("dense_units", "0"),
-        ("dropout_rate", "0.0"),
-    ];
     let network = cnn.build(&pairs.iter().map(|(n, v)| label(n, v)).collect::<Vec<_>>())?;
     let model = Model::new(&network, &data.task, 1, &Device::Cpu)?;
     let config = TrainConfig {
@@ -182,7 +225,7 @@ fn residual(
     let train_s = with_validation - val_s;
     let gflops = 3.0 * model.analysis().flops() as f64 * data.train.len() as f64 / train_s / 1e9;
     println!(
-        "\nresidual cnn (k5, batch-norm, {} params, {:.1} MFLOP/image), batch 32: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
+        "\n{title}, {} params, {:.1} MFLOP/image), batch 32: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
         nas_host::network::grouped(model.analysis().params()),
         model.analysis().flops() as f64 / 1e6,
         data.train.len() as f64 / train_s

@@ -1,9 +1,12 @@
-//! ReLU whose backward pass is one multiply-by-mask over the saved output,
-//! instead of candle's chain of comparison, conversion and product tensors.
+//! Activations. ReLU's backward pass is one multiply-by-mask over the saved
+//! output, instead of candle's chain of comparison, conversion and product
+//! tensors; the smooth activations (GELU, SiLU, tanh, sigmoid, leaky ReLU)
+//! compute value and derivative element by element on all threads, where
+//! candle ran several scalar tensor ops each way on one thread.
 
 use super::record::Record;
 use super::{contiguous_f32, zeros};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel task.
@@ -81,6 +84,130 @@ impl CustomOp2 for ReluGrad {
                     *dx = if y > 0.0 { dy } else { 0.0 };
                 }
             });
+        Ok((CpuStorage::F32(dx), dl.shape().clone()))
+    }
+}
+
+/// A smooth activation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Smooth {
+    /// `x Φ(x)`, with the exact (erf) normal distribution function.
+    Gelu,
+    /// `x σ(x)`.
+    Silu,
+    /// `tanh x`.
+    Tanh,
+    /// `σ(x) = 1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `x` for positive `x`, else `slope · x`.
+    LeakyRelu(f32),
+}
+
+impl Smooth {
+    fn value(self, x: f32) -> f32 {
+        match self {
+            Smooth::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Smooth::Silu => x / (1.0 + (-x).exp()),
+            Smooth::Tanh => x.tanh(),
+            Smooth::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Smooth::LeakyRelu(slope) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    slope * x
+                }
+            }
+        }
+    }
+
+    /// The derivative at input `x`, whose output was `y`.
+    fn slope(self, x: f32, y: f32) -> f32 {
+        match self {
+            Smooth::Gelu => {
+                // Φ(x) + x φ(x).
+                let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+                let density = (-0.5 * x * x).exp()
+                    * (0.5 * std::f32::consts::FRAC_2_SQRT_PI)
+                    * std::f32::consts::FRAC_1_SQRT_2;
+                cdf + x * density
+            }
+            Smooth::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 + x * (1.0 - s))
+            }
+            Smooth::Tanh => 1.0 - y * y,
+            Smooth::Sigmoid => y * (1.0 - y),
+            Smooth::LeakyRelu(slope) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+        }
+    }
+}
+
+/// `f(x)` for every element, on the CPU kernels.
+pub fn smooth(x: &Tensor, f: Smooth, record: Record) -> Result<Tensor> {
+    record.apply1(x.contiguous()?, SmoothOp(f))
+}
+
+struct SmoothOp(Smooth);
+
+impl CustomOp1 for SmoothOp {
+    fn name(&self) -> &'static str {
+        "nas-smooth-activation"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, "activation input")?;
+        let y: Vec<f32> = x
+            .par_iter()
+            .with_min_len(CHUNK)
+            .map(|&x| self.0.value(x))
+            .collect();
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op3_no_bwd(
+            &x.contiguous()?,
+            &y.contiguous()?,
+            &SmoothGrad(self.0),
+        )?))
+    }
+}
+
+/// `dy · f'(x)`, from the output gradient, the input and the output.
+struct SmoothGrad(Smooth);
+
+impl CustomOp3 for SmoothGrad {
+    fn name(&self) -> &'static str {
+        "nas-smooth-activation-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (dy, x, y) = (
+            contiguous_f32(ds, dl, "activation output gradient")?,
+            contiguous_f32(xs, xl, "activation input")?,
+            contiguous_f32(ys, yl, "activation output")?,
+        );
+        let dx: Vec<f32> = dy
+            .par_iter()
+            .zip(x)
+            .zip(y)
+            .with_min_len(CHUNK)
+            .map(|((&dy, &x), &y)| dy * self.0.slope(x, y))
+            .collect();
         Ok((CpuStorage::F32(dx), dl.shape().clone()))
     }
 }

@@ -24,7 +24,7 @@ pub mod optim;
 mod pool;
 mod record;
 
-pub use activation::relu;
+pub use activation::{relu, smooth, Smooth};
 pub use conv::{conv2d, Conv};
 pub use dense::dense;
 pub use norm::{batch_norm_eval, batch_norm_train, BatchStats};

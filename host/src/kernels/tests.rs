@@ -593,3 +593,50 @@ fn batch_norm_eval_matches_candle_ops_with_and_without_relu() {
         );
     }
 }
+
+/// candle's op that a kernel is checked against.
+type Reference = fn(&Tensor) -> Tensor;
+
+#[test]
+fn smooth_activations_match_candle_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let cases: [(Smooth, Reference); 5] = [
+        (Smooth::Gelu, |x| x.gelu_erf().unwrap()),
+        (Smooth::Silu, |x| x.silu().unwrap()),
+        (Smooth::Tanh, |x| x.tanh().unwrap()),
+        (Smooth::Sigmoid, |x| candle_nn::ops::sigmoid(x).unwrap()),
+        (Smooth::LeakyRelu(0.01), |x| {
+            candle_nn::ops::leaky_relu(x, 0.01).unwrap()
+        }),
+    ];
+    for (f, reference) in cases {
+        // Wider than the kernels' parallel chunk, and spread over [-4, 4].
+        let x = Var::from_tensor(&(random(&mut rng, &[3, 5, 40, 41]) * 4.0).unwrap()).unwrap();
+        let ours = smooth(&x, f, Record::Graph).unwrap();
+        let expected = reference(&x);
+        assert_close(&ours, &expected, 1e-5, &format!("{f:?} forward"));
+        let what = format!("{f:?}");
+        assert_same_gradients(&mut rng, &ours, &expected, &[(&x, "input")], 1e-5, &what);
+        // The derivative against central differences of the op itself.
+        let base = values(&x);
+        let grads = ours.sum_all().unwrap().backward().unwrap();
+        let grad = values(grads.get(&x).unwrap());
+        let eps = 1e-2f32;
+        for i in (0..base.len()).step_by(997) {
+            if base[i].abs() < eps && matches!(f, Smooth::LeakyRelu(_)) {
+                continue; // the kink
+            }
+            let at = |d: f32| {
+                let t = Tensor::new(&[base[i] + d], &Device::Cpu).unwrap();
+                values(&smooth(&t, f, Record::Graph).unwrap())[0] as f64
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            assert!(
+                (fd - grad[i] as f64).abs() < 1e-3,
+                "{f:?} at {}: fd {fd} vs {}",
+                base[i],
+                grad[i]
+            );
+        }
+    }
+}

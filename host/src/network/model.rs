@@ -18,6 +18,8 @@ use std::collections::HashMap;
 /// Momentum of batch-norm running statistics (PyTorch's default).
 const BN_MOMENTUM: f64 = 0.1;
 const BN_EPS: f64 = 1e-5;
+/// Leaky ReLU's slope below zero (PyTorch's default).
+const LEAKY_SLOPE: f32 = 0.01;
 
 /// A network compiled for one device.
 pub struct Model {
@@ -291,6 +293,9 @@ impl Model {
                 Op::Activation(Activation::Relu) if self.fused_relu[i] => ins[0].clone(),
                 Op::Activation(Activation::Relu) if self.device.is_cpu() => {
                     kernels::relu(ins[0], record(&mut step, taped, input_grad))?
+                }
+                Op::Activation(a) if self.device.is_cpu() => {
+                    kernels::smooth(ins[0], smooth(*a), record(&mut step, taped, input_grad))?
                 }
                 Op::Activation(a) => activate(ins[0], *a)?,
                 Op::Dropout(rate) if train && *rate > 0.0 => {
@@ -613,20 +618,33 @@ fn plain_step(op: &Op, ins: &[&Tensor], y: &Tensor) -> Result<Backward> {
             })
         }
         Op::Zero => Box::new(|_| Ok(vec![None])),
-        Op::Activation(a) => {
-            let a = *a;
-            tape::local(vec![ins[0].clone()], move |x| activate(&x[0], a))
-        }
         Op::GlobalMaxPool => tape::local(vec![ins[0].clone()], |x| {
             Ok(x[0].max(D::Minus1)?.max(D::Minus1)?)
         }),
-        Op::Input | Op::Conv2d(_) | Op::Dense(_) | Op::AvgPool(_) | Op::BatchNorm => {
+        Op::Input
+        | Op::Conv2d(_)
+        | Op::Dense(_)
+        | Op::AvgPool(_)
+        | Op::BatchNorm
+        | Op::Activation(_) => {
             anyhow::bail!(
                 "node op {op:?} ran without leaving its backward step (output {:?})",
                 y.shape()
             )
         }
     })
+}
+
+/// The CPU kernel of activation `a` (ReLU has a faster one of its own).
+fn smooth(a: Activation) -> kernels::Smooth {
+    match a {
+        Activation::Gelu => kernels::Smooth::Gelu,
+        Activation::Silu => kernels::Smooth::Silu,
+        Activation::Tanh => kernels::Smooth::Tanh,
+        Activation::Sigmoid => kernels::Smooth::Sigmoid,
+        Activation::LeakyRelu => kernels::Smooth::LeakyRelu(LEAKY_SLOPE),
+        Activation::Relu => kernels::Smooth::LeakyRelu(0.0),
+    }
 }
 
 fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
@@ -636,6 +654,6 @@ fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
         Activation::Silu => x.silu()?,
         Activation::Tanh => x.tanh()?,
         Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
-        Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01)?,
+        Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, LEAKY_SLOPE as f64)?,
     })
 }
