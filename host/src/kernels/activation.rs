@@ -104,7 +104,39 @@ pub enum Smooth {
 }
 
 impl Smooth {
-    fn value(self, x: f32) -> f32 {
+    /// Whether this CPU computes `f` sixteen lanes at a time.
+    #[cfg(target_arch = "x86_64")]
+    fn vectorised(self) -> bool {
+        super::has_avx512() && super::vmath::covers(self)
+    }
+
+    /// `y = f(x)` for every element; the same code for every element on a
+    /// given CPU, so results do not depend on how the work is split.
+    fn values(self, x: &[f32], y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vectorised() {
+            // SAFETY: AVX-512F is present and `f` is covered; `x` and `y` have equal lengths.
+            return unsafe { super::vmath::values(self, x, y) };
+        }
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = self.value(x);
+        }
+    }
+
+    /// `dx = dy · f'(x)` for every element, as [`Smooth::values`] does.
+    fn slopes(self, dy: &[f32], x: &[f32], y: &[f32], dx: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vectorised() {
+            // SAFETY: as in `values`.
+            return unsafe { super::vmath::slopes(self, dy, x, y, dx) };
+        }
+        for (((dx, &dy), &x), &y) in dx.iter_mut().zip(dy).zip(x).zip(y) {
+            *dx = dy * self.slope(x, y);
+        }
+    }
+
+    /// `f(x)` (the portable form).
+    pub(super) fn value(self, x: f32) -> f32 {
         match self {
             Smooth::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
             Smooth::Silu => x / (1.0 + (-x).exp()),
@@ -120,8 +152,8 @@ impl Smooth {
         }
     }
 
-    /// The derivative at input `x`, whose output was `y`.
-    fn slope(self, x: f32, y: f32) -> f32 {
+    /// The derivative at input `x`, whose output was `y` (the portable form).
+    pub(super) fn slope(self, x: f32, y: f32) -> f32 {
         match self {
             Smooth::Gelu => {
                 // Φ(x) + x φ(x).
@@ -162,11 +194,10 @@ impl CustomOp1 for SmoothOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, "activation input")?;
-        let y: Vec<f32> = x
-            .par_iter()
-            .with_min_len(CHUNK)
-            .map(|&x| self.0.value(x))
-            .collect();
+        let mut y = zeros::<f32>(x.len());
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| self.0.values(x, y));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -201,13 +232,13 @@ impl CustomOp3 for SmoothGrad {
             contiguous_f32(xs, xl, "activation input")?,
             contiguous_f32(ys, yl, "activation output")?,
         );
-        let dx: Vec<f32> = dy
-            .par_iter()
-            .zip(x)
-            .zip(y)
-            .with_min_len(CHUNK)
-            .map(|((&dy, &x), &y)| dy * self.0.slope(x, y))
-            .collect();
+        let mut dx = zeros::<f32>(dy.len());
+        dx.par_chunks_mut(CHUNK)
+            .zip(
+                dy.par_chunks(CHUNK)
+                    .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))),
+            )
+            .for_each(|(dx, (dy, (x, y)))| self.0.slopes(dy, x, y, dx));
         Ok((CpuStorage::F32(dx), dl.shape().clone()))
     }
 }

@@ -23,6 +23,8 @@ mod norm;
 pub mod optim;
 mod pool;
 mod record;
+#[cfg(target_arch = "x86_64")]
+mod vmath;
 
 pub use activation::{relu, smooth, Smooth};
 pub use conv::{conv2d, Conv};

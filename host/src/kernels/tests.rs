@@ -621,6 +621,18 @@ fn smooth_activations_match_candle_and_finite_differences() {
         let base = values(&x);
         let grads = ours.sum_all().unwrap().backward().unwrap();
         let grad = values(grads.get(&x).unwrap());
+        // The portable scalar forms (CPUs without AVX-512) agree with the op.
+        for ((&x, &y), &g) in base.iter().zip(&values(&ours)).zip(&grad) {
+            let (value, slope) = (f.value(x), f.slope(x, y));
+            assert!(
+                (value - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                "{f:?}({x}): {value} vs {y}"
+            );
+            assert!(
+                (slope - g).abs() <= 1e-5 * (1.0 + g.abs()),
+                "{f:?}'({x}): {slope} vs {g}"
+            );
+        }
         let eps = 1e-2f32;
         for i in (0..base.len()).step_by(997) {
             if base[i].abs() < eps && matches!(f, Smooth::LeakyRelu(_)) {

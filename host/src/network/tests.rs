@@ -487,11 +487,12 @@ fn the_taped_backward_pass_gives_candles_gradients() {
         for (i, (param, grad)) in model.params().zip(grads).enumerate() {
             let expected = values(graph.get(param).expect("candle's gradient"));
             let got = values(&grad.expect("a taped gradient"));
-            // A bias before batch-norm has a gradient of rounding noise only.
-            let scale = expected.iter().fold(1e-2f32, |m, v| m.max(v.abs()));
+            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (j, (a, e)) in got.iter().zip(&expected).enumerate() {
+                // A bias before batch-norm has a gradient of rounding noise
+                // only (about 1e-7 here), hence the absolute term.
                 assert!(
-                    (a - e).abs() <= 1e-5 * scale,
+                    (a - e).abs() <= 1e-5 * scale + 1e-6,
                     "{}: parameter {i}, element {j}: {a} vs {e}",
                     network.key
                 );
