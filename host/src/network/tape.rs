@@ -87,8 +87,8 @@ pub(super) fn pass_on(inputs: usize) -> Backward {
 
 /// A step for any candle op: `f` of `inputs` is computed again in a small
 /// autograd graph of its own, and candle's backward gives the inputs'
-/// gradients. For the rarer ops (activations other than ReLU, global max
-/// pooling), so each needs no hand-written gradient.
+/// gradients. For rare ops (global max pooling), so each needs no
+/// hand-written gradient.
 pub(super) fn local(
     inputs: Vec<Tensor>,
     f: impl Fn(&[Tensor]) -> anyhow::Result<Tensor> + Send + Sync + 'static,
