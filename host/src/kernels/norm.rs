@@ -165,14 +165,6 @@ fn channel_sum(n: usize, c: usize, s: usize, ch: usize, term: Term) -> f64 {
     let whole = s - s % LANES;
     for i in 0..n {
         let base = (i * c + ch) * s;
-        #[cfg(target_arch = "x86_64")]
-        if super::has_avx512() {
-            // SAFETY: AVX-512F is present; the term's slices hold the channel's planes.
-            unsafe { avx512::add_lanes(term, base, whole, &mut lanes) };
-        } else {
-            add_lanes(term, base, whole, &mut lanes);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
         add_lanes(term, base, whole, &mut lanes);
         for p in whole..s {
             lanes[p % LANES] += term.at(base + p);
@@ -181,8 +173,14 @@ fn channel_sum(n: usize, c: usize, s: usize, ch: usize, term: Term) -> f64 {
     lanes.iter().sum()
 }
 
-/// Adds `term` at `base + p` to partial sum `p % LANES`, for `p < whole`.
+/// Adds `term` at `base + p` to partial sum `p % LANES`, for `p < whole`
+/// (all eight at once where the CPU has AVX-512).
 fn add_lanes(term: Term, base: usize, whole: usize, lanes: &mut [f64; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: AVX-512F is present; the term's slices hold the channel's planes.
+        return unsafe { avx512::add_lanes(term, base, whole, lanes) };
+    }
     for p in (0..whole).step_by(LANES) {
         for (l, lane) in lanes.iter_mut().enumerate() {
             *lane += term.at(base + p + l);
@@ -195,7 +193,7 @@ mod avx512 {
     use super::{Term, LANES};
     use std::arch::x86_64::*;
 
-    /// [`super::add_lanes`] with the eight partial sums in one register:
+    /// [`super::add_lanes`]'s loop with the eight partial sums in one register:
     /// the same additions in the same order, eight at a time.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn add_lanes(

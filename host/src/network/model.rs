@@ -339,7 +339,7 @@ impl Model {
                         targets.extend(self.node_params[i].iter().map(|&k| Target::Param(k)));
                         step
                     }
-                    None => plain_step(&node.op, &ins, &y)?,
+                    None => plain_step(&node.op, &ins)?,
                 };
                 tape.push(i, targets, backward);
             }
@@ -579,16 +579,15 @@ fn record(step: &mut Option<Backward>, taped: bool, input_grad: bool) -> Record<
     }
 }
 
-/// The backward step of a node that is not a kernel op, with inputs `ins`
-/// and output `y`.
-fn plain_step(op: &Op, ins: &[&Tensor], y: &Tensor) -> Result<Backward> {
+/// The backward step of a node that is not a kernel op, with inputs `ins`.
+fn plain_step(op: &Op, ins: &[&Tensor]) -> Result<Backward> {
     Ok(match op {
-        Op::Add | Op::Identity | Op::Dropout(_) | Op::Activation(Activation::Relu) => {
-            // ReLU here is one fused into the op before it; a max pool fused
-            // into the convolution before it passes its input on too.
-            tape::pass_on(ins.len())
-        }
-        Op::MaxPool(_) => tape::pass_on(1),
+        // A ReLU or max pool here is one fused into the op before it.
+        Op::Add
+        | Op::Identity
+        | Op::Dropout(_)
+        | Op::Activation(Activation::Relu)
+        | Op::MaxPool(_) => tape::pass_on(ins.len()),
         Op::Flatten => {
             let shape = ins[0].shape().clone();
             Box::new(move |dy| Ok(vec![Some(dy.reshape(&shape)?)]))
@@ -627,10 +626,7 @@ fn plain_step(op: &Op, ins: &[&Tensor], y: &Tensor) -> Result<Backward> {
         | Op::AvgPool(_)
         | Op::BatchNorm
         | Op::Activation(_) => {
-            anyhow::bail!(
-                "node op {op:?} ran without leaving its backward step (output {:?})",
-                y.shape()
-            )
+            anyhow::bail!("node op {op:?} ran without leaving its backward step")
         }
     })
 }
