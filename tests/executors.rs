@@ -6,7 +6,7 @@
 mod common;
 
 use common::{nas_host, nas_host_command};
-use nas_host::contract::TrialStatus;
+use nas_host::ir::TrialStatus;
 use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

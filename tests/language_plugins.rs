@@ -8,7 +8,7 @@
 mod common;
 
 use common::nas_host;
-use nas_host::contract::TrialStatus;
+use nas_host::ir::TrialStatus;
 use nas_host::store::{RunStore, DB_FILE};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 mod common;
 
 use nas_host::assignment::{text, validate};
-use nas_host::contract::*;
+use nas_host::ir::*;
 use nas_host::plugin::{ComponentCache, PluginLimits, PluginRuntime, PluginSource};
 use std::collections::BTreeSet;
 

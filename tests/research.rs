@@ -4,7 +4,8 @@
 mod common;
 
 use nas_host::config::RunConfig;
-use nas_host::contract::TrialStatus;
+use nas_host::interrupt::Cancel;
+use nas_host::ir::TrialStatus;
 use nas_host::progress::{Mode, Reporter};
 use nas_host::store::RunStore;
 use nas_host::table::Table;
@@ -76,7 +77,8 @@ fn a_thousand_table_trials_record_the_table_values() {
             "plugin = \"builtin:random\"\nconfig = { unique = true }",
         ),
     ]);
-    let result = nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet)).unwrap();
+    let result =
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new()).unwrap();
     assert_eq!(result.trials.len(), 1000);
     let table = rows();
     for t in &result.trials {
@@ -136,7 +138,7 @@ fn a_key_missing_from_the_table_stops_the_run_with_the_key_named() {
     c.evaluator.path = Some(small);
     let e = format!(
         "{:#}",
-        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet))
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new())
             .err()
             .unwrap()
     );
@@ -152,7 +154,8 @@ fn max_time_counts_simulated_seconds_in_table_mode() {
         "max_trials = 100",
         "max_trials = 1000\nmax_time_s = 100000.0",
     )]);
-    let result = nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet)).unwrap();
+    let result =
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new()).unwrap();
     assert!(
         result.stop_reason.contains("simulated seconds"),
         "{}",

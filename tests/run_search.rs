@@ -5,7 +5,7 @@ mod common;
 
 use common::nas_host;
 use nas_host::config::RunConfig;
-use nas_host::contract::{Network, TrialStatus};
+use nas_host::ir::{Network, TrialStatus};
 use nas_host::network::Model;
 use nas_host::store::{EventKind, RunStore, TrialRecord, DB_FILE};
 use nas_host::trial::TrialSpec;
@@ -238,7 +238,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
     let spec = TrialSpec {
         trial_id: t.id,
         network: t.network.clone().unwrap(),
-        task: nas_host::contract::Task {
+        task: nas_host::ir::Task {
             channels: 1,
             height: 12,
             width: 12,
@@ -255,7 +255,16 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         resume_from: None,
     };
     let spec_path = dir.path().join("spec.json");
+    // A spec without the format version of its types is refused, naming it.
     std::fs::write(&spec_path, serde_json::to_string(&spec).unwrap()).unwrap();
+    let out = nas_host(&["trial", "--spec", spec_path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out).1;
+    assert!(
+        stderr.contains("is not a valid trial spec") && stderr.contains("format (none)"),
+        "{stderr}"
+    );
+    std::fs::write(&spec_path, spec.to_json().unwrap()).unwrap();
     let out = nas_host(&["trial", "--spec", spec_path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out).1);
     let result: serde_json::Value = serde_json::from_str(

@@ -5,8 +5,8 @@
 
 use candle_core::Device;
 use nas_host::assignment::{text, validate};
-use nas_host::contract::*;
 use nas_host::data::{self, DataConfig};
+use nas_host::ir::*;
 use nas_host::network::{analyse, Model};
 use nas_host::plugin::{PluginLimits, PluginRuntime, PluginSource, SpacePlugin};
 use nas_host::train::{train, TrainConfig};
@@ -192,6 +192,7 @@ fn residual_and_inception_cnn_samples_train() {
             2,
             3,
             None,
+            &nas_host::interrupt::Cancel::new(),
             &mut |_| {},
         )
         .unwrap();

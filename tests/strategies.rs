@@ -7,7 +7,7 @@ mod common;
 
 use nas_host::assignment::{text, validate};
 use nas_host::config::RunConfig;
-use nas_host::contract::*;
+use nas_host::ir::*;
 use nas_host::plugin::{PluginLimits, PluginRuntime, PluginSource};
 
 const STRATEGIES: &[(&str, &str)] = &[
@@ -211,6 +211,7 @@ fn two_objective_run(strategy: &str, seed: u64) -> (Vec<nas_host::store::TrialRe
     let result = nas_host::search::run(
         &config,
         &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+        &nas_host::interrupt::Cancel::new(),
     )
     .unwrap();
     (result.trials, result.pareto)
@@ -292,6 +293,7 @@ fn table_runs(strategy: &str, strategy_config: &str, trials: u64) -> Vec<Vec<(u3
             let result = nas_host::search::run(
                 &config,
                 &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+                &nas_host::interrupt::Cancel::new(),
             )
             .unwrap();
             result
@@ -403,6 +405,7 @@ eta = 2
     let result = nas_host::search::run(
         &config,
         &mut nas_host::progress::Reporter::new(nas_host::progress::Mode::Quiet),
+        &nas_host::interrupt::Cancel::new(),
     )
     .unwrap();
     let store = nas_host::store::RunStore::open_read_only(&result.dir.join("nas.sqlite")).unwrap();

@@ -52,7 +52,11 @@ fn main() -> anyhow::Result<()> {
         config.executor.command = Some(std::env::current_exe()?);
         config.validate()?;
         let start = Instant::now();
-        let result = nas_host::search::run(&config, &mut Reporter::new(Mode::Quiet))?;
+        let result = nas_host::search::run(
+            &config,
+            &mut Reporter::new(Mode::Quiet),
+            &nas_host::interrupt::Cancel::new(),
+        )?;
         let seconds = start.elapsed().as_secs_f64();
         let mut accuracies: Vec<String> = result
             .trials

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
-use nas_host::kernels;
+use nas_kernels as kernels;
 use std::time::Instant;
 
 /// Median milliseconds of `f` over `repeats` runs, after one warm-up run.
@@ -103,7 +103,7 @@ fn main() -> Result<()> {
 /// Where one training step of the seed-template network (flatten, 64 units)
 /// spends its time, at batch 32 and 128: forward with loss, backward, optimiser.
 fn train_step_phases(dev: &Device) -> Result<()> {
-    use nas_host::contract::*;
+    use nas_host::ir::*;
     use nas_host::network::Model;
     use nas_host::train::{Optimizer, TrainConfig};
     let conv = |filters| {

@@ -5,7 +5,7 @@
 //! Run: `cargo bench -p nas-bench --bench plugin_calls`.
 
 use anyhow::Result;
-use nas_host::contract as host;
+use nas_host::ir as host;
 use nas_host::plugin::{ComponentCache, PluginLimits, PluginRuntime, PluginSource};
 use nas_plugin_sdk as sdk;
 use std::time::{Duration, Instant};

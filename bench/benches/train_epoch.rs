@@ -14,8 +14,9 @@
 
 use anyhow::Result;
 use candle_core::Device;
-use nas_host::contract::{Binding, Value};
 use nas_host::data::{self, DataConfig, DatasetKind};
+use nas_host::interrupt::Cancel;
+use nas_host::ir::{Binding, Value};
 use nas_host::network::Model;
 use nas_host::plugin::{PluginLimits, PluginRuntime, PluginSource};
 use nas_host::train::{evaluate, train, TrainConfig};
@@ -79,7 +80,16 @@ fn main() -> Result<()> {
         };
         // `train` ends its epoch with one validation pass; it is timed on its own below and subtracted.
         let start = Instant::now();
-        train(&model, &data, &train_config, 1, 1, None, &mut |_| {})?;
+        train(
+            &model,
+            &data,
+            &train_config,
+            1,
+            1,
+            None,
+            &Cancel::new(),
+            &mut |_| {},
+        )?;
         let with_validation = start.elapsed().as_secs_f64();
         let val_start = Instant::now();
         let (_, accuracy) = evaluate(&model, &data.val, train_config.eval_batch_size)?;
@@ -113,7 +123,7 @@ fn main() -> Result<()> {
 /// With `NAS_BENCH_PYTHON` (a Python with torch): the same epoch in
 /// PyTorch (`peers/torch_epoch.py`), printed under nas-host's, with the ratio.
 fn peer(
-    network: &nas_host::contract::Network,
+    network: &nas_host::ir::Network,
     batch: usize,
     subset: Option<usize>,
     ours: f64,
@@ -217,7 +227,16 @@ fn cnn_epoch(
         ..TrainConfig::default()
     };
     let start = Instant::now();
-    train(&model, data, &config, 1, 1, None, &mut |_| {})?;
+    train(
+        &model,
+        data,
+        &config,
+        1,
+        1,
+        None,
+        &Cancel::new(),
+        &mut |_| {},
+    )?;
     let with_validation = start.elapsed().as_secs_f64();
     let val_start = Instant::now();
     let (_, accuracy) = evaluate(&model, &data.val, config.eval_batch_size)?;

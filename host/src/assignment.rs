@@ -2,7 +2,7 @@
 //! built from them (strategies are untrusted plugins), and gives assignments a
 //! canonical text for logs and the store.
 
-use crate::contract::{Binding, Dimension, Domain, Value};
+use crate::ir::{Binding, Dimension, Domain, Value};
 
 /// Whether `dim` is active given the bindings before it.
 fn is_active(dim: &Dimension, earlier: &[Binding]) -> bool {

@@ -5,9 +5,11 @@
 //! accuracy: the NAS-Bench protocol). Saves CSV files and an SVG plot.
 
 use crate::config::{EvaluatorKind, PluginSection, RunConfig};
-use crate::contract::Objective;
+use crate::interrupt::Cancel;
+use crate::ir::Objective;
 use crate::plot::{Chart, Mark, COLORS};
 use crate::progress::{Mode, Reporter};
+use crate::results::best_so_far;
 use crate::search;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -192,8 +194,8 @@ fn one_run(
         "{}-seed{seed}",
         strategy.replace(['/', ':', '.'], "_")
     ));
-    let result = search::run(&c, &mut Reporter::new(Mode::Quiet))?;
-    let steps = search::best_so_far(&result.trials, objective);
+    let result = search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new())?;
+    let steps = best_so_far(&result.trials, objective);
     let curve = match axis {
         Axis::Trials => {
             let mut curve: Vec<f64> = steps.iter().map(|s| s.best).collect();

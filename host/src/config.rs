@@ -102,9 +102,9 @@ pub struct ObjectiveConfig {
 
 impl ObjectiveConfig {
     /// The objective as the plugin contract states it.
-    pub fn objective(&self) -> crate::contract::Objective {
-        use crate::contract::Direction;
-        crate::contract::Objective {
+    pub fn objective(&self) -> crate::ir::Objective {
+        use crate::ir::Direction;
+        crate::ir::Objective {
             metric: self.metric.clone(),
             direction: match self.direction {
                 DirectionConfig::Maximize => Direction::Maximize,
@@ -234,8 +234,8 @@ impl EvaluatorConfig {
     }
 
     /// The task of table mode.
-    pub fn task(&self) -> Result<crate::contract::Task> {
-        crate::contract::Task::parse(self.task.as_deref().unwrap_or("3x32x32:10"))
+    pub fn task(&self) -> Result<crate::ir::Task> {
+        crate::ir::Task::parse(self.task.as_deref().unwrap_or("3x32x32:10"))
             .context("[evaluator] task")
     }
 

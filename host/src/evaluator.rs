@@ -2,8 +2,9 @@
 //! up in a table (research mode). Both give the same kind of outcome, so the
 //! search loop, the store, strategies and reports work the same on both.
 
-use crate::contract::{Task, TrialStatus};
 use crate::data::Dataset;
+use crate::interrupt::Cancel;
+use crate::ir::{Task, TrialStatus};
 use crate::network::{analyse, Model};
 use crate::store::TrialRecord;
 use crate::table::Table;
@@ -21,10 +22,11 @@ pub trait Evaluator {
     fn description(&self) -> String;
     /// Whether `train_seconds` is simulated (then `max_time_s` counts it, not the wall clock).
     fn simulated_time(&self) -> bool;
-    /// Evaluates one trial.
+    /// Evaluates one trial; training stops early once `cancel` is cancelled.
     fn evaluate(
-        &mut self,
+        &self,
         spec: &TrialSpec,
+        cancel: &Cancel,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome>;
     /// The best trial's final report: its metrics on the held-out split, and
@@ -54,11 +56,12 @@ impl Evaluator for Trainer {
     }
 
     fn evaluate(
-        &mut self,
+        &self,
         spec: &TrialSpec,
+        cancel: &Cancel,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome> {
-        trial::run(spec, &self.data, on_progress)
+        trial::run(spec, &self.data, cancel, on_progress)
     }
 
     fn report_best(&self, trial: &TrialRecord, dir: &Path) -> Result<BTreeMap<String, f64>> {
@@ -108,7 +111,12 @@ impl Evaluator for TableLookup {
         true
     }
 
-    fn evaluate(&mut self, spec: &TrialSpec, _: &mut dyn FnMut(Progress)) -> Result<TrialOutcome> {
+    fn evaluate(
+        &self,
+        spec: &TrialSpec,
+        _: &Cancel,
+        _: &mut dyn FnMut(Progress),
+    ) -> Result<TrialOutcome> {
         let found = self.table.lookup(&spec.network.key, spec.epochs)?;
         // A promotion pays only for the epochs it adds.
         let paid = match &spec.resume_from {

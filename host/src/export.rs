@@ -3,7 +3,7 @@
 //! `nas-host eval`, and every trial as CSV and JSON for pandas or
 //! spreadsheets.
 
-use crate::contract::{Network, Task, TrialStatus};
+use crate::ir::{Network, Task, TrialStatus};
 use crate::network::summary;
 use crate::store::{status_text, RunStore, TrialRecord, DB_FILE};
 use crate::trial::WEIGHTS_FILE;

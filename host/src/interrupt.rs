@@ -1,9 +1,12 @@
-//! Ctrl-C during a run: the first press asks the run to stop cleanly (no new
-//! proposals, the running trial ends at its next batch as interrupted, the
-//! summary is still written); the second ends the process at once, which
-//! leaves the store consistent because every write is its own transaction.
+//! Stopping a run: a [`Cancel`] token the run owns and hands to training,
+//! and Ctrl-C as one source of it. The first press asks the run to stop
+//! cleanly (no new proposals, the running trial ends at its next batch as
+//! interrupted, the summary is still written); the second ends the process
+//! at once, which leaves the store consistent because every write is its
+//! own transaction.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 static PRESSES: AtomicUsize = AtomicUsize::new(0);
 
@@ -15,7 +18,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 }
 
 /// Routes SIGINT to the two-step handling above.
-pub fn install() {
+fn install() {
     // SAFETY: the handler only touches an atomic and calls _exit.
     unsafe {
         libc::signal(
@@ -25,9 +28,39 @@ pub fn install() {
     }
 }
 
-/// Whether Ctrl-C was pressed.
-pub fn requested() -> bool {
-    PRESSES.load(Ordering::SeqCst) > 0
+/// Asks a run, and the trial it trains, to stop at the next batch. Clones
+/// share one state: cancelling any cancels all.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    /// Also cancelled by a Ctrl-C press.
+    ctrl_c: bool,
+}
+
+impl Cancel {
+    /// A token that only [`Cancel::cancel`] cancels.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token that Ctrl-C cancels too (this installs the SIGINT handler).
+    pub fn on_ctrl_c() -> Self {
+        install();
+        Cancel {
+            ctrl_c: true,
+            ..Self::default()
+        }
+    }
+
+    /// Asks everything holding this token to stop.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) || (self.ctrl_c && PRESSES.load(Ordering::SeqCst) > 0)
+    }
 }
 
 /// The stop reason recorded for an interrupted run.

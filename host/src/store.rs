@@ -4,8 +4,8 @@
 //! results told, trials started, epochs finished, ...), from which `nas-host
 //! resume` rebuilds a run. WAL mode, one transaction per write.
 
-use crate::contract::{Binding, Network, TrialStatus};
-use crate::train::EpochRecord;
+use crate::ir::EpochRecord;
+use crate::ir::{Binding, Network, TrialStatus};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,11 @@ use std::path::Path;
 
 /// File name of the database in a run directory.
 pub const DB_FILE: &str = "nas.sqlite";
+
+/// The run table's key for the version of the serialised types
+/// ([`crate::ir::FORMAT_VERSION`]) the run was recorded with; runs recorded
+/// before it was kept have none and are of version 1.
+pub const FORMAT_KEY: &str = "format";
 
 /// One trial as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +135,7 @@ pub struct Asked {
     /// The `max` asked for.
     pub max: u32,
     /// What the strategy proposed.
-    pub proposals: Vec<crate::contract::Proposal>,
+    pub proposals: Vec<crate::ir::Proposal>,
     /// The trial id given to each proposal.
     pub trials: Vec<u64>,
 }
@@ -188,7 +193,26 @@ impl RunStore {
         }
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("open run database {}", path.display()))?;
-        Ok(RunStore { conn })
+        let store = RunStore { conn };
+        store.check_format(path)?;
+        Ok(store)
+    }
+
+    /// Refuses a run recorded in a format newer than this nas-host reads.
+    fn check_format(&self, path: &Path) -> Result<()> {
+        let recorded = self.meta(FORMAT_KEY)?;
+        let version = recorded
+            .as_deref()
+            .map_or(Some(1), |v| v.parse::<u32>().ok());
+        match version {
+            Some(v) if v <= crate::ir::FORMAT_VERSION => Ok(()),
+            _ => anyhow::bail!(
+                "{} was recorded in format {} but this nas-host reads formats up to {}: use the nas-host that recorded it, or a newer one",
+                path.display(),
+                recorded.unwrap_or_default(),
+                crate::ir::FORMAT_VERSION
+            ),
+        }
     }
 
     /// Creates the database (and its tables) at `path`, or opens it.
@@ -228,7 +252,9 @@ impl RunStore {
              );",
         )
         .with_context(|| format!("create tables in {}", path.display()))?;
-        Ok(RunStore { conn })
+        let store = RunStore { conn };
+        store.check_format(path)?;
+        Ok(store)
     }
 
     /// Records a run-level fact (config, seeds, start time).

@@ -3,10 +3,12 @@
 //! [`TrialOutcome`]. In-process runs and `nas-host trial --spec` share this
 //! code path, so parallel and cluster execution run exactly the same trial.
 
-use crate::contract::{Network, Task, TrialStatus};
 use crate::data::{DataConfig, Dataset};
+use crate::interrupt::Cancel;
+use crate::ir::EpochRecord;
+use crate::ir::{Network, Task, TrialStatus};
 use crate::network::Model;
-use crate::train::{self, EpochRecord, Progress, TrainConfig};
+use crate::train::{self, Progress, TrainConfig};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,6 +45,30 @@ pub struct TrialSpec {
     /// network for fewer epochs, from its final checkpoint.
     #[serde(default)]
     pub resume_from: Option<ResumeFrom>,
+}
+
+impl TrialSpec {
+    /// The spec as a file's text, with the format version of its types
+    /// ([`crate::ir::FORMAT_VERSION`]) so a worker of another version refuses it.
+    pub fn to_json(&self) -> Result<String> {
+        let mut value = serde_json::to_value(self)?;
+        value["format"] = crate::ir::FORMAT_VERSION.into();
+        Ok(serde_json::to_string_pretty(&value)?)
+    }
+
+    /// Reads a spec written by [`TrialSpec::to_json`].
+    pub fn from_json(text: &str) -> Result<TrialSpec> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let format = value.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(crate::ir::FORMAT_VERSION)) {
+            anyhow::bail!(
+                "it is in format {} but this nas-host reads format {}: controller and workers must run the same nas-host",
+                format.map_or("(none)".to_string(), |f| f.to_string()),
+                crate::ir::FORMAT_VERSION
+            );
+        }
+        Ok(serde_json::from_value(value)?)
+    }
 }
 
 /// The earlier trial a promoted trial continues.
@@ -104,6 +130,7 @@ impl TrialOutcome {
 pub fn run(
     spec: &TrialSpec,
     data: &Dataset,
+    cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrialOutcome> {
     if data.task != spec.task {
@@ -172,6 +199,7 @@ pub fn run(
         spec.epochs,
         spec.seed,
         Some(checkpoints),
+        cancel,
         on_progress,
     );
     metrics.insert("train_seconds".to_string(), started.elapsed().as_secs_f64());
@@ -303,11 +331,13 @@ pub const RESULT_FILE: &str = "result.json";
 pub fn run_spec_file(path: &Path) -> Result<TrialOutcome> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read trial spec {}", path.display()))?;
-    let spec: TrialSpec = serde_json::from_str(&text)
+    let spec = TrialSpec::from_json(&text)
         .with_context(|| format!("{} is not a valid trial spec", path.display()))?;
     let device = crate::device::parse(&spec.device)?;
     let data = crate::data::load(&spec.data, spec.data_seed, &device)?;
-    let outcome = run(&spec, &data, &mut |_| {})?;
+    // A worker is never cancelled from inside: its controller stops the
+    // process, and the trial's checkpoints carry its work over to the retry.
+    let outcome = run(&spec, &data, &Cancel::new(), &mut |_| {})?;
     std::fs::create_dir_all(&spec.dir)
         .with_context(|| format!("create trial folder {}", spec.dir.display()))?;
     let result = spec.dir.join(RESULT_FILE);

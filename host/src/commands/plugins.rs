@@ -1,7 +1,7 @@
 //! `nas-host plugins`: lists built-ins with their config keys, and inspects a
 //! plugin's world, version, config keys and (for a space) its dimensions.
 
-use crate::contract::{Dimension, Domain, PluginInfo, Task};
+use crate::ir::{Dimension, Domain, PluginInfo, Task};
 use crate::plugin::{
     builtin, ComponentCache, PluginKind, PluginLimits, PluginRuntime, PluginSource,
 };

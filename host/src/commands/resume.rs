@@ -33,7 +33,7 @@ pub(crate) fn run(args: ResumeArgs) -> Result<ExitCode> {
         max_trials: args.max_trials,
         max_time_s: args.max_time_s,
     };
-    crate::interrupt::install();
-    let result = search::resume(&args.run, &overrides, &mut Reporter::new(mode))?;
+    let cancel = crate::interrupt::Cancel::on_ctrl_c();
+    let result = search::resume(&args.run, &overrides, &mut Reporter::new(mode), &cancel)?;
     conclude(&result, mode)
 }

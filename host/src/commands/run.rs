@@ -2,7 +2,8 @@
 //! architecture's summary, validation and test accuracy.
 
 use crate::config::RunConfig;
-use crate::contract::TrialStatus;
+use crate::interrupt::Cancel;
+use crate::ir::TrialStatus;
 use crate::network::grouped;
 use crate::progress::{Mode, Reporter};
 use crate::search::{self, RunResult};
@@ -51,8 +52,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     }
     config.validate()?;
     let mode = Mode::from_flags(args.quiet, args.json);
-    crate::interrupt::install();
-    let result = search::run(&config, &mut Reporter::new(mode))?;
+    let cancel = Cancel::on_ctrl_c();
+    let result = search::run(&config, &mut Reporter::new(mode), &cancel)?;
     conclude(&result, mode)
 }
 

@@ -2,11 +2,11 @@
 //! trials in flight and whether a process is running the run, read from the
 //! run database without disturbing a run that is writing it.
 
-use crate::config::RunConfig;
-use crate::contract::TrialStatus;
+use crate::ir::TrialStatus;
 use crate::lock::RunLock;
+use crate::results::{best_trial, RunFacts};
 use crate::store::{status_text, EventKind, RunStore, DB_FILE};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,19 +19,15 @@ pub(crate) struct StatusArgs {
 
 pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
     let store = RunStore::open_read_only(&args.run.join(DB_FILE))?;
-    let config_text = store
-        .meta("config")?
-        .context("the run database records no config")?;
-    let config = RunConfig::parse(&config_text, "the run's recorded config")?;
+    let facts = RunFacts::load(&store)?;
     let trials = store.trials()?;
-    let objective = &config.objectives[0];
-    let best = crate::search::best_trial(&trials, &objective.objective())
-        .map(|t| (t.id, t.metrics[&objective.metric]));
-    println!("run:       {} ({})", config.name(), args.run.display());
+    let objective = facts.objective();
+    let best = best_trial(&trials, objective).map(|t| (t.id, t.metrics[&objective.metric]));
+    println!("run:       {} ({})", facts.name, args.run.display());
     println!(
         "trials:    {} of max_trials {}",
         trials.len(),
-        config.run.max_trials
+        facts.max_trials
     );
     for st in [
         TrialStatus::Completed,
@@ -54,8 +50,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
     }
     // A float sum of nothing is -0.0; shown as such it puzzles.
     let used: f64 = trials.iter().map(|t| t.seconds).sum::<f64>() + 0.0;
-    let limit = config
-        .run
+    let limit = facts
         .max_time_s
         .map_or("no limit".to_string(), |l| format!("max_time_s {l}"));
     println!(
@@ -121,7 +116,7 @@ fn in_flight(store: &RunStore) -> Result<Vec<(u64, usize)>> {
                 open.entry(id).or_insert(0);
             }
             EventKind::Epoch => {
-                if let Ok(epoch) = serde_json::from_str::<crate::train::EpochRecord>(&e.data) {
+                if let Ok(epoch) = serde_json::from_str::<crate::ir::EpochRecord>(&e.data) {
                     open.insert(id, epoch.epoch as usize);
                 }
             }

@@ -7,7 +7,7 @@ pub mod cifar;
 pub mod idx;
 pub mod synthetic;
 
-use crate::contract::Task;
+use crate::ir::Task;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;

@@ -1,16 +1,21 @@
 //! Where trials run: in the search process one at a time (`local`), in
-//! worker processes (`process`), or as Slurm jobs (`slurm`). Workers and
-//! jobs run `nas-host trial --spec` on a spec in the run directory and
-//! leave `result.json` beside it, so every executor runs the same trial code.
+//! worker processes (`process`), or as Slurm jobs (`slurm`). Every executor
+//! takes trial specs through the same interface (submit, then poll for
+//! updates) and runs the same trial function: in process through the run's
+//! evaluator, in workers and jobs as `nas-host trial --spec` on a spec in
+//! the run directory, which leaves `result.json` beside it.
 
+mod local;
 mod process;
 mod slurm;
 
+use crate::train::Progress;
 use crate::trial::{TrialOutcome, TrialSpec, RESULT_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use local::LocalRunner;
 pub use process::ProcessPool;
 pub use slurm::SlurmQueue;
 
@@ -151,8 +156,7 @@ fn write_spec(spec: &TrialSpec) -> Result<PathBuf> {
     let path = spec.dir.join(SPEC_FILE);
     // A result left by an earlier attempt must not be taken for this one's.
     let _ = std::fs::remove_file(spec.dir.join(RESULT_FILE));
-    std::fs::write(&path, serde_json::to_string_pretty(spec)?)
-        .with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(&path, spec.to_json()?).with_context(|| format!("write {}", path.display()))?;
     Ok(path)
 }
 
@@ -194,8 +198,10 @@ pub enum Update {
     },
 }
 
-/// An executor that runs trials outside the search process.
+/// Where the trials of a run go.
 pub enum Executor {
+    /// In the search process.
+    Local(LocalRunner),
     /// Worker processes.
     Process(ProcessPool),
     /// Slurm jobs.
@@ -203,20 +209,29 @@ pub enum Executor {
 }
 
 impl Executor {
-    /// The executor `config` asks for, or `None` for `local`.
-    pub fn new(config: &ExecutorConfig, run_name: &str, device: &str) -> Result<Option<Self>> {
+    /// The executor `config` asks for; `local` runs trials on `local`.
+    pub fn new(
+        config: &ExecutorConfig,
+        run_name: &str,
+        device: &str,
+        local: LocalRunner,
+    ) -> Result<Self> {
         Ok(match config.kind {
-            ExecutorKind::Local => None,
-            ExecutorKind::Process => Some(Executor::Process(ProcessPool::new(config)?)),
-            ExecutorKind::Slurm => Some(Executor::Slurm(Box::new(SlurmQueue::new(
-                config, run_name, device,
-            )?))),
+            ExecutorKind::Local => Executor::Local(local),
+            ExecutorKind::Process => Executor::Process(ProcessPool::new(config)?),
+            ExecutorKind::Slurm => {
+                Executor::Slurm(Box::new(SlurmQueue::new(config, run_name, device)?))
+            }
         })
     }
 
     /// Starts `spec`; returns the Slurm job id, if any.
     pub fn submit(&mut self, spec: TrialSpec) -> Result<Option<String>> {
         match self {
+            Executor::Local(l) => {
+                l.submit(spec);
+                Ok(None)
+            }
             Executor::Process(p) => p.submit(spec).map(|()| None),
             Executor::Slurm(s) => s.submit(spec).map(Some),
         }
@@ -232,9 +247,12 @@ impl Executor {
         }
     }
 
-    /// Waits a little and returns what changed.
-    pub fn poll(&mut self) -> Result<Vec<Update>> {
+    /// Waits a little (in process: runs the next trial) and returns what
+    /// changed; executors that see training as it happens report it to
+    /// `on_progress` with the trial's id.
+    pub fn poll(&mut self, on_progress: &mut dyn FnMut(u64, Progress)) -> Result<Vec<Update>> {
         match self {
+            Executor::Local(l) => l.poll(on_progress),
             Executor::Process(p) => p.poll(),
             Executor::Slurm(s) => s.poll(),
         }
@@ -244,6 +262,10 @@ impl Executor {
     /// `resume`); Slurm jobs are cancelled only when `cancel_jobs`.
     pub fn stop(&mut self, cancel_jobs: bool) -> Result<()> {
         match self {
+            Executor::Local(l) => {
+                l.stop();
+                Ok(())
+            }
             Executor::Process(p) => {
                 p.stop();
                 Ok(())
@@ -251,6 +273,12 @@ impl Executor {
             Executor::Slurm(s) if cancel_jobs => s.cancel_all(),
             Executor::Slurm(_) => Ok(()),
         }
+    }
+
+    /// Whether training progress reaches `poll`'s `on_progress` as it
+    /// happens (in process); otherwise a trial's epochs arrive with its outcome.
+    pub fn reports_epochs(&self) -> bool {
+        matches!(self, Executor::Local(_))
     }
 
     /// Whether trials keep running after this process exits (Slurm jobs).

@@ -3,7 +3,7 @@
 //! (`RAYON_NUM_THREADS`), so N workers do not oversubscribe the machine.
 
 use super::{log_tail, read_result, write_spec, ExecutorConfig, Update};
-use crate::contract::TrialStatus;
+use crate::ir::TrialStatus;
 use crate::trial::{TrialOutcome, TrialSpec};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! trial's checkpoint), and re-attaches to the jobs of an earlier session.
 
 use super::{log_tail, read_result, write_spec, ExecutorConfig, Update};
-use crate::contract::TrialStatus;
+use crate::ir::TrialStatus;
 use crate::trial::{TrialOutcome, TrialSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;

@@ -5,10 +5,10 @@
 use super::portable_pool::pool;
 use super::tests::{branchy, conv, node, pool2, seed_template, MNIST};
 use super::Model;
-use crate::contract::*;
-use crate::kernels::PoolWindow;
+use crate::ir::*;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var, D};
+use nas_kernels::PoolWindow;
 use rand::SeedableRng as _;
 
 /// CUDA device 0, which these tests need.

@@ -1,5 +1,5 @@
 //! Compiles a network into a candle model (convolution and max pooling on
-//! the CPU run on [`crate::kernels`]) that owns its parameters and runs
+//! the CPU run on [`nas_kernels`]) that owns its parameters and runs
 //! the node graph forward in train mode (dropout, batch statistics) or eval
 //! mode (running statistics). Initial weights and dropout masks come from a
 //! seeded generator: candle's own CPU generator cannot be seeded.
@@ -7,10 +7,10 @@
 use super::portable_pool;
 use super::shape::{analyse, pad_amount, Analysis};
 use super::tape::{self, Tape, Target};
-use crate::contract::{Activation, Network, Op, Task};
-use crate::kernels::{self, Backward, Record};
+use crate::ir::{Activation, Network, Op, Task};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
+use nas_kernels::{self as kernels, Backward, Record};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;

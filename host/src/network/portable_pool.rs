@@ -10,9 +10,9 @@
 //! each gets the whole gradient (candle's `max` backward); the CPU kernel
 //! gives it to the first.
 
-use crate::kernels::PoolWindow;
 use anyhow::Result;
 use candle_core::{Tensor, D};
+use nas_kernels::PoolWindow;
 
 /// Pools `x` (N x C x H x W) over `window`: the maximum when `max`, else the
 /// mean of the window's positions inside the image.
@@ -80,8 +80,8 @@ fn pad_spatial(x: &Tensor, pad: usize, value: f32) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels;
     use candle_core::{Device, Var};
+    use nas_kernels as kernels;
 
     /// On the CPU the gathered pools give what the CPU kernels give: outputs
     /// and input gradients (random inputs, so no tied maxima).

@@ -7,7 +7,7 @@
 //! element per output; batch-norm 2 and an activation 1 per element; `add`
 //! one per element per extra input; the rest is free.
 
-use crate::contract::{Network, Op, Padding, Task};
+use crate::ir::{Network, Op, Padding, Task};
 use anyhow::{bail, Result};
 use std::fmt;
 

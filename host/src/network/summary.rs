@@ -2,7 +2,7 @@
 //! inputs, output shape and parameters, then the totals.
 
 use super::shape::{analyse, op_name};
-use crate::contract::{Activation, Network, Op, Padding, Task};
+use crate::ir::{Activation, Network, Op, Padding, Task};
 use anyhow::Result;
 use std::fmt::Write as _;
 

@@ -5,8 +5,8 @@
 //! full pass per edge on one thread; here only a node read by several others
 //! sums its gradients (docs/performance.md, seventh session).
 
-use crate::kernels::Backward;
 use candle_core::{Result, Tensor, Var};
+use nas_kernels::Backward;
 
 /// Where the gradient of one argument of a step goes.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,7 @@
 //! Unit tests of shape inference, counts, the compiled model and the summary.
 
 use super::*;
-use crate::contract::*;
+use crate::ir::*;
 use candle_core::{Device, Tensor};
 
 pub(crate) const MNIST: Task = Task {

@@ -60,6 +60,8 @@ impl ComponentCache {
         let compiled = engine
             .precompile_component(bytes)
             .map_err(anyhow::Error::from)?;
+        // SAFETY: `compiled` was produced just above by `precompile_component`
+        // of this same engine, which is what `deserialize` requires.
         let component = unsafe { Component::deserialize(engine, &compiled) }
             .map_err(anyhow::Error::from)
             .context("load freshly compiled component")?;

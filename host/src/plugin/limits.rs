@@ -12,6 +12,9 @@ pub struct PluginLimits {
     pub memory_mib: u64,
     /// Wall-clock deadline of each call, in seconds (config key `call_timeout_s`).
     pub call_timeout_s: f64,
+    /// Cap on the elements of each of the instance's tables (function
+    /// references), config key `table_elements`.
+    pub table_elements: u64,
 }
 
 impl Default for PluginLimits {
@@ -19,6 +22,7 @@ impl Default for PluginLimits {
         PluginLimits {
             memory_mib: 256,
             call_timeout_s: 10.0,
+            table_elements: 1 << 20,
         }
     }
 }
@@ -27,6 +31,11 @@ impl PluginLimits {
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
+
+    /// The table cap in elements.
+    pub fn table_elements(&self) -> usize {
+        usize::try_from(self.table_elements).unwrap_or(usize::MAX)
     }
 
     /// The per-call deadline.
@@ -44,6 +53,46 @@ impl PluginLimits {
                 "plugins.call_timeout_s must be a positive number of seconds (default 10)"
             );
         }
+        if self.table_elements == 0 {
+            anyhow::bail!("plugins.table_elements must be at least 1 (default 1048576)");
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_limits_are_refused_naming_the_key() {
+        assert!(PluginLimits::default().validate().is_ok());
+        let cases = [
+            (
+                PluginLimits {
+                    memory_mib: 0,
+                    ..PluginLimits::default()
+                },
+                "plugins.memory_mib",
+            ),
+            (
+                PluginLimits {
+                    call_timeout_s: f64::NAN,
+                    ..PluginLimits::default()
+                },
+                "plugins.call_timeout_s",
+            ),
+            (
+                PluginLimits {
+                    table_elements: 0,
+                    ..PluginLimits::default()
+                },
+                "plugins.table_elements",
+            ),
+        ];
+        for (limits, key) in cases {
+            let e = limits.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 }

@@ -10,6 +10,7 @@ mod log;
 mod sandbox;
 mod space;
 mod strategy;
+mod v0_1_0;
 
 pub use cache::ComponentCache;
 pub use instance::Plugin;
@@ -17,7 +18,6 @@ pub use limits::PluginLimits;
 pub use space::SpacePlugin;
 pub use strategy::StrategyPlugin;
 
-use crate::contract::{PACKAGE, SUPPORTED_VERSIONS};
 use anyhow::{bail, Context, Result};
 use sandbox::{SandboxState, EPOCH_TICK};
 use std::fmt;
@@ -71,6 +71,12 @@ impl fmt::Display for PluginSource {
         }
     }
 }
+
+/// The WIT package name plugins export from.
+const PACKAGE: &str = "nas:plugin";
+
+/// The contract versions this host supports, one module each.
+const SUPPORTED_VERSIONS: &[&str] = &[v0_1_0::VERSION];
 
 fn builtin_list() -> String {
     builtin::names()
@@ -240,7 +246,7 @@ impl PluginRuntime {
     /// Loads `source` and starts it as a strategy.
     pub fn strategy(&self, source: &PluginSource) -> Result<StrategyPlugin> {
         self.start(source, PluginKind::Strategy, |store, component, linker| {
-            crate::contract::strategy_world::StrategyPlugin::instantiate(store, component, linker)
+            v0_1_0::strategy_world::StrategyPlugin::instantiate(store, component, linker)
         })
     }
 
@@ -250,9 +256,7 @@ impl PluginRuntime {
             source,
             PluginKind::SearchSpace,
             |store, component, linker| {
-                crate::contract::space_world::SearchSpacePlugin::instantiate(
-                    store, component, linker,
-                )
+                v0_1_0::space_world::SearchSpacePlugin::instantiate(store, component, linker)
             },
         )
     }

@@ -32,6 +32,7 @@ impl WasiView for SandboxState {
 /// resulting trap can be reported as a memory overrun.
 struct MemoryCap {
     max_bytes: usize,
+    max_table_elements: usize,
     refused: Option<usize>,
 }
 
@@ -55,7 +56,7 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        Ok(desired <= self.max_table_elements)
     }
 }
 
@@ -105,6 +106,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: limits.memory_bytes(),
+                max_table_elements: limits.table_elements(),
                 refused: None,
             },
         };

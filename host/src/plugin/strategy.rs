@@ -1,8 +1,9 @@
 //! A running strategy plugin: `info`, `init`, `ask` and `tell` through its sandbox.
 
 use super::instance::Plugin;
-use crate::contract::strategy_world::StrategyPlugin as Bindings;
-use crate::contract::{Dimension, Objective, PluginInfo, Proposal, TrialResult};
+use super::v0_1_0::strategy_world::StrategyPlugin as Bindings;
+use super::v0_1_0::Convert;
+use crate::ir::{Dimension, Objective, PluginInfo, Proposal, TrialResult};
 use anyhow::Result;
 
 /// A strategy plugin instance.
@@ -12,8 +13,10 @@ impl Plugin<Bindings> {
     /// The plugin's self-description.
     pub fn info(&mut self) -> Result<PluginInfo> {
         let b = &self.bindings;
-        self.sandbox
-            .call("info", |s| b.nas_plugin_metadata().call_info(s).map(Ok))
+        let info = self
+            .sandbox
+            .call("info", |s| b.nas_plugin_metadata().call_info(s).map(Ok))?;
+        Ok(info.convert())
     }
 
     /// Starts the strategy on a search space's dimensions.
@@ -25,9 +28,11 @@ impl Plugin<Bindings> {
         seed: u64,
     ) -> Result<()> {
         let b = &self.bindings;
+        let dimensions: Vec<_> = dimensions.to_vec().convert();
+        let objectives: Vec<_> = objectives.to_vec().convert();
         self.sandbox.call("init", |s| {
             b.nas_plugin_strategy()
-                .call_init(s, dimensions, objectives, config_json, seed)
+                .call_init(s, &dimensions, &objectives, config_json, seed)
         })
     }
 
@@ -44,13 +49,14 @@ impl Plugin<Bindings> {
                 proposals.len()
             );
         }
-        Ok(proposals)
+        Ok(proposals.convert())
     }
 
     /// Reports finished trials.
     pub fn tell(&mut self, results: &[TrialResult]) -> Result<()> {
         let b = &self.bindings;
+        let results: Vec<_> = results.to_vec().convert();
         self.sandbox
-            .call("tell", |s| b.nas_plugin_strategy().call_tell(s, results))
+            .call("tell", |s| b.nas_plugin_strategy().call_tell(s, &results))
     }
 }

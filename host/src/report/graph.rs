@@ -2,7 +2,7 @@
 //! output shape), a row per depth (the longest path from the input), so
 //! parallel branches sit side by side and skip connections curve past them.
 
-use crate::contract::{Network, Task};
+use crate::ir::{Network, Task};
 use crate::network::{analyse, label};
 use crate::plot::escape;
 use anyhow::Result;

@@ -8,11 +8,10 @@
 mod graph;
 
 use crate::assignment::value_text;
-use crate::config::{DirectionConfig, ObjectiveConfig, RunConfig};
-use crate::contract::{Direction, Objective, Task, TrialStatus, Value};
+use crate::ir::{Direction, Objective, Task, TrialStatus, Value};
 use crate::network::grouped;
 use crate::plot::{escape, number, Chart, Mark, COLORS};
-use crate::search::{best_so_far, best_trial, pareto_front, BestSoFar};
+use crate::results::{best_so_far, best_trial, pareto_front, BestSoFar, RunFacts};
 use crate::store::{status_text, RunStore, TrialRecord, DB_FILE};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -25,7 +24,7 @@ pub const REPORT_FILE: &str = "report.html";
 /// What the report is made from, read once from the run database.
 struct Run {
     name: String,
-    config: RunConfig,
+    facts: RunFacts,
     meta: BTreeMap<String, String>,
     trials: Vec<TrialRecord>,
     task: Option<Task>,
@@ -34,10 +33,7 @@ struct Run {
 impl Run {
     fn load(dir: &Path) -> Result<Run> {
         let store = RunStore::open_read_only(&dir.join(DB_FILE))?;
-        let text = store
-            .meta("config")?
-            .context("the run database records no config: the run never started")?;
-        let config = RunConfig::parse(&text, "the run's recorded config")?;
+        let facts = RunFacts::load(&store)?;
         let mut meta = BTreeMap::new();
         for key in [
             "data",
@@ -57,21 +53,21 @@ impl Run {
             .meta("task")?
             .and_then(|t| serde_json::from_str(&t).ok());
         Ok(Run {
-            name: config.name().to_string(),
-            config,
+            name: facts.name.clone(),
+            facts,
             meta,
             trials: store.trials()?,
             task,
         })
     }
 
-    fn objective(&self) -> &ObjectiveConfig {
-        &self.config.objectives[0]
+    fn objective(&self) -> &Objective {
+        self.facts.objective()
     }
 
     /// The best completed trial by the first objective, as the run picks it.
     fn best(&self) -> Option<&TrialRecord> {
-        best_trial(&self.trials, &self.objective().objective())
+        best_trial(&self.trials, self.objective())
     }
 
     /// Completed trials that were evaluated (not reused), with the objective.
@@ -82,8 +78,8 @@ impl Run {
     }
 }
 
-fn maximize(o: &ObjectiveConfig) -> bool {
-    o.direction == DirectionConfig::Maximize
+fn maximize(o: &Objective) -> bool {
+    o.direction == Direction::Maximize
 }
 
 /// Writes the report of the run in `dir` to `out`.
@@ -121,7 +117,7 @@ fn summary(run: &Run, out: &mut String) {
         .filter(|t| t.reused_from.is_some())
         .count();
     let objectives: Vec<String> = run
-        .config
+        .facts
         .objectives
         .iter()
         .map(|o| {
@@ -134,8 +130,8 @@ fn summary(run: &Run, out: &mut String) {
         .collect();
     let mut facts = vec![
         ("data", run.meta.get("data").cloned().unwrap_or_default()),
-        ("search space", run.config.space.plugin.clone()),
-        ("strategy", run.config.strategy.plugin.clone()),
+        ("search space", run.facts.space.clone()),
+        ("strategy", run.facts.strategy.clone()),
         ("objectives", objectives.join(", ")),
         (
             "seeds",
@@ -150,7 +146,7 @@ fn summary(run: &Run, out: &mut String) {
             format!(
                 "{} of max_trials {}: {} completed ({reused} reused), {} failed, {} pruned, {} infeasible",
                 run.trials.len(),
-                run.config.run.max_trials,
+                run.facts.max_trials,
                 count(TrialStatus::Completed),
                 count(TrialStatus::Failed),
                 count(TrialStatus::Pruned),
@@ -203,7 +199,7 @@ fn summary(run: &Run, out: &mut String) {
 
 fn progress(run: &Run, out: &mut String) {
     let o = run.objective();
-    let curve: Vec<BestSoFar> = best_so_far(&run.trials, &o.objective())
+    let curve: Vec<BestSoFar> = best_so_far(&run.trials, o)
         .into_iter()
         .filter(|s| !s.best.is_nan())
         .collect();
@@ -245,7 +241,7 @@ fn progress(run: &Run, out: &mut String) {
 
 fn tradeoffs(run: &Run, out: &mut String) {
     let mut charts = String::new();
-    for o in &run.config.objectives {
+    for o in &run.facts.objectives {
         for (cost, label, log) in [
             ("params", "parameters", true),
             ("flops", "FLOPs per sample", true),
@@ -271,7 +267,7 @@ fn tradeoffs(run: &Run, out: &mut String) {
                 .collect();
             // The trials no other trial beats in both the objective and the cost.
             let pair = [
-                o.objective(),
+                o.clone(),
                 Objective {
                     metric: cost.to_string(),
                     direction: Direction::Minimize,
@@ -326,7 +322,7 @@ fn curves(run: &Run, out: &mut String) {
     for (i, t) in top.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let name = format!("trial {}", t.id);
-        let points = |f: fn(&crate::train::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        let points = |f: fn(&crate::ir::EpochRecord) -> f64| -> Vec<(f64, f64)> {
             t.curve.iter().map(|e| (e.epoch as f64, f(e))).collect()
         };
         acc = acc.with(&name, color, points(|e| e.val_accuracy), Mark::Line);
@@ -419,7 +415,7 @@ fn effects(run: &Run, out: &mut String) {
 
 fn table(run: &Run, out: &mut String) {
     let mut metrics: Vec<String> = run
-        .config
+        .facts
         .objectives
         .iter()
         .map(|o| o.metric.clone())

@@ -5,7 +5,7 @@
 //! to a new file first, then the small JSON file that names it replaces the
 //! previous one, so a kill at any moment leaves the old or the new checkpoint.
 
-use super::trainer::EpochRecord;
+use crate::ir::EpochRecord;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,9 @@
 //! a fused in-place update per parameter on the CPU, candle tensor ops elsewhere.
 
 use super::config::{OptimizerKind, TrainConfig};
-use crate::kernels::optim::{update, Rule};
 use anyhow::Result;
 use candle_core::{Tensor, Var};
+use nas_kernels::optim::{update, Rule};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;

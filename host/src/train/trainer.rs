@@ -8,30 +8,17 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::optimizer::Optimizer;
 use crate::data::{Dataset, Split};
+use crate::interrupt::Cancel;
+use crate::ir::EpochRecord;
 use crate::network::Model;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+
 use std::path::Path;
 use std::time::Instant;
-
-/// The metrics of one finished epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based.
-    pub epoch: u32,
-    /// Mean training loss over the epoch's batches.
-    pub train_loss: f64,
-    /// Mean validation loss.
-    pub val_loss: f64,
-    /// Validation accuracy in [0, 1].
-    pub val_accuracy: f64,
-    /// Seconds since training started, at the end of this epoch.
-    pub seconds: f64,
-}
 
 /// What the loop reports while it runs.
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +159,9 @@ const ORDER: &str = "train.order";
 /// Trains `model` for `epochs` epochs; `seed` fixes batch order and dropout.
 /// With `checkpoints`, training continues from the checkpoint there (epochs
 /// already finished are not trained again) and writes a new one as it goes.
+/// Once `cancel` is cancelled, training stops at the next batch.
+// Each argument is an independent input of one training; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     model: &Model,
     data: &Dataset,
@@ -179,6 +169,7 @@ pub fn train(
     epochs: u32,
     seed: u64,
     checkpoints: Option<Checkpoints>,
+    cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainOutcome> {
     super::allocator::keep_freed_memory();
@@ -207,7 +198,7 @@ pub fn train(
         let mut loss_sum = 0.0;
         let order = std::mem::take(&mut state.order);
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            if crate::interrupt::requested() {
+            if cancel.is_cancelled() {
                 let why = TrainOutcome {
                     interrupted: true,
                     ..Default::default()
@@ -423,7 +414,17 @@ mod tests {
         let model = || Model::new(&net, &MNIST, 5, &Device::Cpu).unwrap();
 
         let reference = model();
-        let whole = train(&reference, &data, &train_config, 3, 7, None, &mut |_| {}).unwrap();
+        let whole = train(
+            &reference,
+            &data,
+            &train_config,
+            3,
+            7,
+            None,
+            &Cancel::new(),
+            &mut |_| {},
+        )
+        .unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let checkpoints = Some(Checkpoints {
@@ -440,6 +441,7 @@ mod tests {
                 3,
                 7,
                 checkpoints,
+                &Cancel::new(),
                 &mut |p| {
                     if let Progress::Batch {
                         epoch: 2, batch: 2, ..
@@ -459,6 +461,7 @@ mod tests {
             3,
             7,
             checkpoints,
+            &Cancel::new(),
             &mut |_| {},
         )
         .unwrap();
@@ -484,6 +487,7 @@ mod tests {
             3,
             8,
             checkpoints,
+            &Cancel::new(),
             &mut |_| {},
         );
         let e = format!("{:#}", other_seed.unwrap_err());

@@ -153,7 +153,7 @@ pub(super) fn tile_width(rest: usize, full: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{tile_width, Direct, Packed, BLOCKS, LANES, OUTS};
-    use crate::kernels::lanes;
+    use crate::lanes;
     use std::arch::x86_64::*;
 
     /// The output channels of one sweep over the plane: where they read and write.
@@ -180,32 +180,35 @@ mod avx512 {
         bias: Option<&[f32]>,
         relu: bool,
     ) {
-        let per_block = packed.ins * plan.taps() * OUTS;
-        let mut first = 0;
-        while first < packed.outs {
-            // Tiles narrower than OUTS all lie inside the last packed block.
-            let width = tile_width(packed.outs - first, OUTS);
-            let mut b = [0f32; OUTS];
-            if let Some(bias) = bias {
-                b[..width].copy_from_slice(&bias[first..first + width]);
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let per_block = packed.ins * plan.taps() * OUTS;
+            let mut first = 0;
+            while first < packed.outs {
+                // Tiles narrower than OUTS all lie inside the last packed block.
+                let width = tile_width(packed.outs - first, OUTS);
+                let mut b = [0f32; OUTS];
+                if let Some(bias) = bias {
+                    b[..width].copy_from_slice(&bias[first..first + width]);
+                }
+                let channels = Channels {
+                    weights: packed
+                        .data
+                        .as_ptr()
+                        .add((first / OUTS) * per_block + first % OUTS),
+                    input: input.as_ptr(),
+                    out: out.as_mut_ptr().add(first * plan.plane),
+                    bias: b,
+                    relu,
+                };
+                match width {
+                    OUTS => sweep::<OUTS, BLOCKS>(plan, packed.ins, &channels),
+                    4 => sweep::<4, 6>(plan, packed.ins, &channels),
+                    2 => sweep::<2, 6>(plan, packed.ins, &channels),
+                    _ => sweep::<1, 6>(plan, packed.ins, &channels),
+                }
+                first += width;
             }
-            let channels = Channels {
-                weights: packed
-                    .data
-                    .as_ptr()
-                    .add((first / OUTS) * per_block + first % OUTS),
-                input: input.as_ptr(),
-                out: out.as_mut_ptr().add(first * plan.plane),
-                bias: b,
-                relu,
-            };
-            match width {
-                OUTS => sweep::<OUTS, BLOCKS>(plan, packed.ins, &channels),
-                4 => sweep::<4, 6>(plan, packed.ins, &channels),
-                2 => sweep::<2, 6>(plan, packed.ins, &channels),
-                _ => sweep::<1, 6>(plan, packed.ins, &channels),
-            }
-            first += width;
         }
     }
 
@@ -215,18 +218,21 @@ mod avx512 {
     /// As for [`run`].
     #[target_feature(enable = "avx512f")]
     unsafe fn sweep<const O: usize, const N: usize>(plan: &Direct, ins: usize, ch: &Channels) {
-        let mut at = 0;
-        while at + N <= plan.blocks {
-            tile::<O, N>(plan, ins, ch, at);
-            at += N;
-        }
-        match plan.blocks - at {
-            0 => {}
-            1 => tile::<O, 1>(plan, ins, ch, at),
-            2 => tile::<O, 2>(plan, ins, ch, at),
-            3 => tile::<O, 3>(plan, ins, ch, at),
-            4 => tile::<O, 4>(plan, ins, ch, at),
-            _ => tile::<O, 5>(plan, ins, ch, at),
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let mut at = 0;
+            while at + N <= plan.blocks {
+                tile::<O, N>(plan, ins, ch, at);
+                at += N;
+            }
+            match plan.blocks - at {
+                0 => {}
+                1 => tile::<O, 1>(plan, ins, ch, at),
+                2 => tile::<O, 2>(plan, ins, ch, at),
+                3 => tile::<O, 3>(plan, ins, ch, at),
+                4 => tile::<O, 4>(plan, ins, ch, at),
+                _ => tile::<O, 5>(plan, ins, ch, at),
+            }
         }
     }
 
@@ -242,44 +248,47 @@ mod avx512 {
         ch: &Channels,
         first: usize,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); O]; N];
-        for row in acc.iter_mut() {
-            for (a, &b) in row.iter_mut().zip(&ch.bias) {
-                *a = _mm512_set1_ps(b);
-            }
-        }
-        let taps = plan.taps();
-        let mut weights = ch.weights;
-        for i in 0..ins {
-            let plane = ch.input.add(i * plan.plane);
-            for t in 0..taps {
-                // Lanes outside the plane are masked off, so the address may
-                // point before or past it: only the kept lanes are read.
-                let base = plane.wrapping_offset(*plan.shifts.get_unchecked(t));
-                let masks = plan.masks.as_ptr().add(t * plan.blocks + first);
-                let mut v = [_mm512_setzero_ps(); N];
-                for (j, v) in v.iter_mut().enumerate() {
-                    let at = base.wrapping_add((first + j) * LANES);
-                    *v = _mm512_maskz_loadu_ps(*masks.add(j), at);
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); O]; N];
+            for row in acc.iter_mut() {
+                for (a, &b) in row.iter_mut().zip(&ch.bias) {
+                    *a = _mm512_set1_ps(b);
                 }
-                // One weight broadcast at a time, used by all N blocks (all
-                // O broadcasts at once would not fit the registers).
-                for o in 0..O {
-                    let w = _mm512_set1_ps(*weights.add(o));
-                    for (row, &v) in acc.iter_mut().zip(&v) {
-                        row[o] = _mm512_fmadd_ps(v, w, row[o]);
+            }
+            let taps = plan.taps();
+            let mut weights = ch.weights;
+            for i in 0..ins {
+                let plane = ch.input.add(i * plan.plane);
+                for t in 0..taps {
+                    // Lanes outside the plane are masked off, so the address may
+                    // point before or past it: only the kept lanes are read.
+                    let base = plane.wrapping_offset(*plan.shifts.get_unchecked(t));
+                    let masks = plan.masks.as_ptr().add(t * plan.blocks + first);
+                    let mut v = [_mm512_setzero_ps(); N];
+                    for (j, v) in v.iter_mut().enumerate() {
+                        let at = base.wrapping_add((first + j) * LANES);
+                        *v = _mm512_maskz_loadu_ps(*masks.add(j), at);
                     }
+                    // One weight broadcast at a time, used by all N blocks (all
+                    // O broadcasts at once would not fit the registers).
+                    for o in 0..O {
+                        let w = _mm512_set1_ps(*weights.add(o));
+                        for (row, &v) in acc.iter_mut().zip(&v) {
+                            row[o] = _mm512_fmadd_ps(v, w, row[o]);
+                        }
+                    }
+                    weights = weights.add(OUTS);
                 }
-                weights = weights.add(OUTS);
             }
-        }
-        let zero = _mm512_setzero_ps();
-        for (j, row) in acc.iter().enumerate() {
-            let p = (first + j) * LANES;
-            let keep = lanes((plan.plane - p).min(LANES));
-            for (o, &a) in row.iter().enumerate() {
-                let a = if ch.relu { _mm512_max_ps(a, zero) } else { a };
-                _mm512_mask_storeu_ps(ch.out.add(o * plan.plane + p), keep, a);
+            let zero = _mm512_setzero_ps();
+            for (j, row) in acc.iter().enumerate() {
+                let p = (first + j) * LANES;
+                let keep = lanes((plan.plane - p).min(LANES));
+                for (o, &a) in row.iter().enumerate() {
+                    let a = if ch.relu { _mm512_max_ps(a, zero) } else { a };
+                    _mm512_mask_storeu_ps(ch.out.add(o * plan.plane + p), keep, a);
+                }
             }
         }
     }
@@ -293,16 +302,11 @@ pub(super) mod tests {
 
     /// The plan of a `same` case and its padding; `None` (after checking
     /// that the CPU lacks AVX-512) where the tiles cannot run.
-    pub(in crate::kernels) fn plan(
-        k: usize,
-        dilation: usize,
-        h: usize,
-        w: usize,
-    ) -> Option<(Direct, usize)> {
+    pub(crate) fn plan(k: usize, dilation: usize, h: usize, w: usize) -> Option<(Direct, usize)> {
         let pad = dilation * (k - 1) / 2;
         let plan = Direct::new(h, w, k, dilation, pad);
         assert!(
-            plan.is_some() || !crate::kernels::has_avx512(),
+            plan.is_some() || !crate::has_avx512(),
             "no plan for a same-size convolution"
         );
         plan.map(|plan| (plan, pad))
@@ -310,7 +314,7 @@ pub(super) mod tests {
 
     /// The input that output position `(oy, ox)` reads at tap `(ky, kx)` of
     /// channel `i` of `x` (`h x w` planes), or `None` in the padding.
-    pub(in crate::kernels) fn tap(
+    pub(crate) fn tap(
         x: &[f32],
         (h, w): (usize, usize),
         i: usize,
@@ -323,7 +327,7 @@ pub(super) mod tests {
     }
 
     /// `n` values in -1..1.
-    pub(in crate::kernels) fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    pub(crate) fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
         (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
     }
 
@@ -403,7 +407,7 @@ pub(super) mod tests {
     #[test]
     fn only_same_size_convolutions_get_a_plan() {
         // Same size (also with dilation): a plan exactly where the CPU has AVX-512.
-        let avx512 = crate::kernels::has_avx512();
+        let avx512 = crate::has_avx512();
         assert_eq!(Direct::new(8, 8, 3, 1, 1).is_some(), avx512);
         assert_eq!(Direct::new(8, 6, 5, 2, 4).is_some(), avx512);
         assert!(Direct::new(8, 8, 3, 1, 0).is_none());

@@ -77,8 +77,8 @@ pub(super) fn weight_layout(acc: &[f32], outs: usize, dw: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Direct, LANES};
-    use crate::kernels::direct::tile_width;
-    use crate::kernels::lanes;
+    use crate::direct::tile_width;
+    use crate::lanes;
     use std::arch::x86_64::*;
 
     /// Rows (input channel and tap) per tile: one broadcast and pointer each.
@@ -109,41 +109,44 @@ mod avx512 {
         turned: &[f32],
         acc: &mut [f32],
     ) {
-        let (d, taps) = (plan.dilation, plan.taps());
-        // Row m of the gradient is input channel m / taps at tap m % taps: its
-        // values are that channel's padded plane from the tap's corner on.
-        let row = |m: usize| {
-            let (i, t) = (m / taps, m % taps);
-            let (ky, kx) = (t / plan.k, t % plan.k);
-            padded.as_ptr().add(i * hp * wp + ky * d * wp + kx * d)
-        };
-        let mut m = 0;
-        while m < ins * taps {
-            let rows = tile_width(ins * taps - m, ROWS);
-            let x = |r: usize| row(m + r);
-            let mut o = 0;
-            while o < outs {
-                let width = (outs - o).min(COLS * LANES);
-                let cols = Cols {
-                    grad: turned.as_ptr().add(o),
-                    outs,
-                    last: lanes((width - 1) % LANES + 1),
-                    acc: acc.as_mut_ptr().add(m * outs + o),
-                };
-                let (p, wide) = (plan, width > LANES);
-                match (rows, wide) {
-                    (ROWS, true) => tile::<ROWS, 2>(p, wp, std::array::from_fn(x), &cols),
-                    (ROWS, false) => tile::<ROWS, 1>(p, wp, std::array::from_fn(x), &cols),
-                    (4, true) => tile::<4, 2>(p, wp, std::array::from_fn(x), &cols),
-                    (4, false) => tile::<4, 1>(p, wp, std::array::from_fn(x), &cols),
-                    (2, true) => tile::<2, 2>(p, wp, std::array::from_fn(x), &cols),
-                    (2, false) => tile::<2, 1>(p, wp, std::array::from_fn(x), &cols),
-                    (_, true) => tile::<1, 2>(p, wp, std::array::from_fn(x), &cols),
-                    (_, false) => tile::<1, 1>(p, wp, std::array::from_fn(x), &cols),
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let (d, taps) = (plan.dilation, plan.taps());
+            // Row m of the gradient is input channel m / taps at tap m % taps: its
+            // values are that channel's padded plane from the tap's corner on.
+            let row = |m: usize| {
+                let (i, t) = (m / taps, m % taps);
+                let (ky, kx) = (t / plan.k, t % plan.k);
+                padded.as_ptr().add(i * hp * wp + ky * d * wp + kx * d)
+            };
+            let mut m = 0;
+            while m < ins * taps {
+                let rows = tile_width(ins * taps - m, ROWS);
+                let x = |r: usize| row(m + r);
+                let mut o = 0;
+                while o < outs {
+                    let width = (outs - o).min(COLS * LANES);
+                    let cols = Cols {
+                        grad: turned.as_ptr().add(o),
+                        outs,
+                        last: lanes((width - 1) % LANES + 1),
+                        acc: acc.as_mut_ptr().add(m * outs + o),
+                    };
+                    let (p, wide) = (plan, width > LANES);
+                    match (rows, wide) {
+                        (ROWS, true) => tile::<ROWS, 2>(p, wp, std::array::from_fn(x), &cols),
+                        (ROWS, false) => tile::<ROWS, 1>(p, wp, std::array::from_fn(x), &cols),
+                        (4, true) => tile::<4, 2>(p, wp, std::array::from_fn(x), &cols),
+                        (4, false) => tile::<4, 1>(p, wp, std::array::from_fn(x), &cols),
+                        (2, true) => tile::<2, 2>(p, wp, std::array::from_fn(x), &cols),
+                        (2, false) => tile::<2, 1>(p, wp, std::array::from_fn(x), &cols),
+                        (_, true) => tile::<1, 2>(p, wp, std::array::from_fn(x), &cols),
+                        (_, false) => tile::<1, 1>(p, wp, std::array::from_fn(x), &cols),
+                    }
+                    o += width;
                 }
-                o += width;
+                m += rows;
             }
-            m += rows;
         }
     }
 
@@ -156,21 +159,24 @@ mod avx512 {
     /// AVX-512F; `dy` holds `outs * plane` values, `turned` as many.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn turn(dy: &[f32], plane: usize, outs: usize, turned: &mut [f32]) {
-        let (whole_o, whole_p) = (outs / LANES * LANES, plane / LANES * LANES);
-        for o in (0..whole_o).step_by(LANES) {
-            for p in (0..whole_p).step_by(LANES) {
-                let (src, dst) = (dy.as_ptr().add(o * plane + p), turned.as_mut_ptr());
-                transpose16(src, plane, dst.add(p * outs + o), outs);
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let (whole_o, whole_p) = (outs / LANES * LANES, plane / LANES * LANES);
+            for o in (0..whole_o).step_by(LANES) {
+                for p in (0..whole_p).step_by(LANES) {
+                    let (src, dst) = (dy.as_ptr().add(o * plane + p), turned.as_mut_ptr());
+                    transpose16(src, plane, dst.add(p * outs + o), outs);
+                }
             }
-        }
-        for o in 0..outs {
-            let edge = if o < whole_o {
-                whole_p..plane
-            } else {
-                0..plane
-            };
-            for p in edge {
-                turned[p * outs + o] = dy[o * plane + p];
+            for o in 0..outs {
+                let edge = if o < whole_o {
+                    whole_p..plane
+                } else {
+                    0..plane
+                };
+                for p in edge {
+                    turned[p * outs + o] = dy[o * plane + p];
+                }
             }
         }
     }
@@ -183,46 +189,49 @@ mod avx512 {
     /// AVX-512F; both blocks lie inside their buffers.
     #[target_feature(enable = "avx512f")]
     unsafe fn transpose16(src: *const f32, src_row: usize, dst: *mut f32, dst_row: usize) {
-        let a: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * src_row)));
-        // t[2k], t[2k+1]: rows 2k and 2k+1 interleaved, low and high halves of each lane.
-        let t: [__m512; 16] = std::array::from_fn(|i| {
-            let (x, y) = (a[i & !1], a[i | 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_ps(x, y)
-            } else {
-                _mm512_unpackhi_ps(x, y)
-            }
-        });
-        // u[4m + q]: in lane l, column 4l + q of rows 4m .. 4m + 4.
-        let u: [__m512; 16] = std::array::from_fn(|i| {
-            let (b, q) = (i & !3, i % 4);
-            let (x, y) = (
-                _mm512_castps_pd(t[b + q / 2]),
-                _mm512_castps_pd(t[b + q / 2 + 2]),
-            );
-            _mm512_castpd_ps(if q % 2 == 0 {
-                _mm512_unpacklo_pd(x, y)
-            } else {
-                _mm512_unpackhi_pd(x, y)
-            })
-        });
-        for q in 0..4 {
-            let (lo_a, hi_a) = (
-                _mm512_shuffle_f32x4::<0x44>(u[q], u[4 + q]),
-                _mm512_shuffle_f32x4::<0xEE>(u[q], u[4 + q]),
-            );
-            let (lo_b, hi_b) = (
-                _mm512_shuffle_f32x4::<0x44>(u[8 + q], u[12 + q]),
-                _mm512_shuffle_f32x4::<0xEE>(u[8 + q], u[12 + q]),
-            );
-            let rows = [
-                _mm512_shuffle_f32x4::<0x88>(lo_a, lo_b),
-                _mm512_shuffle_f32x4::<0xDD>(lo_a, lo_b),
-                _mm512_shuffle_f32x4::<0x88>(hi_a, hi_b),
-                _mm512_shuffle_f32x4::<0xDD>(hi_a, hi_b),
-            ];
-            for (l, row) in rows.into_iter().enumerate() {
-                _mm512_storeu_ps(dst.add((4 * l + q) * dst_row), row);
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let a: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * src_row)));
+            // t[2k], t[2k+1]: rows 2k and 2k+1 interleaved, low and high halves of each lane.
+            let t: [__m512; 16] = std::array::from_fn(|i| {
+                let (x, y) = (a[i & !1], a[i | 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_ps(x, y)
+                } else {
+                    _mm512_unpackhi_ps(x, y)
+                }
+            });
+            // u[4m + q]: in lane l, column 4l + q of rows 4m .. 4m + 4.
+            let u: [__m512; 16] = std::array::from_fn(|i| {
+                let (b, q) = (i & !3, i % 4);
+                let (x, y) = (
+                    _mm512_castps_pd(t[b + q / 2]),
+                    _mm512_castps_pd(t[b + q / 2 + 2]),
+                );
+                _mm512_castpd_ps(if q % 2 == 0 {
+                    _mm512_unpacklo_pd(x, y)
+                } else {
+                    _mm512_unpackhi_pd(x, y)
+                })
+            });
+            for q in 0..4 {
+                let (lo_a, hi_a) = (
+                    _mm512_shuffle_f32x4::<0x44>(u[q], u[4 + q]),
+                    _mm512_shuffle_f32x4::<0xEE>(u[q], u[4 + q]),
+                );
+                let (lo_b, hi_b) = (
+                    _mm512_shuffle_f32x4::<0x44>(u[8 + q], u[12 + q]),
+                    _mm512_shuffle_f32x4::<0xEE>(u[8 + q], u[12 + q]),
+                );
+                let rows = [
+                    _mm512_shuffle_f32x4::<0x88>(lo_a, lo_b),
+                    _mm512_shuffle_f32x4::<0xDD>(lo_a, lo_b),
+                    _mm512_shuffle_f32x4::<0x88>(hi_a, hi_b),
+                    _mm512_shuffle_f32x4::<0xDD>(hi_a, hi_b),
+                ];
+                for (l, row) in rows.into_iter().enumerate() {
+                    _mm512_storeu_ps(dst.add((4 * l + q) * dst_row), row);
+                }
             }
         }
     }
@@ -241,32 +250,35 @@ mod avx512 {
         x: [*const f32; R],
         cols: &Cols,
     ) {
-        let lanes = |v: usize| if v + 1 == V { cols.last } else { !0 };
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, a) in row.iter_mut().enumerate() {
-                *a = _mm512_maskz_loadu_ps(lanes(v), cols.acc.add(r * cols.outs + v * LANES));
-            }
-        }
-        for y in 0..plan.h {
-            let (from, grad) = (y * wp, cols.grad.add(y * plan.w * cols.outs));
-            for px in 0..plan.w {
-                let g = grad.add(px * cols.outs);
-                let mut b = [_mm512_setzero_ps(); V];
-                for (v, b) in b.iter_mut().enumerate() {
-                    *b = _mm512_maskz_loadu_ps(lanes(v), g.add(v * LANES));
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let lanes = |v: usize| if v + 1 == V { cols.last } else { !0 };
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, a) in row.iter_mut().enumerate() {
+                    *a = _mm512_maskz_loadu_ps(lanes(v), cols.acc.add(r * cols.outs + v * LANES));
                 }
-                for (row, x) in acc.iter_mut().zip(&x) {
-                    let a = _mm512_set1_ps(*x.add(from + px));
-                    for (acc, &b) in row.iter_mut().zip(&b) {
-                        *acc = _mm512_fmadd_ps(a, b, *acc);
+            }
+            for y in 0..plan.h {
+                let (from, grad) = (y * wp, cols.grad.add(y * plan.w * cols.outs));
+                for px in 0..plan.w {
+                    let g = grad.add(px * cols.outs);
+                    let mut b = [_mm512_setzero_ps(); V];
+                    for (v, b) in b.iter_mut().enumerate() {
+                        *b = _mm512_maskz_loadu_ps(lanes(v), g.add(v * LANES));
+                    }
+                    for (row, x) in acc.iter_mut().zip(&x) {
+                        let a = _mm512_set1_ps(*x.add(from + px));
+                        for (acc, &b) in row.iter_mut().zip(&b) {
+                            *acc = _mm512_fmadd_ps(a, b, *acc);
+                        }
                     }
                 }
             }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &a) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(cols.acc.add(r * cols.outs + v * LANES), lanes(v), a);
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &a) in row.iter().enumerate() {
+                    _mm512_mask_storeu_ps(cols.acc.add(r * cols.outs + v * LANES), lanes(v), a);
+                }
             }
         }
     }
@@ -275,7 +287,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::{add_image, weight_layout, Scratch};
-    use crate::kernels::direct::tests::{plan, random, tap};
+    use crate::direct::tests::{plan, random, tap};
     use rand::SeedableRng;
 
     /// Two images' weight gradient, summed by the definition in f64.

@@ -62,7 +62,7 @@ pub(super) fn scalar(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use crate::kernels::lanes;
+    use crate::lanes;
     use std::arch::x86_64::*;
 
     /// Lanes `0, 2, .., 30` and `1, 3, .., 31` of two 16-float vectors.
@@ -71,6 +71,9 @@ mod avx512 {
 
     /// Lanes where `v` replaces `best`: greater, or NaN over a number
     /// (the vector form of [`super::wins`]).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     unsafe fn wins(v: __m512, best: __m512) -> __mmask16 {
         _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
@@ -80,27 +83,36 @@ mod avx512 {
 
     /// The first `len` (at most 32) values of `src`, split into the values
     /// at even and at odd positions (the left and right of each window).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and `src` at least `len` values.
     #[target_feature(enable = "avx512f")]
     unsafe fn pairs(src: &[f32], len: usize) -> (__m512, __m512) {
-        let lo = _mm512_maskz_loadu_ps(lanes(len.min(16)), src.as_ptr());
-        let hi = if len > 16 {
-            _mm512_maskz_loadu_ps(lanes(len - 16), src.as_ptr().add(16))
-        } else {
-            _mm512_setzero_ps()
-        };
-        let (even, odd) = (
-            _mm512_loadu_si512(EVEN.as_ptr().cast()),
-            _mm512_loadu_si512(ODD.as_ptr().cast()),
-        );
-        (
-            _mm512_permutex2var_ps(lo, even, hi),
-            _mm512_permutex2var_ps(lo, odd, hi),
-        )
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let lo = _mm512_maskz_loadu_ps(lanes(len.min(16)), src.as_ptr());
+            let hi = if len > 16 {
+                _mm512_maskz_loadu_ps(lanes(len - 16), src.as_ptr().add(16))
+            } else {
+                _mm512_setzero_ps()
+            };
+            let (even, odd) = (
+                _mm512_loadu_si512(EVEN.as_ptr().cast()),
+                _mm512_loadu_si512(ODD.as_ptr().cast()),
+            );
+            (
+                _mm512_permutex2var_ps(lo, even, hi),
+                _mm512_permutex2var_ps(lo, odd, hi),
+            )
+        }
     }
 
     /// Same contract as [`super::scalar`]. Each window: the better of its
     /// left and right value in each row, then the better row, the upper one
     /// on ties, which is the raster order's first maximum.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn max_2x2(
         plane: &[f32],
@@ -110,39 +122,43 @@ mod avx512 {
         oh: usize,
         ow: usize,
     ) {
-        let offsets = _mm512_loadu_si512(EVEN.as_ptr().cast());
-        let (zero, one) = (_mm512_setzero_si512(), _mm512_set1_epi32(1));
-        let (below, below_right) = (_mm512_set1_epi32(w as i32), _mm512_set1_epi32(w as i32 + 1));
-        for oy in 0..oh {
-            let (r0, r1) = (
-                &plane[2 * oy * w..][..2 * ow],
-                &plane[(2 * oy + 1) * w..][..2 * ow],
-            );
-            let (out, idx) = (&mut out[oy * ow..][..ow], &mut idx[oy * ow..][..ow]);
-            let mut ox = 0;
-            while ox < ow {
-                let n = (ow - ox).min(16);
-                let (a, b) = pairs(&r0[2 * ox..], 2 * n);
-                let (c, d) = pairs(&r1[2 * ox..], 2 * n);
-                let right = wins(b, a);
-                let (top, top_at) = (
-                    _mm512_mask_blend_ps(right, a, b),
-                    _mm512_mask_blend_epi32(right, zero, one),
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            let offsets = _mm512_loadu_si512(EVEN.as_ptr().cast());
+            let (zero, one) = (_mm512_setzero_si512(), _mm512_set1_epi32(1));
+            let (below, below_right) =
+                (_mm512_set1_epi32(w as i32), _mm512_set1_epi32(w as i32 + 1));
+            for oy in 0..oh {
+                let (r0, r1) = (
+                    &plane[2 * oy * w..][..2 * ow],
+                    &plane[(2 * oy + 1) * w..][..2 * ow],
                 );
-                let right = wins(d, c);
-                let (bottom, bottom_at) = (
-                    _mm512_mask_blend_ps(right, c, d),
-                    _mm512_mask_blend_epi32(right, below, below_right),
-                );
-                let lower = wins(bottom, top);
-                let best = _mm512_mask_blend_ps(lower, top, bottom);
-                let at = _mm512_add_epi32(
-                    _mm512_mask_blend_epi32(lower, top_at, bottom_at),
-                    _mm512_add_epi32(_mm512_set1_epi32((2 * oy * w + 2 * ox) as i32), offsets),
-                );
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(ox), lanes(n), best);
-                _mm512_mask_storeu_epi32(idx.as_mut_ptr().add(ox).cast(), lanes(n), at);
-                ox += n;
+                let (out, idx) = (&mut out[oy * ow..][..ow], &mut idx[oy * ow..][..ow]);
+                let mut ox = 0;
+                while ox < ow {
+                    let n = (ow - ox).min(16);
+                    let (a, b) = pairs(&r0[2 * ox..], 2 * n);
+                    let (c, d) = pairs(&r1[2 * ox..], 2 * n);
+                    let right = wins(b, a);
+                    let (top, top_at) = (
+                        _mm512_mask_blend_ps(right, a, b),
+                        _mm512_mask_blend_epi32(right, zero, one),
+                    );
+                    let right = wins(d, c);
+                    let (bottom, bottom_at) = (
+                        _mm512_mask_blend_ps(right, c, d),
+                        _mm512_mask_blend_epi32(right, below, below_right),
+                    );
+                    let lower = wins(bottom, top);
+                    let best = _mm512_mask_blend_ps(lower, top, bottom);
+                    let at = _mm512_add_epi32(
+                        _mm512_mask_blend_epi32(lower, top_at, bottom_at),
+                        _mm512_add_epi32(_mm512_set1_epi32((2 * oy * w + 2 * ox) as i32), offsets),
+                    );
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(ox), lanes(n), best);
+                    _mm512_mask_storeu_epi32(idx.as_mut_ptr().add(ox).cast(), lanes(n), at);
+                    ox += n;
+                }
             }
         }
     }

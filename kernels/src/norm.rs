@@ -195,6 +195,9 @@ mod avx512 {
 
     /// [`super::add_lanes`]'s loop with the eight partial sums in one register:
     /// the same additions in the same order, eight at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn add_lanes(
         term: Term,
@@ -207,6 +210,7 @@ mod avx512 {
             // SAFETY: `v` holds eight f32s.
             _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(v.as_ptr()) })
         };
+        // SAFETY: `lanes` holds eight f64s, one 512-bit vector.
         let mut acc = unsafe { _mm512_loadu_pd(lanes.as_ptr()) };
         for p in (0..whole).step_by(LANES) {
             let i = base + p;
@@ -223,6 +227,7 @@ mod avx512 {
             };
             acc = _mm512_add_pd(acc, v);
         }
+        // SAFETY: as for the load above.
         unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), acc) };
     }
 }

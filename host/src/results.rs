@@ -1,0 +1,184 @@
+//! What a run's recorded trials say: the best trial, the Pareto front, the
+//! best-so-far curve, and the run's facts (name, plugins, objectives,
+//! limits) as the store records them. The search, `status`, `report` and
+//! `compare` all read results through this module, so none of them reaches
+//! into another.
+
+use crate::ir::{Direction, Objective, TrialStatus};
+use crate::store::{RunStore, TrialRecord};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Whether `a` is better than `b` under `objective`.
+pub fn better(a: f64, b: f64, objective: &Objective) -> bool {
+    match objective.direction {
+        Direction::Maximize => a > b,
+        Direction::Minimize => a < b,
+    }
+}
+
+/// The completed, not reused trials that no other such trial dominates
+/// under `objectives` (at least as good in all, better in one), by id.
+pub fn pareto_front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<u64> {
+    let scored: Vec<(u64, Vec<f64>)> = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
+        .filter_map(|t| {
+            let signed = objectives.iter().map(|o| {
+                let v = *t.metrics.get(&o.metric)?;
+                Some(if o.direction == Direction::Maximize {
+                    v
+                } else {
+                    -v
+                })
+            });
+            Some((t.id, signed.collect::<Option<Vec<f64>>>()?))
+        })
+        .collect();
+    let dominates = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).all(|(x, y)| x >= y) && a.iter().zip(b).any(|(x, y)| x > y)
+    };
+    scored
+        .iter()
+        .filter(|(_, s)| !scored.iter().any(|(_, o)| dominates(o, s)))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// The best completed trial under `objective` (the earliest of equals, as
+/// the run picks it), reused trials included.
+pub fn best_trial<'a>(trials: &'a [TrialRecord], objective: &Objective) -> Option<&'a TrialRecord> {
+    trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Completed)
+        .filter(|t| t.metrics.contains_key(&objective.metric))
+        .reduce(|a, b| {
+            if better(
+                b.metrics[&objective.metric],
+                a.metrics[&objective.metric],
+                objective,
+            ) {
+                b
+            } else {
+                a
+            }
+        })
+}
+
+/// One point of a best-so-far curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BestSoFar {
+    /// The trial after which it holds.
+    pub trial: u64,
+    /// Training seconds spent by then (simulated in table mode; reused trials cost nothing).
+    pub spent: f64,
+    /// The best objective by then (NaN before the first completed trial).
+    pub best: f64,
+}
+
+/// The best objective after each trial, in trial order, with the training spent by then.
+pub fn best_so_far(trials: &[TrialRecord], objective: &Objective) -> Vec<BestSoFar> {
+    let (mut best, mut spent) = (f64::NAN, 0.0);
+    trials
+        .iter()
+        .map(|t| {
+            if t.reused_from.is_none() {
+                spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
+            }
+            if t.status == TrialStatus::Completed {
+                if let Some(&v) = t.metrics.get(&objective.metric) {
+                    if best.is_nan() || better(v, best, objective) {
+                        best = v;
+                    }
+                }
+            }
+            BestSoFar {
+                trial: t.id,
+                spent,
+                best,
+            }
+        })
+        .collect()
+}
+
+/// The facts of a run that its readers show, as the run recorded them (the
+/// store's `facts` entry): readers never re-parse the recorded config with
+/// today's config schema, so a run stays readable when the schema moves on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFacts {
+    /// The run's name.
+    pub name: String,
+    /// The search-space plugin, as configured.
+    pub space: String,
+    /// The strategy plugin, as configured.
+    pub strategy: String,
+    /// The objectives, first the one the best trial is chosen by.
+    pub objectives: Vec<Objective>,
+    /// `[run] max_trials` of the latest session.
+    pub max_trials: u64,
+    /// `[run] max_time_s` of the latest session.
+    pub max_time_s: Option<f64>,
+}
+
+/// The store's key for [`RunFacts`].
+pub(crate) const FACTS_KEY: &str = "facts";
+
+impl RunFacts {
+    /// Reads the facts of the run in `store`; for a run recorded before the
+    /// store kept them, from its recorded config read loosely (only the keys
+    /// needed, whatever else it holds).
+    pub fn load(store: &RunStore) -> Result<RunFacts> {
+        if let Some(text) = store.meta(FACTS_KEY)? {
+            return serde_json::from_str(&text)
+                .context("the run database's `facts` entry is damaged");
+        }
+        let text = store
+            .meta("config")?
+            .context("the run database records no config: the run never started")?;
+        Self::from_recorded_config(&text).context("reading the run's recorded config")
+    }
+
+    fn from_recorded_config(text: &str) -> Result<RunFacts> {
+        let config: toml::Table = toml::from_str(text)?;
+        let table = |name: &str| config.get(name).and_then(toml::Value::as_table);
+        let text_of = |section: &str, key: &str| -> Option<String> {
+            Some(table(section)?.get(key)?.as_str()?.to_string())
+        };
+        let run = table("run").context("no [run] section")?;
+        let objectives = config
+            .get("objectives")
+            .and_then(toml::Value::as_array)
+            .context("no [[objectives]]")?
+            .iter()
+            .map(|o| {
+                let metric = o.get("metric")?.as_str()?.to_string();
+                let direction = match o.get("direction")?.as_str()? {
+                    "maximize" => Direction::Maximize,
+                    "minimize" => Direction::Minimize,
+                    _ => return None,
+                };
+                Some(Objective { metric, direction })
+            })
+            .collect::<Option<Vec<_>>>()
+            .context("an objective without a metric or a direction")?;
+        Ok(RunFacts {
+            name: text_of("run", "name").unwrap_or_else(|| "run".into()),
+            space: text_of("space", "plugin").context("no [space] plugin")?,
+            strategy: text_of("strategy", "plugin").context("no [strategy] plugin")?,
+            objectives,
+            max_trials: run
+                .get("max_trials")
+                .and_then(toml::Value::as_integer)
+                .and_then(|n| u64::try_from(n).ok())
+                .context("no [run] max_trials")?,
+            max_time_s: run
+                .get("max_time_s")
+                .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))),
+        })
+    }
+
+    /// The objective the best trial is chosen by.
+    pub fn objective(&self) -> &Objective {
+        &self.objectives[0]
+    }
+}

@@ -1,0 +1,196 @@
+//! Admission of a proposal before anything trains: its assignment checked
+//! against the space, its network built, the `[constraints]` that its shape
+//! alone breaks, a promotion's source found, and an identical earlier trial
+//! reused. What passes becomes a trial spec to run.
+
+use super::{trial_seed, Search};
+use crate::assignment;
+use crate::ir::{Network, Proposal, TrialStatus};
+use crate::network::{analyse, grouped};
+use crate::store::{status_text, TrialRecord};
+use crate::trial::{ResumeFrom, TrialSpec};
+use anyhow::Result;
+
+/// A proposal checked and built.
+pub(super) enum Admission {
+    /// Its record is final without running it (invalid, unbuildable, infeasible, reused).
+    Done(TrialRecord),
+    /// The trial to run, and its record so far.
+    Launch(Box<TrialSpec>, TrialRecord),
+}
+
+impl Search<'_> {
+    /// Checks and builds one proposal: a record that is already final
+    /// (invalid, unbuildable, infeasible, reused), or the trial to run.
+    pub(super) fn admit(&mut self, proposal: &Proposal, id: u64) -> Result<Admission> {
+        let budget = proposal.budget.unwrap_or(self.config.train.epochs);
+        let seed = trial_seed(self.config.run.seed, id);
+        let mut record = TrialRecord {
+            id,
+            assignment: proposal.assignment.clone(),
+            key: None,
+            network: None,
+            budget,
+            status: TrialStatus::Failed,
+            reason: None,
+            metrics: Default::default(),
+            curve: Vec::new(),
+            seed,
+            seconds: 0.0,
+            reused_from: None,
+            tag: proposal.tag.clone(),
+            weights: None,
+        };
+        if let Err(e) = assignment::validate(&self.dims, &proposal.assignment) {
+            record.reason = Some(format!(
+                "strategy `{}` proposed an invalid assignment: it {e}",
+                self.strategy.name()
+            ));
+            return Ok(Admission::Done(record));
+        }
+        if budget == 0 {
+            record.reason = Some("the proposal's budget is 0 epochs".into());
+            return Ok(Admission::Done(record));
+        }
+        let network = match self.space.build(&proposal.assignment) {
+            Ok(n) => n,
+            Err(e) if self.space.is_usable() => {
+                record.reason = Some(format!("{e:#}"));
+                return Ok(Admission::Done(record));
+            }
+            Err(e) => return Err(e.context("building a proposal's network")),
+        };
+        record.key = Some(network.key.clone());
+        record.network = Some(network.clone());
+        if let Some(reason) = self.violated_constraint(&network, &mut record)? {
+            record.status = TrialStatus::Infeasible;
+            record.reason = Some(reason);
+            return Ok(Admission::Done(record));
+        }
+        let resume_from = match proposal.resume_from {
+            None => None,
+            Some(source) => match self.promotion_source(source, &network.key, budget) {
+                Ok((from, seed)) => {
+                    // The same training, continued: the source's seed and stream.
+                    record.seed = seed;
+                    Some(from)
+                }
+                Err(why) => {
+                    record.reason = Some(format!(
+                        "strategy `{}` asked to continue trial {source}, but {why}",
+                        self.strategy.name()
+                    ));
+                    return Ok(Admission::Done(record));
+                }
+            },
+        };
+        if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
+            record.status = TrialStatus::Completed;
+            record.metrics = earlier.metrics;
+            record.curve = earlier.curve;
+            record.weights = earlier.weights;
+            record.reused_from = Some(earlier.id);
+            return Ok(Admission::Done(record));
+        }
+        let spec = TrialSpec {
+            trial_id: id,
+            network,
+            task: self.evaluator.task(),
+            data: self.config.data.clone(),
+            data_seed: self.config.data.seed.unwrap_or(self.config.run.seed),
+            train: self.config.train.clone(),
+            epochs: budget,
+            seed,
+            device: self.config.run.device.clone(),
+            dir: self.dir.join("trials").join(id.to_string()),
+            max_latency_ms: self.config.constraints.max_latency_ms,
+            resume_from,
+        };
+        let seed = record.seed;
+        Ok(Admission::Launch(
+            Box::new(TrialSpec { seed, ..spec }),
+            record,
+        ))
+    }
+
+    /// The trial a promotion continues (following reuse to the trial that
+    /// trained), with its seed; or why it cannot be continued.
+    fn promotion_source(
+        &self,
+        source: u64,
+        key: &str,
+        budget: u32,
+    ) -> std::result::Result<(ResumeFrom, u64), String> {
+        let mut t = self
+            .trials
+            .iter()
+            .find(|t| t.id == source)
+            .ok_or("that trial has not finished")?;
+        if let Some(origin) = t.reused_from {
+            t = self
+                .trials
+                .iter()
+                .find(|o| o.id == origin)
+                .ok_or("the trial it reuses is not recorded")?;
+        }
+        if t.status != TrialStatus::Completed {
+            return Err(format!("it {}", status_text(t.status)));
+        }
+        if t.key.as_deref() != Some(key) {
+            return Err("it trained another network".into());
+        }
+        if t.budget >= budget {
+            return Err(format!(
+                "it already trained {} epochs, not fewer than {budget}",
+                t.budget
+            ));
+        }
+        Ok((
+            ResumeFrom {
+                trial: t.id,
+                dir: self.dir.join("trials").join(t.id.to_string()),
+                epochs: t.budget,
+            },
+            t.seed,
+        ))
+    }
+
+    /// The `[constraints]` a network breaks by its shape alone (parameters,
+    /// FLOPs), recording both counts in `record`; an invalid network is left
+    /// to the evaluator, which reports its shape error.
+    fn violated_constraint(
+        &self,
+        network: &Network,
+        record: &mut TrialRecord,
+    ) -> Result<Option<String>> {
+        let c = &self.config.constraints;
+        if c.max_params.is_none() && c.max_flops.is_none() && c.max_memory_mb.is_none() {
+            return Ok(None);
+        }
+        let Ok(analysis) = analyse(network, &self.evaluator.task()) else {
+            return Ok(None);
+        };
+        let (params, flops) = (analysis.params(), analysis.flops());
+        let memory = analysis.train_memory_mb(self.config.train.batch_size);
+        record.metrics.insert("params".into(), params as f64);
+        record.metrics.insert("flops".into(), flops as f64);
+        record.metrics.insert("memory_mb".into(), memory);
+        Ok(if let Some(max) = c.max_params.filter(|m| params > *m) {
+            Some(format!(
+                "params {} > max_params {}",
+                grouped(params),
+                grouped(max)
+            ))
+        } else if let Some(max) = c.max_flops.filter(|m| flops > *m) {
+            Some(format!(
+                "flops {} > max_flops {}",
+                grouped(flops),
+                grouped(max)
+            ))
+        } else {
+            c.max_memory_mb
+                .filter(|m| memory > *m)
+                .map(|max| format!("memory_mb {memory:.1} > max_memory_mb {max}"))
+        })
+    }
+}

@@ -1,0 +1,387 @@
+//! The search loop: ask the strategy while the executor has free slots,
+//! admit each proposal, launch what must run, record each update the
+//! executor reports, tell the strategy every result, and stop at a limit,
+//! on cancellation, or when the strategy finishes.
+
+use super::admission::Admission;
+use super::{RunResult, Running, Search};
+use crate::assignment;
+use crate::executor::Update;
+use crate::interrupt::{self, STOP_REASON};
+use crate::ir::{Metric, Proposal, TrialResult, TrialStatus};
+use crate::progress::{Event, Reporter};
+use crate::results::pareto_front;
+use crate::store::{Asked, EventKind, TrialRecord};
+use crate::train::Progress;
+use crate::trial::{TrialOutcome, TrialSpec};
+use anyhow::{Context, Result};
+use std::time::Instant;
+
+impl Search<'_> {
+    /// Searches until a limit or the strategy ends the run, then writes the
+    /// summary and `best/`.
+    pub(super) fn conclude(mut self, reporter: &mut Reporter) -> Result<RunResult> {
+        reporter.event(Event::RunStarted {
+            name: self.config.name(),
+            data: &self.evaluator.description(),
+            max_trials: self.config.run.max_trials,
+            recorded: self.trials.len() as u64,
+        });
+        let stop_reason = self.search(reporter)?;
+        reporter.event(Event::RunFinished {
+            reason: &stop_reason,
+        });
+        self.store.set_meta("stop_reason", &stop_reason)?;
+        let best = self.finish()?;
+        let pareto = if self.objectives.len() > 1 {
+            pareto_front(&self.trials, &self.objectives)
+        } else {
+            Vec::new()
+        };
+        self.store
+            .set_meta("pareto_front", &serde_json::to_string(&pareto)?)?;
+        Ok(RunResult {
+            dir: self.dir,
+            trials: self.trials,
+            stop_reason,
+            best,
+            pareto,
+            objectives: self.config.objectives.clone(),
+        })
+    }
+
+    /// Why the run must not ask for more, if it must not.
+    fn limit_reached(&self) -> Option<String> {
+        let asked = self.next_id - 1;
+        if asked >= self.config.run.max_trials {
+            return Some(format!(
+                "reached max_trials = {}",
+                self.config.run.max_trials
+            ));
+        }
+        let simulated = self.evaluator.simulated_time();
+        let used = if simulated {
+            self.simulated_seconds
+        } else {
+            self.elapsed()
+        };
+        let limit = self.config.run.max_time_s.filter(|l| used >= *l)?;
+        let kind = if simulated { "simulated " } else { "" };
+        Some(format!("reached max_time_s = {limit} ({kind}seconds)"))
+    }
+
+    fn slots(&self) -> usize {
+        self.config.executor.slots()
+    }
+
+    fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
+        let mut stop: Option<String> = None;
+        let mut strategy_done = false;
+        loop {
+            if stop.is_none() && self.cancel.is_cancelled() {
+                stop = Some(STOP_REASON.into());
+                self.interrupt_running()?;
+            }
+            if stop.is_none() && !strategy_done && !self.waiting {
+                stop = self.fill_slots(reporter, &mut strategy_done)?;
+            }
+            if self.running.is_empty() {
+                // With nothing in flight, a stop or the strategy's end ends the run.
+                if let Some(why) = stop {
+                    return Ok(why);
+                }
+                if strategy_done {
+                    return Ok("the strategy finished".into());
+                }
+                continue;
+            }
+            for update in self.poll(reporter)? {
+                if let Some(why) = self.take_update(update, reporter)? {
+                    stop.get_or_insert(why);
+                }
+            }
+        }
+    }
+
+    /// Asks for proposals while slots are free and starts them; returns why
+    /// the run must stop asking, if it must.
+    fn fill_slots(
+        &mut self,
+        reporter: &mut Reporter,
+        strategy_done: &mut bool,
+    ) -> Result<Option<String>> {
+        while self.running.len() < self.slots() {
+            if self.pending.is_empty() {
+                if let Some(why) = self.limit_reached() {
+                    return Ok(Some(why));
+                }
+                let room = self.config.run.max_trials - (self.next_id - 1);
+                let free = (self.slots() - self.running.len()).min(room as usize) as u32;
+                let proposals = self
+                    .strategy
+                    .ask(free)
+                    .context("asking the strategy for proposals")?;
+                let ids: Vec<u64> = (self.next_id..).take(proposals.len()).collect();
+                let asked = Asked {
+                    max: free,
+                    proposals,
+                    trials: ids,
+                };
+                self.store
+                    .event(EventKind::Asked, None, &asked, self.elapsed())?;
+                if asked.proposals.is_empty() {
+                    // Nothing now: finished, or (with trials in flight) waiting for a result.
+                    if self.running.is_empty() {
+                        *strategy_done = true;
+                    } else {
+                        self.waiting = true;
+                    }
+                    return Ok(None);
+                }
+                self.next_id += asked.trials.len() as u64;
+                self.pending
+                    .extend(asked.trials.into_iter().zip(asked.proposals));
+            }
+            let (id, proposal) = self.pending.pop_front().expect("filled above");
+            if let Some(stored) = self.trials.iter().find(|t| t.id == id).cloned() {
+                // On resume: stored before the crash, but not yet told.
+                if let Some(why) = self.tell(&proposal, &stored)? {
+                    return Ok(Some(why));
+                }
+                continue;
+            }
+            let record = match self.admit(&proposal, id)? {
+                Admission::Done(record) => record,
+                Admission::Launch(spec, record) => {
+                    reporter.event(Event::TrialStarted {
+                        id,
+                        assignment: &assignment::text(&proposal.assignment),
+                        epochs: record.budget,
+                    });
+                    self.store.event(
+                        EventKind::TrialStarted,
+                        Some(id),
+                        &record.budget,
+                        self.elapsed(),
+                    )?;
+                    self.launch(*spec, record, proposal)?;
+                    continue;
+                }
+            };
+            if let Some(why) = self.conclude_trial(&proposal, record, reporter)? {
+                return Ok(Some(why));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts a trial on the executor, re-attaching to the Slurm job an
+    /// earlier session submitted for it, if there is one.
+    fn launch(&mut self, spec: TrialSpec, record: TrialRecord, proposal: Proposal) -> Result<()> {
+        let id = record.id;
+        let earlier = self.submitted.get(&id).cloned();
+        let job = match earlier.as_deref() {
+            Some(job) => self.executor.attach(spec, Some(job))?,
+            None => self.executor.submit(spec)?,
+        };
+        if earlier.is_none() || job != earlier {
+            let data = serde_json::json!({ "job": job });
+            self.store
+                .event(EventKind::Submitted, Some(id), &data, self.elapsed())?;
+            if let Some(job) = &job {
+                self.submitted.insert(id, job.clone());
+            }
+        }
+        self.running.insert(
+            id,
+            Running {
+                proposal,
+                record,
+                started: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Records what an executor reported; returns why the run must stop, if it must.
+    fn take_update(&mut self, update: Update, reporter: &mut Reporter) -> Result<Option<String>> {
+        match update {
+            Update::JobState { trial, job, state } => {
+                let data = serde_json::json!({ "job": job, "state": state });
+                self.store
+                    .event(EventKind::JobState, Some(trial), &data, self.elapsed())?;
+                Ok(None)
+            }
+            Update::Retried { trial, why, job } => {
+                let data = serde_json::json!({ "job": job, "why": why });
+                self.store
+                    .event(EventKind::Retried, Some(trial), &data, self.elapsed())?;
+                if let Some(job) = job {
+                    self.submitted.insert(trial, job);
+                }
+                Ok(None)
+            }
+            Update::Finished(outcome) => {
+                let Some(running) = self.running.remove(&outcome.trial_id) else {
+                    return Ok(None);
+                };
+                self.waiting = false;
+                let id = running.record.id;
+                if self.cancel.is_cancelled() && outcome.status != TrialStatus::Completed {
+                    // Not a result: `nas-host resume` runs it again from its checkpoint.
+                    self.store.event(
+                        EventKind::TrialInterrupted,
+                        Some(id),
+                        &outcome.reason,
+                        self.elapsed(),
+                    )?;
+                    return Ok(Some(STOP_REASON.into()));
+                }
+                if !self.executor.reports_epochs() {
+                    for epoch in &outcome.curve {
+                        self.store
+                            .event(EventKind::Epoch, Some(id), epoch, self.elapsed())?;
+                    }
+                }
+                let mut record = running.record;
+                record.seconds = running.started.elapsed().as_secs_f64();
+                self.fill(&mut record, outcome)?;
+                self.conclude_trial(&running.proposal, record, reporter)
+            }
+        }
+    }
+
+    /// After Ctrl-C: trials in flight are recorded as interrupted (not as
+    /// results); worker processes stop, Slurm jobs are left running unless
+    /// the user asks to cancel them (resume re-attaches to them).
+    fn interrupt_running(&mut self) -> Result<()> {
+        let executor = &mut self.executor;
+        let cancel = executor.outlives_controller()
+            && !self.running.is_empty()
+            && interrupt::confirm(&format!(
+                "cancel the {} submitted Slurm jobs (scancel)? Otherwise they go on, and `nas-host resume` collects them",
+                self.running.len()
+            ));
+        executor.stop(cancel)?;
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        let why = if cancel || !executor.outlives_controller() {
+            STOP_REASON
+        } else {
+            "interrupted by Ctrl-C; its Slurm job goes on"
+        };
+        for id in ids {
+            self.store
+                .event(EventKind::TrialInterrupted, Some(id), &why, self.elapsed())?;
+        }
+        self.running.clear();
+        Ok(())
+    }
+
+    /// Stores a finished trial, reports it and tells the strategy.
+    fn conclude_trial(
+        &mut self,
+        proposal: &Proposal,
+        record: TrialRecord,
+        reporter: &mut Reporter,
+    ) -> Result<Option<String>> {
+        self.store.insert(&record, self.elapsed())?;
+        self.count(record.clone());
+        reporter.event(Event::TrialFinished {
+            trial: &record,
+            best: self.best.map(|b| b.0),
+            metric: &self.objective().metric,
+        });
+        self.tell(proposal, &record)
+    }
+
+    /// Tells the strategy a stored trial's result; returns why the run must
+    /// stop (`max_failures`), if it must.
+    fn tell(&mut self, proposal: &Proposal, record: &TrialRecord) -> Result<Option<String>> {
+        let told = [result_of(proposal, record)];
+        self.strategy
+            .tell(&told)
+            .context("telling the strategy a result")?;
+        self.store
+            .event(EventKind::Told, None, &told, self.elapsed())?;
+        Ok(self
+            .config
+            .run
+            .max_failures
+            .and_then(|m| m.exceeded(self.failures, self.trials.len() as u64)))
+    }
+
+    /// Waits for the executor (in process: runs the next trial), recording
+    /// each epoch the moment the executor reports it, so `status` sees it
+    /// and a kill loses none.
+    fn poll(&mut self, reporter: &mut Reporter) -> Result<Vec<Update>> {
+        let mut unrecorded = None;
+        let clock = self.clock_before;
+        let session = self.started;
+        let store = &self.store;
+        let updates = self.executor.poll(&mut |id, p| {
+            if let Progress::Epoch(epoch) = p {
+                let now = clock + session.elapsed().as_secs_f64();
+                if let Err(e) = store.event(EventKind::Epoch, Some(id), epoch, now) {
+                    unrecorded.get_or_insert(e.context(format!("recording trial {id}'s epochs")));
+                }
+            }
+            reporter.event(Event::Training(p));
+        })?;
+        match unrecorded {
+            Some(e) => Err(e),
+            None => Ok(updates),
+        }
+    }
+
+    /// Copies an outcome into its record (and notes a resumed trial).
+    fn fill(&mut self, record: &mut TrialRecord, outcome: TrialOutcome) -> Result<()> {
+        if let Some(epochs) = outcome.resumed_from_epoch {
+            self.store.event(
+                EventKind::TrialResumed,
+                Some(record.id),
+                &epochs,
+                self.elapsed(),
+            )?;
+        }
+        record.status = outcome.status;
+        record.reason = outcome.reason;
+        record.metrics = outcome.metrics;
+        record.curve = outcome.curve;
+        record.weights = outcome.weights.map(|w| w.display().to_string());
+        Ok(())
+    }
+}
+
+/// The result the strategy is told for a record.
+fn result_of(proposal: &Proposal, record: &TrialRecord) -> TrialResult {
+    let metric = |(name, value): (&String, &f64)| Metric {
+        name: name.clone(),
+        value: *value,
+    };
+    TrialResult {
+        proposal: proposal.clone(),
+        trial_id: record.id,
+        status: record.status,
+        metrics: record.metrics.iter().map(metric).collect(),
+        curve: record
+            .curve
+            .iter()
+            .map(|e| {
+                [
+                    ("epoch", e.epoch as f64),
+                    ("train_loss", e.train_loss),
+                    ("val_loss", e.val_loss),
+                    ("val_accuracy", e.val_accuracy),
+                    ("seconds", e.seconds),
+                ]
+                .into_iter()
+                .map(|(n, v)| Metric {
+                    name: n.into(),
+                    value: v,
+                })
+                .collect()
+            })
+            .collect(),
+        reason: record.reason.clone(),
+    }
+}

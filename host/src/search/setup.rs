@@ -1,0 +1,95 @@
+//! Setting a run up from its config: the evaluator (which loads the data or
+//! the table) and the plugins, initialised; and the facts the store keeps
+//! for the run's readers. Every error of bad input surfaces here, before
+//! anything is written.
+
+use crate::config::{EvaluatorKind, ObjectiveConfig, RunConfig};
+use crate::data;
+use crate::evaluator::{Evaluator, TableLookup, Trainer};
+use crate::ir::{Dimension, Objective};
+use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
+use crate::results::RunFacts;
+use crate::table::Table;
+use anyhow::{Context, Result};
+use std::rc::Rc;
+
+/// The plugins and the evaluator of a run, set up from its config.
+pub(super) struct Parts {
+    pub(super) evaluator: Rc<dyn Evaluator>,
+    pub(super) space: SpacePlugin,
+    pub(super) strategy: StrategyPlugin,
+    pub(super) dims: Vec<Dimension>,
+    pub(super) objectives: Vec<Objective>,
+}
+
+/// Loads the data (or table) and the plugins, and initialises them.
+pub(super) fn prepare(config: &RunConfig) -> Result<Parts> {
+    let evaluator = evaluator(config)?;
+    let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
+    let mut space = runtime
+        .search_space(&PluginSource::parse(&config.space.plugin).context("[space] plugin")?)?;
+    let dims = space
+        .init(&plugin_json(&config.space.config)?, evaluator.task())
+        .context("[space] config")?;
+    let mut strategy = runtime
+        .strategy(&PluginSource::parse(&config.strategy.plugin).context("[strategy] plugin")?)?;
+    let objectives = objectives(config);
+    strategy
+        .init(
+            &dims,
+            &objectives,
+            &plugin_json(&config.strategy.config)?,
+            config.run.seed,
+        )
+        .context("[strategy] config")?;
+    Ok(Parts {
+        evaluator,
+        space,
+        strategy,
+        dims,
+        objectives,
+    })
+}
+
+/// What the store keeps of `config` for `status` and `report`.
+pub(super) fn facts(config: &RunConfig) -> RunFacts {
+    RunFacts {
+        name: config.name().to_string(),
+        space: config.space.plugin.clone(),
+        strategy: config.strategy.plugin.clone(),
+        objectives: objectives(config),
+        max_trials: config.run.max_trials,
+        max_time_s: config.run.max_time_s,
+    }
+}
+
+fn objectives(config: &RunConfig) -> Vec<Objective> {
+    config
+        .objectives
+        .iter()
+        .map(ObjectiveConfig::objective)
+        .collect()
+}
+
+fn plugin_json(table: &toml::Table) -> Result<String> {
+    Ok(serde_json::to_string(table)?)
+}
+
+/// The evaluator the config asks for (this loads the data or the table).
+fn evaluator(config: &RunConfig) -> Result<Rc<dyn Evaluator>> {
+    Ok(match config.evaluator.kind {
+        EvaluatorKind::Train => {
+            let device = crate::device::parse(&config.run.device)?;
+            let data_seed = config.data.seed.unwrap_or(config.run.seed);
+            let data = data::load(&config.data, data_seed, &device).context("load the data")?;
+            Rc::new(Trainer {
+                data,
+                eval_batch_size: config.train.eval_batch_size,
+            })
+        }
+        EvaluatorKind::Table => Rc::new(TableLookup {
+            table: Table::load(&config.evaluator.table()?)?,
+            task: config.evaluator.task()?,
+        }),
+    })
+}
