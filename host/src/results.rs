@@ -182,3 +182,89 @@ impl RunFacts {
         &self.objectives[0]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FORMAT_KEY;
+
+    /// A run recorded before the store kept its facts, by a nas-host whose
+    /// config schema had a key today's does not know: still readable.
+    #[test]
+    fn facts_of_an_older_run_come_from_its_config_read_loosely() {
+        let config = r#"
+[run]
+name = "old"
+max_trials = 12
+max_time_s = 30
+a_key_of_another_version = true
+
+[space]
+plugin = "builtin:seed-template"
+
+[strategy]
+plugin = "builtin:tpe"
+
+[[objectives]]
+metric = "val_accuracy"
+direction = "maximize"
+
+[[objectives]]
+metric = "params"
+direction = "minimize"
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("nas.sqlite")).unwrap();
+        store.set_meta("config", config).unwrap();
+        let facts = RunFacts::load(&store).unwrap();
+        assert_eq!(
+            facts,
+            RunFacts {
+                name: "old".into(),
+                space: "builtin:seed-template".into(),
+                strategy: "builtin:tpe".into(),
+                objectives: vec![
+                    Objective {
+                        metric: "val_accuracy".into(),
+                        direction: Direction::Maximize
+                    },
+                    Objective {
+                        metric: "params".into(),
+                        direction: Direction::Minimize
+                    },
+                ],
+                max_trials: 12,
+                max_time_s: Some(30.0),
+            }
+        );
+        // Recorded facts win over the config.
+        let recorded = RunFacts {
+            name: "new".into(),
+            ..facts
+        };
+        store
+            .set_meta(FACTS_KEY, &serde_json::to_string(&recorded).unwrap())
+            .unwrap();
+        assert_eq!(RunFacts::load(&store).unwrap(), recorded);
+    }
+
+    #[test]
+    fn a_run_recorded_in_a_newer_format_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nas.sqlite");
+        let store = RunStore::open(&path).unwrap();
+        let newer = (crate::ir::FORMAT_VERSION + 1).to_string();
+        store.set_meta(FORMAT_KEY, &newer).unwrap();
+        drop(store);
+        for e in [
+            RunStore::open(&path).err(),
+            RunStore::open_read_only(&path).err(),
+        ] {
+            let e = format!("{:#}", e.expect("refused"));
+            assert!(
+                e.contains("nas.sqlite") && e.contains(&format!("format {newer}")),
+                "{e}"
+            );
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! A search: `nas-host run` and `nas-host resume`. This module sets the
 //! run's state up and hands it to the loop; each of its parts has one job:
-//! [`setup`] (config to evaluator and plugins), `run_loop` (ask, launch,
+//! `setup` (config to evaluator and plugins), `run_loop` (ask, launch,
 //! record, tell), `admission` (validation, constraints, reuse, promotion),
 //! `replay` (resume's rebuilding of the strategy's state) and `finish`
 //! (`best/` and the held-out report). Results read from the store (best
-//! trial, Pareto front) live in [`crate::results`].
+//! trial, Pareto front) live in `results`.
 
 mod admission;
 mod finish;

@@ -381,8 +381,6 @@ mod tests {
             .collect()
     }
 
-    /// A run stopped in its second epoch and continued from its checkpoint
-    /// ends with the same weights and curve as a run that never stopped.
     #[test]
     fn the_cross_entropy_gradient_is_candles() {
         let logits =
@@ -396,6 +394,55 @@ mod tests {
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
     }
 
+    /// Cancelling the token mid-epoch stops training at the next batch,
+    /// with the finished epochs kept; another token is not affected.
+    #[test]
+    fn training_stops_at_the_next_batch_once_its_token_is_cancelled() {
+        let config = DataConfig {
+            image_size: Some(28),
+            train_samples: Some(160),
+            test_samples: Some(10),
+            ..DataConfig::default()
+        };
+        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        let net = seed_template(false, 16, 0.3);
+        let train_config = TrainConfig {
+            batch_size: 32,
+            ..TrainConfig::default()
+        };
+        let model = Model::new(&net, &MNIST, 5, &Device::Cpu).unwrap();
+        let (cancel, other) = (Cancel::new(), Cancel::new());
+        let mut batches_after = 0;
+        let outcome = train(
+            &model,
+            &data,
+            &train_config,
+            3,
+            7,
+            None,
+            &cancel,
+            &mut |p| {
+                if let Progress::Batch {
+                    epoch: 2, batch, ..
+                } = p
+                {
+                    if batch == 1 {
+                        cancel.cancel();
+                    } else {
+                        batches_after += 1;
+                    }
+                }
+            },
+        )
+        .unwrap();
+        assert!(outcome.interrupted);
+        assert_eq!(outcome.curve.len(), 1, "the first epoch is kept");
+        assert_eq!(batches_after, 0, "no batch ran after the cancel");
+        assert!(cancel.clone().is_cancelled() && !other.is_cancelled());
+    }
+
+    /// A run stopped in its second epoch and continued from its checkpoint
+    /// ends with the same weights and curve as a run that never stopped.
     #[test]
     fn training_continued_from_a_checkpoint_matches_uninterrupted_training() {
         let config = DataConfig {
