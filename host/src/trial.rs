@@ -7,7 +7,7 @@ use crate::data::{DataConfig, Dataset};
 use crate::interrupt::Cancel;
 use crate::ir::EpochRecord;
 use crate::ir::{Network, Task, TrialStatus};
-use crate::network::Model;
+use crate::network::{analyse, Model};
 use crate::train::{self, Progress, TrainConfig};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -141,8 +141,11 @@ pub fn run(
             spec.task
         );
     }
-    let model = match Model::new(&spec.network, &spec.task, spec.seed, data.device()) {
-        Ok(m) => m,
+    // Shapes, counts and the memory estimate come before any weight is
+    // allocated: a network too big for the machine is a failed trial, not
+    // an aborted process.
+    let analysis = match analyse(&spec.network, &spec.task) {
+        Ok(a) => a,
         Err(e) => {
             return Ok(TrialOutcome::failed(
                 spec,
@@ -153,13 +156,24 @@ pub fn run(
         }
     };
     let mut metrics = BTreeMap::new();
-    metrics.insert("params".to_string(), model.analysis().params() as f64);
-    metrics.insert("flops".to_string(), model.analysis().flops() as f64);
-    let memory_mb = model.analysis().train_memory_mb(spec.train.batch_size);
+    metrics.insert("params".to_string(), analysis.params() as f64);
+    metrics.insert("flops".to_string(), analysis.flops() as f64);
+    let memory_mb = analysis.train_memory_mb(spec.train.batch_size);
     metrics.insert("memory_mb".to_string(), memory_mb);
     if let Some(reason) = over_memory(memory_mb, spec) {
         return Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()));
     }
+    let model = match Model::new(&spec.network, &spec.task, spec.seed, data.device()) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(TrialOutcome::failed(
+                spec,
+                format!("invalid network: {}", concise(&e)),
+                metrics,
+                Vec::new(),
+            ))
+        }
+    };
     let started = Instant::now();
     if let Err(e) = measure(spec, data, &model, &mut metrics) {
         return Ok(TrialOutcome::failed(

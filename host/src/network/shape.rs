@@ -2,6 +2,11 @@
 //! shape, the parameter count and the FLOPs of one forward pass, with errors
 //! that name the node, its op and the shapes that do not fit.
 //!
+//! Shape inference is also the gate on what a network may ask of the host:
+//! every size is computed in 128-bit arithmetic and checked against
+//! [`LIMITS`] before anything is allocated, so a network from an untrusted
+//! plugin either fits or is refused with the node and the limit it breaks.
+//!
 //! FLOPs count a multiply-add as 2: convolutions and dense layers cost
 //! 2 x MACs plus one per output for a bias; pooling costs one per window
 //! element per output; batch-norm 2 and an activation 1 per element; `add`
@@ -26,6 +31,15 @@ impl Shape {
         match *self {
             Shape::Image { c, h, w } => c * h * w,
             Shape::Flat { n } => n,
+        }
+    }
+
+    /// Number of elements of one sample, in 128 bits (for checks before
+    /// [`LIMITS`] are known to hold).
+    fn wide_elements(&self) -> u128 {
+        match *self {
+            Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
+            Shape::Flat { n } => n as u128,
         }
     }
 
@@ -87,6 +101,43 @@ impl Analysis {
     }
 }
 
+/// Structural limits on a network, checked by [`analyse`]. Within them every
+/// size, parameter and FLOP count the host computes fits its integer types;
+/// beyond them no machine could train the network anyway. Run constraints
+/// (`max_params`, `max_memory_mb`, ...) come on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkLimits {
+    /// Nodes in a network.
+    pub nodes: usize,
+    /// Inputs of one node.
+    pub inputs: usize,
+    /// Kernel, stride and dilation of a window.
+    pub window: u64,
+    /// Elements of one sample's output at one node.
+    pub elements: u64,
+    /// Trainable parameters of the whole network.
+    pub params: u64,
+    /// FLOPs of one sample's forward pass through the whole network.
+    pub flops: u64,
+}
+
+/// The limits [`analyse`] checks.
+pub const LIMITS: NetworkLimits = NetworkLimits {
+    nodes: 100_000,
+    inputs: 4_096,
+    window: 4_096,
+    elements: 1 << 31,
+    params: 1 << 36,
+    flops: 1 << 60,
+};
+
+// Sums over a network's nodes stay far inside 64 bits within the limits
+// (so `Analysis::train_memory_mb` and the totals need no checks), and every
+// element count fits a `usize` on the 64-bit targets the host builds for.
+const _: () = assert!(
+    (LIMITS.nodes as u64) * LIMITS.elements < u64::MAX / 8 && LIMITS.elements <= u32::MAX as u64
+);
+
 /// Short name of an op for messages and summaries.
 pub fn op_name(op: &Op) -> &'static str {
     match op {
@@ -116,15 +167,43 @@ pub fn pad_amount(padding: Padding, kernel: usize, dilation: usize) -> usize {
     }
 }
 
-/// Output length of a window op along one axis, if at least 1.
+/// Output length of a window op along one axis, if at least 1 (all
+/// arguments within [`LIMITS`], so nothing here overflows).
 fn out_len(len: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
     let span = dilation * (kernel - 1) + 1;
     (len + 2 * pad).checked_sub(span).map(|x| x / stride + 1)
 }
 
+/// `value` (computed in 128 bits) if it is at most `limit`, else why not.
+fn within(value: u128, limit: u64, what: &str) -> std::result::Result<u64, String> {
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= limit)
+        .ok_or_else(|| format!("{what} {value} is over the host's limit of {limit}"))
+}
+
+/// Checks a kernel, stride or dilation against [`LIMITS`].
+fn window_ok(value: u32, what: &str) -> std::result::Result<usize, String> {
+    if u64::from(value) > LIMITS.window {
+        return Err(format!(
+            "{what} {value} is over the host's limit of {}",
+            LIMITS.window
+        ));
+    }
+    Ok(value as usize)
+}
+
 /// Infers every node's shape for `task` and checks the network is well formed.
 pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
     let nodes = &network.nodes;
+    if nodes.len() > LIMITS.nodes {
+        bail!(
+            "network `{}` has {} nodes, over the host's limit of {}",
+            network.key,
+            nodes.len(),
+            LIMITS.nodes
+        );
+    }
     if nodes.is_empty() || nodes[0].op != Op::Input || !nodes[0].inputs.is_empty() {
         bail!(
             "network `{}`: node 0 must be `input` with no inputs",
@@ -132,10 +211,18 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
         );
     }
     let mut infos: Vec<NodeInfo> = Vec::with_capacity(nodes.len());
+    let (mut total_params, mut total_flops) = (0u64, 0u64);
     for (i, node) in nodes.iter().enumerate() {
         let name = op_name(&node.op);
         let fail =
             |why: String| anyhow::anyhow!("network `{}`: node {i} ({name}): {why}", network.key);
+        if node.inputs.len() > LIMITS.inputs {
+            return Err(fail(format!(
+                "{} inputs are over the host's limit of {}",
+                node.inputs.len(),
+                LIMITS.inputs
+            )));
+        }
         if let Some(&bad) = node.inputs.iter().find(|&&j| j as usize >= i) {
             return Err(fail(format!("input {bad} is not an earlier node")));
         }
@@ -177,9 +264,9 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
             Op::Conv2d(conv) => {
                 let (c, h, w) = image(ins[0])?;
                 let (k, s, d, g, f) = (
-                    conv.kernel as usize,
-                    conv.stride as usize,
-                    conv.dilation as usize,
+                    window_ok(conv.kernel, "kernel").map_err(fail)?,
+                    window_ok(conv.stride, "stride").map_err(fail)?,
+                    window_ok(conv.dilation, "dilation").map_err(fail)?,
                     conv.groups as usize,
                     conv.filters as usize,
                 );
@@ -200,13 +287,20 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                         "a {k}x{k} kernel (dilation {d}) does not fit the {c}x{h}x{w} input"
                     )));
                 };
-                let macs_per_out = (c / g) * k * k;
-                let outs = f * oh * ow;
-                let bias = usize::from(conv.bias);
+                let wide = |x: usize| x as u128;
+                let macs_per_out = wide(c / g) * wide(k) * wide(k);
+                let outs = wide(f) * wide(oh) * wide(ow);
+                let bias = u128::from(conv.bias);
                 NodeInfo {
                     shape: Shape::Image { c: f, h: oh, w: ow },
-                    params: (f * macs_per_out + bias * f) as u64,
-                    flops: (2 * outs * macs_per_out + bias * outs) as u64,
+                    params: within(
+                        wide(f) * macs_per_out + bias * wide(f),
+                        LIMITS.params,
+                        "parameters",
+                    )
+                    .map_err(fail)?,
+                    flops: within(2 * outs * macs_per_out + bias * outs, LIMITS.flops, "FLOPs")
+                        .map_err(fail)?,
                 }
             }
             Op::Dense(units) => {
@@ -222,15 +316,19 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                 if u == 0 {
                     return Err(fail("units must be at least 1".into()));
                 }
+                let (n, u) = (n as u128, u as u128);
                 NodeInfo {
-                    shape: Shape::Flat { n: u },
-                    params: (n * u + u) as u64,
-                    flops: (2 * n * u + u) as u64,
+                    shape: Shape::Flat { n: u as usize },
+                    params: within(n * u + u, LIMITS.params, "parameters").map_err(fail)?,
+                    flops: within(2 * n * u + u, LIMITS.flops, "FLOPs").map_err(fail)?,
                 }
             }
             Op::MaxPool(pool) | Op::AvgPool(pool) => {
                 let (c, h, w) = image(ins[0])?;
-                let (k, s) = (pool.kernel as usize, pool.stride as usize);
+                let (k, s) = (
+                    window_ok(pool.kernel, "kernel").map_err(fail)?,
+                    window_ok(pool.stride, "stride").map_err(fail)?,
+                );
                 if k == 0 || s == 0 {
                     return Err(fail("kernel and stride must be at least 1".into()));
                 }
@@ -243,7 +341,12 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                 NodeInfo {
                     shape: Shape::Image { c, h: oh, w: ow },
                     params: 0,
-                    flops: (c * oh * ow * k * k) as u64,
+                    flops: within(
+                        (c * oh * ow) as u128 * (k * k) as u128,
+                        LIMITS.flops,
+                        "FLOPs",
+                    )
+                    .map_err(fail)?,
                 }
             }
             Op::GlobalAvgPool | Op::GlobalMaxPool => {
@@ -306,7 +409,7 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                             return Err(fail(format!("image inputs must share height and width, got {}", shapes_text(&ins))));
                         }
                         Shape::Image {
-                            c: ins.iter().map(Shape::channels).sum(),
+                            c: channel_sum(&ins).map_err(fail)?,
                             h,
                             w,
                         }
@@ -319,7 +422,7 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                             )));
                         }
                         Shape::Flat {
-                            n: ins.iter().map(Shape::channels).sum(),
+                            n: channel_sum(&ins).map_err(fail)?,
                         }
                     }
                 };
@@ -330,6 +433,30 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
                 }
             }
         };
+        within(
+            info.shape.wide_elements(),
+            LIMITS.elements,
+            "output elements",
+        )
+        .map_err(fail)?;
+        total_params = total_params
+            .checked_add(info.params)
+            .filter(|p| *p <= LIMITS.params)
+            .ok_or_else(|| {
+                fail(format!(
+                    "the network's parameters pass the host's limit of {}",
+                    LIMITS.params
+                ))
+            })?;
+        total_flops = total_flops
+            .checked_add(info.flops)
+            .filter(|f| *f <= LIMITS.flops)
+            .ok_or_else(|| {
+                fail(format!(
+                    "the network's FLOPs pass the host's limit of {}",
+                    LIMITS.flops
+                ))
+            })?;
         infos.push(info);
     }
     let last = infos.last().expect("node 0 exists").shape;
@@ -347,6 +474,12 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
         );
     }
     Ok(Analysis { nodes: infos })
+}
+
+/// The channels of concatenated inputs, if they stay within [`LIMITS`].
+fn channel_sum(ins: &[Shape]) -> std::result::Result<usize, String> {
+    let sum: u128 = ins.iter().map(|s| s.channels() as u128).sum();
+    within(sum, LIMITS.elements, "concatenated channels").map(|c| c as usize)
 }
 
 fn shapes_text(shapes: &[Shape]) -> String {

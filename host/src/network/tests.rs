@@ -176,6 +176,46 @@ fn shape_errors_name_the_node_op_and_shapes() {
     assert!(e.contains("does not fit"), "{e}");
 }
 
+/// Sizes that would wrap a 64-bit count, or pass the host's limits, are
+/// refused by shape inference naming the node and the limit, before
+/// anything is allocated.
+#[test]
+fn oversized_networks_are_refused_before_their_arithmetic_wraps() {
+    let named = |n: &Network, want: &[&str]| {
+        let e = analyse(n, &MNIST).unwrap_err().to_string();
+        assert!(want.iter().all(|w| e.contains(w)), "{e}");
+    };
+    // A kernel of 2^31.
+    let mut n = seed_template(false, 64, 0.0);
+    n.nodes[1] = node(conv(32, 1 << 31), &[0]);
+    named(
+        &n,
+        &["node 1 (conv2d)", "kernel 2147483648", "limit of 4096"],
+    );
+
+    // 64 chained concats of a node with itself double its channels 64 times.
+    let mut nodes = vec![node(Op::Input, &[])];
+    for i in 0..64 {
+        nodes.push(node(Op::Concat, &[i, i]));
+    }
+    let last = nodes.len() as u32;
+    nodes.push(node(Op::GlobalAvgPool, &[last - 1]));
+    nodes.push(node(Op::Dense(10), &[last]));
+    let n = Network {
+        nodes,
+        key: "concats".into(),
+    };
+    named(&n, &["(concat)", "over the host's limit"]);
+
+    // A dense layer of 2^32 - 1 units on a wide input: the product of its
+    // sizes is far over the parameter limit (and over 2^64 in FLOPs terms).
+    let n = seed_template(false, u32::MAX, 0.0);
+    named(&n, &["(dense)", "parameters", "limit"]);
+
+    // The limits leave room for every realistic network.
+    assert!(analyse(&seed_template(false, 64, 0.0), &MNIST).is_ok());
+}
+
 /// A network with branches (add, concat), strides, dilation, groups,
 /// batch-norm, a padded average pool, GELU and global max pooling.
 pub(crate) fn branchy() -> (Network, Task) {

@@ -4,6 +4,7 @@
 
 pub mod builtin;
 mod cache;
+mod gate;
 mod instance;
 mod limits;
 mod log;

@@ -26,16 +26,21 @@ impl Plugin<Bindings> {
         let dimensions = self.sandbox.call("init", |s| {
             b.nas_plugin_search_space().call_init(s, config_json, task)
         })?;
-        Ok(dimensions.convert())
+        let dimensions: Vec<Dimension> = dimensions.convert();
+        super::gate::dimensions(self.name(), &dimensions)?;
+        Ok(dimensions)
     }
 
     /// The network an assignment describes.
     pub fn build(&mut self, assignment: &[Binding]) -> Result<Network> {
         let b = &self.bindings;
+        super::gate::assignment(assignment)?;
         let assignment: Vec<_> = assignment.to_vec().convert();
         let network = self.sandbox.call("build", |s| {
             b.nas_plugin_search_space().call_build(s, &assignment)
         })?;
-        Ok(network.convert())
+        let network: Network = network.convert();
+        super::gate::network(self.name(), &network)?;
+        Ok(network)
     }
 }

@@ -49,7 +49,9 @@ impl Plugin<Bindings> {
                 proposals.len()
             );
         }
-        Ok(proposals.convert())
+        let proposals: Vec<Proposal> = proposals.convert();
+        super::gate::proposals(self.name(), &proposals)?;
+        Ok(proposals)
     }
 
     /// Reports finished trials.

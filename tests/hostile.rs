@@ -1,0 +1,93 @@
+//! Hostile input through the real binary and real plugins: what a plugin
+//! returns must end in a clear error or a recorded failed trial, never an
+//! aborted process, and the run directory stays readable.
+
+mod common;
+
+use common::nas_host;
+use nas_host::ir::TrialStatus;
+use nas_host::store::{RunStore, DB_FILE};
+
+/// The declarative template space asked for a convolution of a billion
+/// filters (over the host's structural limits), or of a million followed by
+/// a dense layer (within them, but with 14 billion weights, 58 GB, that were
+/// allocated before the memory check and aborted the process): both are
+/// refused before any weight is allocated, so the trial fails with the
+/// reason and the process ends normally; `status` and `report` still read
+/// the run.
+#[test]
+fn a_network_bigger_than_memory_is_a_failed_trial_not_an_abort() {
+    for (filters, head, why) in [
+        ("1000000000", "global-avg-pool", "over the host's limit"),
+        ("1000000", "flatten", "out of memory"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"
+[run]
+name = "huge"
+seed = 1
+max_trials = 1
+
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 12
+train_samples = 200
+test_samples = 50
+
+[train]
+epochs = 1
+
+[space]
+plugin = "builtin:template"
+
+[[space.config.layers]]
+op = "conv2d"
+filters = {filters}
+kernel = 3
+[[space.config.layers]]
+op = "{head}"
+[[space.config.layers]]
+op = "dense"
+units = 100
+[[space.config.layers]]
+op = "dense"
+units = "classes"
+"#
+        );
+        let path = dir.path().join("huge.toml");
+        std::fs::write(&path, config).unwrap();
+        let runs = dir.path().join("runs");
+        let out = nas_host(&[
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--output-dir",
+            runs.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "ends normally, with no trial completed: {stderr}"
+        );
+        let run = runs.join("huge");
+        let trials = RunStore::open_read_only(&run.join(DB_FILE))
+            .unwrap()
+            .trials()
+            .unwrap();
+        assert_eq!(trials.len(), 1);
+        assert_eq!(trials[0].status, TrialStatus::Failed);
+        let reason = trials[0].reason.as_deref().unwrap_or_default();
+        assert!(reason.contains(why), "{filters} filters: {reason}");
+        for command in ["status", "report"] {
+            let out = nas_host(&[command, run.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
