@@ -12,6 +12,78 @@ use serde::{Deserialize, Serialize};
 /// and in trial specs, independent of the plugin contract's version.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Serde for a real that may not be finite: JSON has no NaN or infinity
+/// (serde_json writes them as `null`, which nothing reads back), so they are
+/// written as the strings `"NaN"`, `"inf"` and `"-inf"`; reading also takes
+/// `null` (as NaN), so runs recorded before read too.
+pub mod real {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A real as a JSON number, or as text when it is not finite.
+    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *value {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    /// A real written by [`serialize`], or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+            Null,
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Null => Ok(f64::NAN),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "`{other}` is not a number"
+                ))),
+            },
+        }
+    }
+
+    /// Named reals (metrics), each as [`serialize`] writes it.
+    pub mod map {
+        use serde::ser::SerializeMap;
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::collections::BTreeMap;
+
+        /// Writes each value as [`super::serialize`] does.
+        pub fn serialize<S: Serializer>(
+            values: &BTreeMap<String, f64>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            #[derive(serde::Serialize)]
+            struct Real(#[serde(with = "super")] f64);
+            let mut map = s.serialize_map(Some(values.len()))?;
+            for (k, v) in values {
+                map.serialize_entry(k, &Real(*v))?;
+            }
+            map.end()
+        }
+
+        /// Reads what [`serialize`] writes.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeMap<String, f64>, D::Error> {
+            #[derive(Deserialize)]
+            struct Real(#[serde(with = "super")] f64);
+            let values = BTreeMap::<String, Real>::deserialize(d)?;
+            Ok(values.into_iter().map(|(k, Real(v))| (k, v)).collect())
+        }
+    }
+}
+
 /// An integer range, inclusive at both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntRange {
@@ -74,7 +146,7 @@ pub enum Value {
     /// An integer dimension's value.
     Integer(i64),
     /// A real dimension's value.
-    Real(f64),
+    Real(#[serde(with = "real")] f64),
 }
 
 /// A dimension's name and value.
@@ -313,6 +385,7 @@ pub struct Metric {
     /// The metric's name.
     pub name: String,
     /// Its value.
+    #[serde(with = "real")]
     pub value: f64,
 }
 
@@ -339,11 +412,15 @@ pub struct EpochRecord {
     /// 1-based.
     pub epoch: u32,
     /// Mean training loss over the epoch's batches.
+    #[serde(with = "real")]
     pub train_loss: f64,
     /// Mean validation loss.
+    #[serde(with = "real")]
     pub val_loss: f64,
     /// Validation accuracy in [0, 1].
+    #[serde(with = "real")]
     pub val_accuracy: f64,
     /// Seconds since training started, at the end of this epoch.
+    #[serde(with = "real")]
     pub seconds: f64,
 }

@@ -25,7 +25,7 @@ pub fn pareto_front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<u64
         .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
         .filter_map(|t| {
             let signed = objectives.iter().map(|o| {
-                let v = *t.metrics.get(&o.metric)?;
+                let v = objective_value(t, o)?;
                 Some(if o.direction == Direction::Maximize {
                     v
                 } else {
@@ -45,24 +45,26 @@ pub fn pareto_front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<u64
         .collect()
 }
 
+/// A trial's value of `objective`, if it has a finite one: a NaN or an
+/// infinity never ranks (NaN compares false both ways, so it would stay best
+/// once first).
+pub fn objective_value(trial: &TrialRecord, objective: &Objective) -> Option<f64> {
+    trial
+        .metrics
+        .get(&objective.metric)
+        .copied()
+        .filter(|v| v.is_finite())
+}
+
 /// The best completed trial under `objective` (the earliest of equals, as
 /// the run picks it), reused trials included.
 pub fn best_trial<'a>(trials: &'a [TrialRecord], objective: &Objective) -> Option<&'a TrialRecord> {
     trials
         .iter()
         .filter(|t| t.status == TrialStatus::Completed)
-        .filter(|t| t.metrics.contains_key(&objective.metric))
-        .reduce(|a, b| {
-            if better(
-                b.metrics[&objective.metric],
-                a.metrics[&objective.metric],
-                objective,
-            ) {
-                b
-            } else {
-                a
-            }
-        })
+        .filter_map(|t| Some((t, objective_value(t, objective)?)))
+        .reduce(|a, b| if better(b.1, a.1, objective) { b } else { a })
+        .map(|(t, _)| t)
 }
 
 /// One point of a best-so-far curve.
@@ -83,10 +85,11 @@ pub fn best_so_far(trials: &[TrialRecord], objective: &Objective) -> Vec<BestSoF
         .iter()
         .map(|t| {
             if t.reused_from.is_none() {
-                spent += t.metrics.get("train_seconds").copied().unwrap_or(0.0);
+                let seconds = t.metrics.get("train_seconds").copied();
+                spent += seconds.filter(|s| s.is_finite()).unwrap_or(0.0);
             }
             if t.status == TrialStatus::Completed {
-                if let Some(&v) = t.metrics.get(&objective.metric) {
+                if let Some(v) = objective_value(t, objective) {
                     if best.is_nan() || better(v, best, objective) {
                         best = v;
                     }
@@ -246,6 +249,46 @@ direction = "minimize"
             .set_meta(FACTS_KEY, &serde_json::to_string(&recorded).unwrap())
             .unwrap();
         assert_eq!(RunFacts::load(&store).unwrap(), recorded);
+    }
+
+    /// A NaN objective (a table's empty cell, a diverged metric) never
+    /// ranks, not even as the first completed trial.
+    #[test]
+    fn a_non_finite_objective_is_never_the_best() {
+        let trial = |id: u64, v: f64| TrialRecord {
+            id,
+            assignment: Vec::new(),
+            key: None,
+            network: None,
+            budget: 1,
+            status: TrialStatus::Completed,
+            reason: None,
+            metrics: [("val_accuracy".to_string(), v)].into(),
+            curve: Vec::new(),
+            seed: 0,
+            seconds: 0.0,
+            reused_from: None,
+            tag: String::new(),
+            weights: None,
+        };
+        let trials = [trial(1, f64::NAN), trial(2, 0.5), trial(3, f64::INFINITY)];
+        let maximize = Objective {
+            metric: "val_accuracy".into(),
+            direction: Direction::Maximize,
+        };
+        assert_eq!(best_trial(&trials, &maximize).map(|t| t.id), Some(2));
+        assert_eq!(
+            pareto_front(&trials, std::slice::from_ref(&maximize)),
+            vec![2]
+        );
+        let curve: Vec<f64> = best_so_far(&trials, &maximize)
+            .iter()
+            .map(|b| b.best)
+            .collect();
+        assert!(
+            curve[0].is_nan() && curve[1] == 0.5 && curve[2] == 0.5,
+            "{curve:?}"
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub struct TrialRecord {
     /// Why it failed, or which trial's result it reused.
     pub reason: Option<String>,
     /// Final metrics.
+    #[serde(with = "crate::ir::real::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Per-epoch metrics.
     pub curve: Vec<EpochRecord>,
@@ -171,6 +172,20 @@ fn parse_status(s: &str) -> rusqlite::Result<TrialStatus> {
 
 fn json<T: Serialize>(value: &T) -> Result<String> {
     Ok(serde_json::to_string(value)?)
+}
+
+/// A trial's metrics as JSON, non-finite values included ([`crate::ir::real`]).
+fn metrics_json(metrics: &BTreeMap<String, f64>) -> Result<String> {
+    let mut out = Vec::new();
+    crate::ir::real::map::serialize(metrics, &mut serde_json::Serializer::new(&mut out))?;
+    Ok(String::from_utf8(out)?)
+}
+
+/// Reads what [`metrics_json`] writes (and `null` for NaN, as older runs hold it).
+fn metrics_from_json(text: &str) -> rusqlite::Result<BTreeMap<String, f64>> {
+    crate::ir::real::map::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
@@ -356,7 +371,7 @@ impl RunStore {
                     t.budget,
                     status_text(t.status),
                     t.reason,
-                    json(&t.metrics)?,
+                    metrics_json(&t.metrics)?,
                     json(&t.curve)?,
                     t.seed as i64,
                     t.seconds,
@@ -393,7 +408,7 @@ impl RunStore {
             budget: row.get(4)?,
             status: parse_status(&row.get::<_, String>(5)?)?,
             reason: row.get(6)?,
-            metrics: from_json(&row.get::<_, String>(7)?)?,
+            metrics: metrics_from_json(&row.get::<_, String>(7)?)?,
             curve: from_json(&row.get::<_, String>(8)?)?,
             seed: row.get::<_, i64>(9)? as u64,
             seconds: row.get(10)?,
@@ -426,5 +441,68 @@ impl RunStore {
                 Self::read,
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Binding, Value};
+
+    /// NaN and infinities in metrics, curves and assignments are stored in
+    /// a form every reader takes back, and a metric written as `null` (as
+    /// older runs hold NaN) reads as NaN.
+    #[test]
+    fn non_finite_values_round_trip_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join(DB_FILE)).unwrap();
+        let epoch = EpochRecord {
+            epoch: 1,
+            train_loss: f64::INFINITY,
+            val_loss: f64::NAN,
+            val_accuracy: 0.5,
+            seconds: 1.25,
+        };
+        let record = TrialRecord {
+            id: 1,
+            assignment: vec![Binding {
+                name: "x".into(),
+                value: Value::Real(f64::NEG_INFINITY),
+            }],
+            key: None,
+            network: None,
+            budget: 1,
+            status: TrialStatus::Failed,
+            reason: None,
+            metrics: BTreeMap::from([
+                ("val_loss".to_string(), f64::NAN),
+                ("train_loss".to_string(), f64::INFINITY),
+                ("params".to_string(), 0.1 + 0.2),
+            ]),
+            curve: vec![epoch],
+            seed: 3,
+            seconds: 0.5,
+            reused_from: None,
+            tag: String::new(),
+            weights: None,
+        };
+        store.insert(&record, 0.0).unwrap();
+        let back = store.trials().unwrap().remove(0);
+        assert!(back.metrics["val_loss"].is_nan());
+        assert_eq!(back.metrics["train_loss"], f64::INFINITY);
+        assert_eq!(
+            back.metrics["params"],
+            0.1 + 0.2,
+            "finite values stay exact"
+        );
+        assert!(back.curve[0].val_loss.is_nan());
+        assert_eq!(back.curve[0].train_loss, f64::INFINITY);
+        assert_eq!(back.assignment[0].value, Value::Real(f64::NEG_INFINITY));
+
+        store
+            .conn
+            .execute("UPDATE trials SET metrics = '{\"val_loss\":null}'", [])
+            .unwrap();
+        assert!(store.trials().unwrap()[0].metrics["val_loss"].is_nan());
     }
 }

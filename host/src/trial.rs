@@ -92,6 +92,7 @@ pub struct TrialOutcome {
     /// Why it failed.
     pub reason: Option<String>,
     /// Final metrics by name (see [`crate::config::METRICS`]).
+    #[serde(with = "crate::ir::real::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Per-epoch metrics.
     pub curve: Vec<EpochRecord>,

@@ -20,7 +20,7 @@ use crate::ir::{self, Dimension, Objective, Proposal, TrialStatus};
 use crate::lock::RunLock;
 use crate::plugin::{SpacePlugin, StrategyPlugin};
 use crate::progress::Reporter;
-use crate::results::{better, FACTS_KEY};
+use crate::results::{better, objective_value, FACTS_KEY};
 use crate::store::{EventKind, RunStore, TrialRecord, DB_FILE, FORMAT_KEY};
 use anyhow::{bail, Context, Result};
 use setup::Parts;
@@ -269,10 +269,11 @@ impl<'a> Search<'a> {
     /// Takes a finished trial into the run's tallies.
     fn count(&mut self, record: TrialRecord) {
         if record.reused_from.is_none() {
-            self.simulated_seconds += record.metrics.get("train_seconds").copied().unwrap_or(0.0);
+            let spent = record.metrics.get("train_seconds").copied();
+            self.simulated_seconds += spent.filter(|s| s.is_finite()).unwrap_or(0.0);
         }
         if record.status == TrialStatus::Completed {
-            if let Some(&v) = record.metrics.get(&self.objective().metric) {
+            if let Some(v) = objective_value(&record, self.objective()) {
                 if self
                     .best
                     .is_none_or(|(b, _)| better(v, b, self.objective()))
