@@ -91,3 +91,88 @@ units = "classes"
         }
     }
 }
+
+/// A device or a FIFO given as a plugin is refused at once, naming it,
+/// instead of being read until memory runs out (or forever).
+#[test]
+fn a_plugin_path_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("plugin.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for plugin in ["/dev/zero", fifo.to_str().unwrap()] {
+        let config = format!(
+            "[run]\nname = \"dev\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\n[strategy]\nplugin = \"{plugin}\"\n"
+        );
+        let path = dir.path().join("dev.toml");
+        std::fs::write(&path, config).unwrap();
+        let runs = dir.path().join("runs");
+        let out = nas_host(&[
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--output-dir",
+            runs.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(plugin) && stderr.contains("not a regular file"),
+            "{stderr}"
+        );
+        assert!(!runs.join("dev").exists(), "nothing was written");
+    }
+}
+
+/// `resume` continues the run it recorded; an edit of the run's
+/// `config.toml` is refused with the line that differs, never silently
+/// overwritten, and once the file is restored the run resumes.
+#[test]
+fn resume_refuses_an_edited_config_naming_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[run]\nname = \"edited\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 1\n";
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config).unwrap();
+    let runs = dir.path().join("runs");
+    let out = nas_host(&[
+        "run",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--output-dir",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = runs.join("edited");
+    let recorded = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let edited = recorded.replace("epochs = 1", "epochs = 5");
+    assert_ne!(edited, recorded);
+    std::fs::write(run.join("config.toml"), &edited).unwrap();
+    let out = nas_host(&["resume", run.to_str().unwrap(), "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("config.toml was edited")
+            && stderr.contains("`epochs = 5`")
+            && stderr.contains("`epochs = 1`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        edited,
+        "the edit is not overwritten"
+    );
+    std::fs::write(run.join("config.toml"), &recorded).unwrap();
+    let out = nas_host(&["resume", run.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -7,11 +7,9 @@ use std::path::Path;
 
 fuzz_target!(|bytes: &[u8]| {
     let path = Path::new("fuzz-idx");
-    if let Ok(decoded) = idx::decode(bytes.to_vec(), path) {
-        for ndims in [1, 3] {
-            if let Ok((dims, values)) = idx::parse(&decoded, ndims, "fuzz", path) {
-                assert_eq!(dims.iter().product::<usize>(), values.len());
-            }
+    for ndims in [1, 3] {
+        if let Ok((dims, values)) = idx::read(bytes, ndims, "fuzz", path) {
+            assert_eq!(dims.iter().product::<usize>(), values.len());
         }
     }
 });

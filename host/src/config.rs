@@ -489,6 +489,29 @@ mod tests {
     }
 
     #[test]
+    fn values_past_their_upper_bounds_are_refused_naming_the_key() {
+        let bad = |text: &str, want: &str| {
+            let c = RunConfig::parse(text, "c.toml").unwrap();
+            let e = format!("{:#}", c.validate().unwrap_err());
+            assert!(e.contains(want), "`{text}`: {e}");
+        };
+        bad(
+            "[plugins]\ncall_timeout_s = 1e300\n",
+            "plugins.call_timeout_s",
+        );
+        bad(
+            "[train]\nlatency_repeats = 100000000000\n",
+            "latency_repeats",
+        );
+        bad(
+            "[train]\nepochs = 4294967295\n",
+            "epochs must be at least 1 and at most",
+        );
+        bad("[train]\nbatch_size = 100000000000\n", "batch_size");
+        bad("[executor]\nkind = \"process\"\npoll_s = 1e300\n", "poll_s");
+    }
+
+    #[test]
     fn out_of_range_and_contradictory_values_are_refused() {
         let bad = |text: &str, want: &str| {
             let c = RunConfig::parse(text, "c.toml").unwrap();

@@ -18,8 +18,23 @@ pub(crate) fn read(files: &[std::path::PathBuf]) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((pixels, labels))
 }
 
+/// The largest batch file read (a real one holds 10,000 records, 30 MB).
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
 fn read_one(path: &Path, pixels: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::Read;
+    let file = super::idx::open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "{} is over {} MiB, larger than any CIFAR-10 batch",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        );
+    }
     parse(&bytes, path, pixels, labels)
 }
 

@@ -3,65 +3,104 @@
 //! then one byte per value.
 
 use anyhow::{bail, Context, Result};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    decode(raw, path)
-}
+/// The most values an IDX file may hold (4 GiB of bytes): a header that
+/// claims more is refused before anything is allocated.
+pub const MAX_VALUES: usize = 1 << 32;
 
-/// The bytes of an IDX file read from `path`: gunzipped when they start
-/// with the gzip magic, else as they are.
-pub fn decode(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .with_context(|| {
-                format!(
-                    "{} looks gzip-compressed but does not decompress (truncated or corrupt)",
-                    path.display()
-                )
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+/// Opens `path` for reading if it is a regular file (never a FIFO or a
+/// device, which could block or never end).
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
     }
+    std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Parses IDX bytes (read from `path`, named in errors) with the expected
-/// number of dimensions; returns the dimensions and the values.
-pub fn parse(bytes: &[u8], ndims: usize, what: &str, path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+/// Reads an IDX file with `ndims` dimensions from `source` (its bytes,
+/// gzip-compressed or raw; `path` names it in errors): the header is checked
+/// (magic, every dimension at least 1, the value count within
+/// [`MAX_VALUES`]) before the values are read, and decompression stops at
+/// the count the header promised, so a small file that expands to gigabytes
+/// costs nothing. Returns the dimensions and the values.
+pub fn read(
+    source: impl Read,
+    ndims: usize,
+    what: &str,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = path.display();
+    let mut source = std::io::BufReader::new(source);
+    let gzip = source
+        .fill_buf()
+        .with_context(|| format!("cannot read {file}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(source))
+    } else {
+        Box::new(source)
+    };
+    let broken = |e: std::io::Error| {
+        if gzip {
+            anyhow::anyhow!(
+                "{file} looks gzip-compressed but does not decompress (truncated or corrupt): {e}"
+            )
+        } else {
+            anyhow::anyhow!("cannot read {file}: {e}")
+        }
+    };
+    let mut header = vec![0u8; 4 + 4 * ndims];
+    let mut got = 0;
+    while got < header.len() {
+        match reader.read(&mut header[got..]).map_err(broken)? {
+            0 => bail!("{file} is too short to be an IDX {what} file ({got} bytes)"),
+            n => got += n,
+        }
+    }
+    let word =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let magic = 0x0800u32 | ndims as u32;
-    if bytes.len() < 4 + 4 * ndims {
+    if word(0) != magic {
         bail!(
-            "{file} is too short to be an IDX {what} file ({} bytes)",
-            bytes.len()
+            "{file} is not an IDX {what} file: magic number {:#010x}, expected {magic:#010x}",
+            word(0)
         );
     }
-    let got = u32::from_be_bytes(bytes[0..4].try_into().unwrap());
-    if got != magic {
-        bail!("{file} is not an IDX {what} file: magic number {got:#010x}, expected {magic:#010x}");
+    let dims: Vec<usize> = (0..ndims).map(|i| word(4 + 4 * i) as usize).collect();
+    if dims.contains(&0) {
+        bail!("{file}: the header claims dimensions {dims:?}; every dimension must be at least 1");
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
-    let data = &bytes[4 + 4 * ndims..];
-    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-    if expected != Some(data.len()) {
-        let promised = dims.iter().map(|&d| d as u128).product::<u128>();
-        bail!("{file}: the header promises {dims:?} = {promised} values but the file holds {} (truncated or padded)", data.len());
+    let promised = dims.iter().map(|&d| d as u128).product::<u128>();
+    if promised > MAX_VALUES as u128 {
+        bail!(
+            "{file}: the header promises {dims:?} = {promised} values, over the limit of {MAX_VALUES} an IDX file may hold"
+        );
     }
-    Ok((dims, data.to_vec()))
+    let expected = promised as usize;
+    let mut data = Vec::with_capacity(expected);
+    reader
+        .take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(broken)?;
+    if data.len() != expected {
+        let held = if data.len() > expected {
+            "more".to_string()
+        } else {
+            data.len().to_string()
+        };
+        bail!("{file}: the header promises {dims:?} = {promised} values but the file holds {held} (truncated or padded)");
+    }
+    Ok((dims, data))
 }
 
 /// Reads an images file (N x H x W) and its labels file (N); checks the counts agree.
 pub(crate) fn read_pair(images: &Path, labels: &Path) -> Result<(Vec<usize>, Vec<u8>, Vec<u8>)> {
-    let (dims, pixels) = parse(&read_maybe_gz(images)?, 3, "images", images)?;
-    let (ldims, labels_data) = parse(&read_maybe_gz(labels)?, 1, "labels", labels)?;
+    let (dims, pixels) = read(open_regular(images)?, 3, "images", images)?;
+    let (ldims, labels_data) = read(open_regular(labels)?, 1, "labels", labels)?;
     if ldims[0] != dims[0] {
         bail!(
             "{} holds {} images but {} holds {} labels; the two files must come from the same split",
@@ -123,7 +162,35 @@ mod tests {
         let huge = u32::MAX;
         std::fs::write(&images, idx(0x803, &[huge, huge, huge], &[0; 12])).unwrap();
         let e = read_pair(&images, &labels).unwrap_err().to_string();
-        assert!(e.contains("values but the file holds 12"), "{e}");
+        assert!(e.contains("values, over the limit of 4294967296"), "{e}");
+
+        // A dimension of 0 (each image would be empty).
+        std::fs::write(&images, idx(0x803, &[300, 0, 0], &[])).unwrap();
+        let e = read_pair(&images, &labels).unwrap_err().to_string();
+        assert!(e.contains("every dimension must be at least 1"), "{e}");
+
+        // A small gzip file whose header promises 28x28 images, and that
+        // would expand to a gigabyte: read up to the promise, then refused.
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        bomb.write_all(&idx(0x803, &[2, 28, 28], &[])).unwrap();
+        for _ in 0..1024 {
+            bomb.write_all(&[0; 1 << 20]).unwrap();
+        }
+        let bomb = bomb.finish().unwrap();
+        assert!(bomb.len() < 2 << 20);
+        std::fs::write(&images, bomb).unwrap();
+        let e = read_pair(&images, &labels).unwrap_err().to_string();
+        assert!(e.contains("= 1568 values but the file holds more"), "{e}");
+
+        // A FIFO is refused, not waited on.
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = read_pair(&fifo, &labels).unwrap_err().to_string();
+        assert!(e.contains("is not a regular file"), "{e}");
 
         std::fs::write(&images, idx(0x803, &[3, 2, 2], &[0; 12])).unwrap();
         let e = read_pair(&images, &labels).unwrap_err().to_string();

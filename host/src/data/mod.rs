@@ -238,6 +238,18 @@ fn load_raw(config: &DataConfig, seed: u64) -> Result<Raw> {
                 .max()
                 .unwrap_or(0) as usize
                 + 1;
+            // A stray byte (say 255) would otherwise make 256 classes, most of them empty.
+            let mut seen = vec![false; classes];
+            for &l in &train_lab {
+                seen[l as usize] = true;
+            }
+            if let Some(missing) = seen.iter().position(|s| !s) {
+                bail!(
+                    "{name} in {}: labels go up to {} but class {missing} never occurs among the training labels; labels must be 0..K-1 with every class present (a corrupt label?)",
+                    dir.display(),
+                    classes - 1
+                );
+            }
             Raw {
                 shape: (1, dims[1], dims[2]),
                 classes: classes.max(2),
@@ -500,6 +512,20 @@ mod tests {
             labels(&a),
             labels(&load(&c, 4, &Device::Cpu).unwrap()),
             "other seed, other split"
+        );
+
+        // One corrupt label byte does not make 256 classes.
+        let mut stray: Vec<u8> = (0..50).map(|i| (i % 10) as u8).collect();
+        stray[7] = 255;
+        std::fs::write(
+            dir.path().join("train-labels-idx1-ubyte"),
+            idx(0x801, &[50], stray),
+        )
+        .unwrap();
+        let e = load(&c, 3, &Device::Cpu).err().unwrap().to_string();
+        assert!(
+            e.contains("labels go up to 255 but class 10 never occurs"),
+            "{e}"
         );
     }
 

@@ -102,8 +102,11 @@ impl ExecutorConfig {
         if self.threads_per_worker == Some(0) {
             bail!("[executor] threads_per_worker must be at least 1");
         }
-        if !(self.poll_s > 0.0 && self.poll_s.is_finite()) {
-            bail!("[executor] poll_s must be a positive number of seconds");
+        if !(self.poll_s > 0.0 && self.poll_s <= 3600.0) {
+            bail!(
+                "[executor] poll_s = {} must be a positive number of seconds, at most 3600",
+                self.poll_s
+            );
         }
         if self.cpus_per_trial == 0 {
             bail!("[executor] cpus_per_trial must be at least 1");

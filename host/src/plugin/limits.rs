@@ -4,6 +4,13 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The largest `memory_mib` (1 TiB).
+const MAX_MEMORY_MIB: u64 = 1 << 20;
+/// The largest `call_timeout_s` (a day): a per-call deadline, not a run limit.
+const MAX_CALL_TIMEOUT_S: f64 = 86_400.0;
+/// The largest `table_elements`.
+const MAX_TABLE_ELEMENTS: u64 = 1 << 30;
+
 /// Limits applied to each plugin instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,16 +52,23 @@ impl PluginLimits {
 
     /// Checks the values are usable.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.memory_mib == 0 {
-            anyhow::bail!("plugins.memory_mib must be at least 1 (default 256)");
-        }
-        if !(self.call_timeout_s > 0.0 && self.call_timeout_s.is_finite()) {
+        if !(1..=MAX_MEMORY_MIB).contains(&self.memory_mib) {
             anyhow::bail!(
-                "plugins.call_timeout_s must be a positive number of seconds (default 10)"
+                "plugins.memory_mib = {} must be between 1 and {MAX_MEMORY_MIB} (default 256)",
+                self.memory_mib
             );
         }
-        if self.table_elements == 0 {
-            anyhow::bail!("plugins.table_elements must be at least 1 (default 1048576)");
+        if !(self.call_timeout_s > 0.0 && self.call_timeout_s <= MAX_CALL_TIMEOUT_S) {
+            anyhow::bail!(
+                "plugins.call_timeout_s = {} must be a positive number of seconds, at most {MAX_CALL_TIMEOUT_S} (default 10)",
+                self.call_timeout_s
+            );
+        }
+        if !(1..=MAX_TABLE_ELEMENTS).contains(&self.table_elements) {
+            anyhow::bail!(
+                "plugins.table_elements = {} must be between 1 and {MAX_TABLE_ELEMENTS} (default 1048576)",
+                self.table_elements
+            );
         }
         Ok(())
     }
@@ -81,6 +95,20 @@ mod tests {
                     ..PluginLimits::default()
                 },
                 "plugins.call_timeout_s",
+            ),
+            (
+                PluginLimits {
+                    call_timeout_s: 1e300,
+                    ..PluginLimits::default()
+                },
+                "plugins.call_timeout_s",
+            ),
+            (
+                PluginLimits {
+                    memory_mib: u64::MAX,
+                    ..PluginLimits::default()
+                },
+                "plugins.memory_mib",
             ),
             (
                 PluginLimits {

@@ -79,6 +79,42 @@ const PACKAGE: &str = "nas:plugin";
 /// The contract versions this host supports, one module each.
 const SUPPORTED_VERSIONS: &[&str] = &[v0_1_0::VERSION];
 
+/// The largest component file read (the biggest real ones, Python and
+/// JavaScript runtimes, are tens of MiB).
+const MAX_COMPONENT_BYTES: u64 = 512 << 20;
+
+/// Reads a component file: a regular file (never a FIFO or a device, which
+/// could block or never end) of at most [`MAX_COMPONENT_BYTES`].
+fn read_component_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read plugin file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "plugin file {} is not a regular file; give the path of a component (.wasm)",
+            path.display()
+        );
+    }
+    let too_big = || {
+        anyhow::anyhow!(
+            "plugin file {} is over {} MiB, the largest component nas-host reads",
+            path.display(),
+            MAX_COMPONENT_BYTES >> 20
+        )
+    };
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read plugin file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 fn builtin_list() -> String {
     builtin::names()
         .map(|n| format!("builtin:{n}"))
@@ -173,8 +209,7 @@ impl PluginRuntime {
                 )
             })?,
             PluginSource::File(path) => {
-                owned = std::fs::read(path)
-                    .with_context(|| format!("cannot read plugin file {}", path.display()))?;
+                owned = read_component_file(path)?;
                 &owned
             }
         };

@@ -155,8 +155,9 @@ impl Sandbox {
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(anyhow!(
-                "plugin `{}` returned an error from `{call}`: {message}",
-                self.name
+                "plugin `{}` returned an error from `{call}`: {}",
+                self.name,
+                super::gate::clipped(&message)
             )),
             Err(trap) => {
                 let error = self.describe_trap(call, trap);

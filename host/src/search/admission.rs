@@ -8,6 +8,7 @@ use crate::assignment;
 use crate::ir::{Network, Proposal, TrialStatus};
 use crate::network::{analyse, grouped};
 use crate::store::{status_text, TrialRecord};
+use crate::train::MAX_EPOCHS;
 use crate::trial::{ResumeFrom, TrialSpec};
 use anyhow::Result;
 
@@ -48,8 +49,11 @@ impl Search<'_> {
             ));
             return Ok(Admission::Done(record));
         }
-        if budget == 0 {
-            record.reason = Some("the proposal's budget is 0 epochs".into());
+        if budget == 0 || budget > MAX_EPOCHS {
+            record.reason = Some(format!(
+                "strategy `{}` proposed a budget of {budget} epochs; a budget must be between 1 and {MAX_EPOCHS}",
+                self.strategy.name()
+            ));
             return Ok(Admission::Done(record));
         }
         let network = match self.space.build(&proposal.assignment) {

@@ -195,6 +195,7 @@ pub fn resume(
             db.display()
         )
     })?;
+    check_unedited(&dir.join("config.toml"), &text)?;
     let mut config = RunConfig::parse(&text, &format!("the config recorded in {}", db.display()))?;
     if let Some(n) = overrides.max_trials {
         config.run.max_trials = n;
@@ -218,6 +219,33 @@ pub fn resume(
         .store
         .event(EventKind::SessionStarted, None, &facts, search.elapsed())?;
     search.conclude(reporter)
+}
+
+/// Refuses to resume when the run's `config.toml` no longer holds the
+/// config the run recorded: `resume` continues the recorded run and would
+/// otherwise overwrite the edit silently.
+fn check_unedited(path: &Path, recorded: &str) -> Result<()> {
+    let Ok(on_disk) = std::fs::read_to_string(path) else {
+        return Ok(()); // Missing or unreadable: written anew below.
+    };
+    if on_disk == recorded {
+        return Ok(());
+    }
+    let (mut a, mut b) = (on_disk.lines(), recorded.lines());
+    let mut line = 1;
+    let (edited, was) = loop {
+        match (a.next(), b.next()) {
+            (x, y) if x == y && x.is_some() => line += 1,
+            (x, y) => break (x.unwrap_or("(end of file)"), y.unwrap_or("(end of file)")),
+        }
+    };
+    bail!(
+        "{} was edited since the run recorded it (line {line} reads `{edited}`, the run recorded `{was}`). \
+         `nas-host resume` continues the recorded run, whose limits can change with --max-trials and --max-time-s; \
+         to search with the edited config, start a new run with it (`nas-host run` and another [run] name), \
+         or restore the file (deleting it also works: resume writes it again)",
+        path.display()
+    )
 }
 
 impl<'a> Search<'a> {

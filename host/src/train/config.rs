@@ -28,6 +28,13 @@ pub enum Schedule {
     Step,
 }
 
+/// The largest `batch_size` and `eval_batch_size`.
+const MAX_BATCH: usize = 1 << 20;
+/// The largest `epochs` (a trial's budget from a strategy is checked against it too).
+pub const MAX_EPOCHS: u32 = 100_000;
+/// The largest `latency_repeats`: each repeat is a forward pass, so more only adds time.
+const MAX_LATENCY_REPEATS: usize = 10_000;
+
 /// The `[train]` table of a run config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,11 +126,18 @@ impl TrainConfig {
         if self.nesterov && (self.optimizer != OptimizerKind::Sgd || self.momentum == 0.0) {
             bail!("[train] nesterov = true needs optimizer = \"sgd\" with momentum > 0");
         }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            bail!("[train] batch_size and eval_batch_size must be at least 1");
+        if !(1..=MAX_BATCH).contains(&self.batch_size)
+            || !(1..=MAX_BATCH).contains(&self.eval_batch_size)
+        {
+            bail!(
+                "[train] batch_size and eval_batch_size must be at least 1 and at most {MAX_BATCH}"
+            );
         }
-        if self.epochs == 0 {
-            bail!("[train] epochs must be at least 1 (default 3)");
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bail!(
+                "[train] epochs must be at least 1 and at most {MAX_EPOCHS} (default 3), not {}",
+                self.epochs
+            );
         }
         if self.schedule == Schedule::Step
             && (self.step_epochs == 0 || !(self.gamma > 0.0 && self.gamma <= 1.0))
@@ -142,8 +156,11 @@ impl TrainConfig {
         if self.max_memory_mb.is_some_and(|m| m.is_nan() || m <= 0.0) {
             bail!("[train] max_memory_mb must be a positive number of MiB");
         }
-        if self.latency_repeats == 0 {
-            bail!("[train] latency_repeats must be at least 1");
+        if !(1..=MAX_LATENCY_REPEATS).contains(&self.latency_repeats) {
+            bail!(
+                "[train] latency_repeats must be at least 1 and at most {MAX_LATENCY_REPEATS} (default 10), not {}",
+                self.latency_repeats
+            );
         }
         Ok(())
     }

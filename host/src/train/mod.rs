@@ -12,7 +12,7 @@ mod trainer;
 pub use allocator::keep_freed_memory;
 pub use candle_threads::serial_candle_elementwise;
 pub use checkpoint::remove as remove_checkpoint;
-pub use config::{OptimizerKind, Schedule, TrainConfig};
+pub use config::{OptimizerKind, Schedule, TrainConfig, MAX_EPOCHS};
 pub use optimizer::Optimizer;
 pub use trainer::{
     cross_entropy_grad, evaluate, latency_ms, train, Checkpoints, Progress, TrainOutcome,
