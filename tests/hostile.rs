@@ -176,3 +176,68 @@ fn resume_refuses_an_edited_config_naming_the_difference() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A checkpoint the host cannot write (here its folder's path is taken by a
+/// file; a full disk ends the same way) is the host's problem, not the
+/// architecture's: the run stops with an error naming the path, nothing is
+/// recorded as a result or told to the strategy, and once the cause is gone
+/// `resume` ends with the same trials as a run that never failed.
+#[test]
+fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
+    let config = "[run]\nname = \"hf\"\nseed = 4\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n";
+    let run = |dir: &std::path::Path| {
+        let path = dir.join("c.toml");
+        std::fs::write(&path, config).unwrap();
+        let runs = dir.join("runs");
+        let out = nas_host(&[
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--output-dir",
+            runs.to_str().unwrap(),
+        ]);
+        (out, runs.join("hf"))
+    };
+    let trials = |run: &std::path::Path| {
+        let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
+        store.trials().unwrap()
+    };
+    let reference = tempfile::tempdir().unwrap();
+    let (out, reference_run) = run(reference.path());
+    assert!(out.status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("runs/hf");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("trials"), "not a folder").unwrap();
+    let (out, hf) = run(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the host could not keep the trial's checkpoint")
+            && stderr.contains("trial 1")
+            && stderr.contains("trials/1"),
+        "{stderr}"
+    );
+    let store = RunStore::open_read_only(&hf.join(DB_FILE)).unwrap();
+    assert!(store.trials().unwrap().is_empty(), "no result was recorded");
+    assert!(store
+        .events(&[nas_host::store::EventKind::Told])
+        .unwrap()
+        .is_empty());
+    drop(store);
+
+    std::fs::remove_file(blocked.join("trials")).unwrap();
+    let out = nas_host(&["resume", hf.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = trials(&hf).iter().map(common::deterministic).collect();
+    let want: Vec<String> = trials(&reference_run)
+        .iter()
+        .map(common::deterministic)
+        .collect();
+    assert_eq!(got, want);
+}

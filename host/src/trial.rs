@@ -219,6 +219,10 @@ pub fn run(
     );
     metrics.insert("train_seconds".to_string(), started.elapsed().as_secs_f64());
     let outcome = match trained {
+        // The host's problem, not the architecture's: no result, the run stops.
+        Err(e) if e.downcast_ref::<train::HostFault>().is_some() => {
+            return Err(e.context(format!("trial {}", spec.trial_id)))
+        }
         Err(e) => {
             return Ok(TrialOutcome::failed(
                 spec,

@@ -15,5 +15,5 @@ pub use checkpoint::remove as remove_checkpoint;
 pub use config::{OptimizerKind, Schedule, TrainConfig, MAX_EPOCHS};
 pub use optimizer::Optimizer;
 pub use trainer::{
-    cross_entropy_grad, evaluate, latency_ms, train, Checkpoints, Progress, TrainOutcome,
+    cross_entropy_grad, evaluate, latency_ms, train, Checkpoints, HostFault, Progress, TrainOutcome,
 };

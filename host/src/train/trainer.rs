@@ -20,6 +20,18 @@ use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::time::Instant;
 
+/// Marks an error of the host, not of the network being trained (a
+/// checkpoint that cannot be written or read): it must stop the run, which
+/// `resume` continues, and never be recorded as the trial's failure.
+#[derive(Debug, Clone, Copy)]
+pub struct HostFault;
+
+impl std::fmt::Display for HostFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the host could not keep the trial's checkpoint")
+    }
+}
+
 /// What the loop reports while it runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
@@ -178,9 +190,13 @@ pub fn train(
     let mut state = State::fresh(config, params.len(), n, seed);
     let mut resumed_from_epoch = None;
     if let Some(c) = checkpoints {
-        resumed_from_epoch = state.restore(model, &params, c.dir, seed)?;
+        resumed_from_epoch = state
+            .restore(model, &params, c.dir, seed)
+            .context(HostFault)?;
         if let (None, Some(from)) = (resumed_from_epoch, c.from) {
-            resumed_from_epoch = state.restore(model, &params, from, seed)?;
+            resumed_from_epoch = state
+                .restore(model, &params, from, seed)
+                .context(HostFault)?;
         }
     }
     let batches = n.div_ceil(config.batch_size);
@@ -280,7 +296,7 @@ pub fn train(
         if let Some(c) =
             checkpoints.filter(|c| c.every > 0 && (epoch % c.every == 0 || epoch == epochs))
         {
-            state.save(model, &params, c.dir, seed)?;
+            state.save(model, &params, c.dir, seed).context(HostFault)?;
         }
     }
     Ok(stopped(state, TrainOutcome::default()))
