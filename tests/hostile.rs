@@ -241,3 +241,81 @@ fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// Stored weights paths are relative to the run: a run moved elsewhere
+/// and read from another working directory exports its own weights, and a
+/// tampered path is refused instead of copying whatever file it names.
+#[test]
+fn a_moved_run_exports_its_own_weights_and_a_tampered_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[run]\nname = \"mv\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 1\n";
+    std::fs::write(dir.path().join("c.toml"), config).unwrap();
+    // A relative output folder, resolved against the working directory.
+    let out = common::nas_host_command(&["run", "c.toml", "--quiet", "--output-dir", "runs"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = dir.path().join("runs/mv");
+    let weights = std::fs::read(original.join("trials/1/weights.safetensors")).unwrap();
+    let moved = dir.path().join("elsewhere/mv");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&original, &moved).unwrap();
+
+    let other_cwd = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("exported");
+    let out = common::nas_host_command(&[
+        "export",
+        moved.to_str().unwrap(),
+        "--trial",
+        "1",
+        "--out",
+        exported.to_str().unwrap(),
+    ])
+    .current_dir(other_cwd.path())
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(exported.join("weights.safetensors")).unwrap(),
+        weights
+    );
+
+    let secret = dir.path().join("secret.safetensors");
+    std::fs::write(&secret, "not for export").unwrap();
+    let conn_path = moved.join(DB_FILE);
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE trials SET weights=?', (sys.argv[2],)); c.commit()",
+            conn_path.to_str().unwrap(),
+            secret.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tampered = dir.path().join("tampered");
+    let out = nas_host(&[
+        "export",
+        moved.to_str().unwrap(),
+        "--trial",
+        "1",
+        "--out",
+        tampered.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("not a file of the run's trials folder"),
+        "{stderr}"
+    );
+    assert!(!tampered.join("weights.safetensors").exists());
+}

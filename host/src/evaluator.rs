@@ -12,7 +12,7 @@ use crate::train::{evaluate, Progress};
 use crate::trial::{self, TrialOutcome, TrialSpec};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Evaluates trials.
 pub trait Evaluator {
@@ -29,9 +29,15 @@ pub trait Evaluator {
         cancel: &Cancel,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome>;
-    /// The best trial's final report: its metrics on the held-out split, and
-    /// its weights copied into `dir` where there are any.
-    fn report_best(&self, trial: &TrialRecord, dir: &Path) -> Result<BTreeMap<String, f64>>;
+    /// The best trial (of the run in `run_dir`)'s final report: its metrics
+    /// on the held-out split, and its weights copied into `dir` where there
+    /// are any.
+    fn report_best(
+        &self,
+        trial: &TrialRecord,
+        run_dir: &Path,
+        dir: &Path,
+    ) -> Result<BTreeMap<String, f64>>;
 }
 
 /// Trains each trial on data loaded once for the run.
@@ -64,17 +70,19 @@ impl Evaluator for Trainer {
         trial::run(spec, &self.data, cancel, on_progress)
     }
 
-    fn report_best(&self, trial: &TrialRecord, dir: &Path) -> Result<BTreeMap<String, f64>> {
+    fn report_best(
+        &self,
+        trial: &TrialRecord,
+        run_dir: &Path,
+        dir: &Path,
+    ) -> Result<BTreeMap<String, f64>> {
         let network = trial
             .network
             .as_ref()
             .context("the best trial has no network")?;
-        let weights = PathBuf::from(
-            trial
-                .weights
-                .as_ref()
-                .context("the best trial has no weights")?,
-        );
+        let weights = trial
+            .weights_in(run_dir)?
+            .context("the best trial has no weights")?;
         let model = Model::new(network, &self.data.task, trial.seed, self.data.device())?;
         model.load(&weights)?;
         let (test_loss, test_accuracy) = evaluate(&model, &self.data.test, self.eval_batch_size)?;
@@ -143,7 +151,12 @@ impl Evaluator for TableLookup {
         })
     }
 
-    fn report_best(&self, trial: &TrialRecord, _dir: &Path) -> Result<BTreeMap<String, f64>> {
+    fn report_best(
+        &self,
+        trial: &TrialRecord,
+        _run_dir: &Path,
+        _dir: &Path,
+    ) -> Result<BTreeMap<String, f64>> {
         // The table's own report columns (such as test accuracy) are already in the trial's metrics.
         Ok(trial
             .metrics

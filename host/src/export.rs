@@ -49,9 +49,9 @@ pub fn export(run_dir: &Path, trial: Option<u64>, out: &Path) -> Result<TrialRec
     )?;
     std::fs::write(out.join("summary.txt"), summary(network, &task)?)?;
     std::fs::write(out.join("metrics.json"), serde_json::to_string_pretty(t)?)?;
-    if let Some(w) = &t.weights {
-        std::fs::copy(w, out.join(WEIGHTS_FILE))
-            .with_context(|| format!("copy the weights {w}"))?;
+    if let Some(w) = t.weights_in(run_dir)? {
+        std::fs::copy(&w, out.join(WEIGHTS_FILE))
+            .with_context(|| format!("copy the weights {}", w.display()))?;
     }
     std::fs::write(
         out.join("trials.json"),

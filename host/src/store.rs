@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// File name of the database in a run directory.
 pub const DB_FILE: &str = "nas.sqlite";
@@ -50,8 +50,37 @@ pub struct TrialRecord {
     pub reused_from: Option<u64>,
     /// The strategy's tag.
     pub tag: String,
-    /// Path of the trained weights.
+    /// The trained weights, relative to the run directory (read them with
+    /// [`TrialRecord::weights_in`]).
     pub weights: Option<String>,
+}
+
+impl TrialRecord {
+    /// The trial's weights file, inside `run_dir` whatever the working
+    /// directory or wherever the run was moved: the stored path is relative
+    /// to the run (`trials/ID/FILE.safetensors`; runs recorded before held
+    /// longer paths with the same end). Any other path (a tampered database
+    /// naming `/etc/shadow`, say) is refused.
+    pub fn weights_in(&self, run_dir: &Path) -> Result<Option<PathBuf>> {
+        let Some(stored) = &self.weights else {
+            return Ok(None);
+        };
+        let parts: Vec<_> = Path::new(stored).components().collect();
+        let tail = match parts.as_slice() {
+            [.., Component::Normal(trials), Component::Normal(id), Component::Normal(file)]
+                if *trials == "trials"
+                    && id.to_str().is_some_and(|i| i.parse::<u64>().is_ok())
+                    && file.to_str().is_some_and(|f| f.ends_with(".safetensors")) =>
+            {
+                Path::new(trials).join(id).join(file)
+            }
+            _ => anyhow::bail!(
+                "trial {}'s weights are recorded as `{stored}`, which is not a file of the run's trials folder; was the run database edited?",
+                self.id
+            ),
+        };
+        Ok(Some(run_dir.join(tail)))
+    }
 }
 
 /// What happened in a run, in the `events` table.

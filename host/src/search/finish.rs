@@ -24,7 +24,7 @@ impl Search<'_> {
             .expect("completed trials have networks");
         let dir = self.dir.join("best");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let held_out = self.evaluator.report_best(&trial, &dir)?;
+        let held_out = self.evaluator.report_best(&trial, &self.dir, &dir)?;
         let summary = summary(&network, &self.evaluator.task())?;
         std::fs::write(
             dir.join("architecture.json"),

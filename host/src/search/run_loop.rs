@@ -347,7 +347,13 @@ impl Search<'_> {
         record.reason = outcome.reason;
         record.metrics = outcome.metrics;
         record.curve = outcome.curve;
-        record.weights = outcome.weights.map(|w| w.display().to_string());
+        // Relative to the run, so the run directory can move.
+        record.weights = outcome.weights.map(|w| {
+            w.strip_prefix(&self.dir)
+                .unwrap_or(&w)
+                .display()
+                .to_string()
+        });
         Ok(())
     }
 }
