@@ -382,7 +382,13 @@ impl RunConfig {
         } else {
             METRICS
         };
-        for o in &self.objectives {
+        for (i, o) in self.objectives.iter().enumerate() {
+            if self.objectives[..i].iter().any(|p| p.metric == o.metric) {
+                bail!(
+                    "[[objectives]] names metric `{}` twice; each objective needs a metric of its own",
+                    o.metric
+                );
+            }
             if !valid.contains(&o.metric.as_str()) {
                 let near = nearest(&o.metric, valid)
                     .map(|n| format!(" Did you mean `{n}`?"))

@@ -176,7 +176,7 @@ pub fn run(
         }
     };
     let started = Instant::now();
-    if let Err(e) = measure(spec, data, &model, &mut metrics) {
+    if let Err(e) = measure(spec, data, &model, cancel, &mut metrics) {
         return Ok(TrialOutcome::failed(
             spec,
             format!("latency probe error: {}", concise(&e)),
@@ -312,16 +312,17 @@ fn measure(
     spec: &TrialSpec,
     data: &Dataset,
     model: &Model,
+    cancel: &Cancel,
     metrics: &mut BTreeMap<String, f64>,
 ) -> Result<()> {
     let repeats = spec.train.latency_repeats;
     metrics.insert(
         "latency_b1_ms".to_string(),
-        train::latency_ms(model, data, 1, repeats)?,
+        train::latency_ms(model, data, 1, repeats, cancel)?,
     );
     metrics.insert(
         "latency_batch_ms".to_string(),
-        train::latency_ms(model, data, spec.train.batch_size, repeats)?,
+        train::latency_ms(model, data, spec.train.batch_size, repeats, cancel)?,
     );
     Ok(())
 }

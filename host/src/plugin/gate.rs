@@ -118,7 +118,7 @@ pub(super) fn dimensions(plugin: &str, dimensions: &[Dimension]) -> Result<()> {
 }
 
 /// Refuses a network with a non-finite dropout rate or an over-long key.
-pub(super) fn network(plugin: &str, network: &Network) -> Result<()> {
+pub fn network(plugin: &str, network: &Network) -> Result<()> {
     text(plugin, "build", "network key", &network.key)?;
     for (i, node) in network.nodes.iter().enumerate() {
         if let Op::Dropout(rate) = node.op {

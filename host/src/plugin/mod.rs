@@ -4,7 +4,7 @@
 
 pub mod builtin;
 mod cache;
-mod gate;
+pub mod gate;
 mod instance;
 mod limits;
 mod log;

@@ -20,6 +20,9 @@ use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::time::Instant;
 
+/// The most seconds a latency probe repeats for (after its first pass).
+const PROBE_SECONDS: f64 = 10.0;
+
 /// Marks an error of the host, not of the network being trained (a
 /// checkpoint that cannot be written or read): it must stop the run, which
 /// `resume` continues, and never be recorded as the trial's failure.
@@ -361,9 +364,30 @@ pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64,
 }
 
 /// Median milliseconds of an eval-mode forward pass of `batch` images (after
-/// warm-up). Each pass waits for the device to finish: a GPU only queues the
-/// work when the call returns.
-pub fn latency_ms(model: &Model, data: &Dataset, batch: usize, repeats: usize) -> Result<f64> {
+/// warm-up), over `repeats` passes, or fewer once the probe has run for
+/// ten seconds or `cancel` is cancelled (one pass at least). Each pass
+/// waits for the device to finish: a GPU only queues the work when the call
+/// returns.
+pub fn latency_ms(
+    model: &Model,
+    data: &Dataset,
+    batch: usize,
+    repeats: usize,
+    cancel: &Cancel,
+) -> Result<f64> {
+    let mut times = probe(model, data, batch, repeats, cancel)?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The milliseconds of each timed pass of [`latency_ms`] (at least one).
+fn probe(
+    model: &Model,
+    data: &Dataset,
+    batch: usize,
+    repeats: usize,
+    cancel: &Cancel,
+) -> Result<Vec<f64>> {
     let batch = batch.min(data.val.len()).max(1);
     let x = data.val.images.narrow(0, 0, batch)?;
     let device = model.device();
@@ -371,16 +395,19 @@ pub fn latency_ms(model: &Model, data: &Dataset, batch: usize, repeats: usize) -
         model.forward(&x, false, None)?;
     }
     device.synchronize()?;
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let t = Instant::now();
-            model.forward(&x, false, None)?;
-            device.synchronize()?;
-            Ok(t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    let started = Instant::now();
+    let mut times = Vec::with_capacity(repeats);
+    while times.is_empty()
+        || (times.len() < repeats
+            && started.elapsed().as_secs_f64() < PROBE_SECONDS
+            && !cancel.is_cancelled())
+    {
+        let t = Instant::now();
+        model.forward(&x, false, None)?;
+        device.synchronize()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
 }
 
 #[cfg(test)]
@@ -408,6 +435,28 @@ mod tests {
         let got = cross_entropy_grad(logits.as_tensor(), &labels).unwrap();
         let diff = (got - expected).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+
+    /// A cancelled probe stops after its first timed pass, whatever the
+    /// repeats asked for; an uncancelled one takes them all.
+    #[test]
+    fn a_latency_probe_honours_its_cancel_token() {
+        let config = DataConfig {
+            image_size: Some(28),
+            train_samples: Some(64),
+            test_samples: Some(10),
+            ..DataConfig::default()
+        };
+        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        let model = Model::new(&seed_template(true, 16, 0.0), &MNIST, 5, &Device::Cpu).unwrap();
+        let cancelled = Cancel::new();
+        cancelled.cancel();
+        assert_eq!(
+            probe(&model, &data, 1, 10_000, &cancelled).unwrap().len(),
+            1
+        );
+        assert_eq!(probe(&model, &data, 1, 5, &Cancel::new()).unwrap().len(), 5);
+        assert!(latency_ms(&model, &data, 1, 3, &Cancel::new()).unwrap() > 0.0);
     }
 
     /// Cancelling the token mid-epoch stops training at the next batch,
