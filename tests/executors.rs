@@ -85,6 +85,13 @@ fn two_worker_processes_give_the_same_results_as_the_search_process() {
     let (out, workers) = run(dir.path(), "process", &process);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(contents(&local), contents(&workers));
+    // The controller of workers only checks the data (same description) and
+    // loads it at the end for the best trial's held-out report (same figures).
+    for key in ["data", "best_trial", "test_accuracy", "test_loss"] {
+        let meta = |run: &Path| store(run).meta(key).unwrap();
+        assert!(meta(&local).is_some(), "{key}");
+        assert_eq!(meta(&local), meta(&workers), "{key}");
+    }
     let submitted = store(&workers).events(&[EventKind::Submitted]).unwrap();
     assert_eq!(submitted.len(), 6, "every trial ran in a worker");
     assert!(workers.join("trials/1/trial.log").exists());

@@ -2,7 +2,7 @@
 //! up in a table (research mode). Both give the same kind of outcome, so the
 //! search loop, the store, strategies and reports work the same on both.
 
-use crate::data::Dataset;
+use crate::data::{self, DataConfig, DataFacts, Dataset};
 use crate::interrupt::Cancel;
 use crate::ir::{Task, TrialStatus};
 use crate::network::{analyse, Model};
@@ -11,6 +11,8 @@ use crate::table::Table;
 use crate::train::{evaluate, Progress};
 use crate::trial::{self, TrialOutcome, TrialSpec};
 use anyhow::{Context, Result};
+use candle_core::Device;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -40,21 +42,71 @@ pub trait Evaluator {
     ) -> Result<BTreeMap<String, f64>>;
 }
 
-/// Trains each trial on data loaded once for the run.
+/// Trains each trial on the run's data. When trials train in this process
+/// the data is loaded once, at setup; when workers train them, the data is
+/// only probed (checked, without keeping its images) and loaded here at the
+/// end, for the best trial's held-out report.
 pub struct Trainer {
-    /// The run's data, on the run's device.
-    pub data: Dataset,
+    facts: DataFacts,
+    source: (DataConfig, u64, Device),
+    data: OnceCell<Dataset>,
     /// Batch size of the test pass.
-    pub eval_batch_size: usize,
+    eval_batch_size: usize,
+}
+
+impl Trainer {
+    /// Loads `config`'s data (split by `seed`) on `device` now.
+    pub fn loaded(
+        config: &DataConfig,
+        seed: u64,
+        device: &Device,
+        eval_batch_size: usize,
+    ) -> Result<Self> {
+        let data = data::load(config, seed, device)?;
+        let trainer = Trainer {
+            facts: DataFacts {
+                task: data.task,
+                description: data.description.clone(),
+            },
+            source: (config.clone(), seed, device.clone()),
+            data: OnceCell::from(data),
+            eval_batch_size,
+        };
+        Ok(trainer)
+    }
+
+    /// Checks `config`'s data now and loads it when first needed.
+    pub fn deferred(
+        config: &DataConfig,
+        seed: u64,
+        device: &Device,
+        eval_batch_size: usize,
+    ) -> Result<Self> {
+        Ok(Trainer {
+            facts: data::probe(config, seed)?,
+            source: (config.clone(), seed, device.clone()),
+            data: OnceCell::new(),
+            eval_batch_size,
+        })
+    }
+
+    fn data(&self) -> Result<&Dataset> {
+        if let Some(data) = self.data.get() {
+            return Ok(data);
+        }
+        let (config, seed, device) = &self.source;
+        let loaded = data::load(config, *seed, device).context("load the data")?;
+        Ok(self.data.get_or_init(|| loaded))
+    }
 }
 
 impl Evaluator for Trainer {
     fn task(&self) -> Task {
-        self.data.task
+        self.facts.task
     }
 
     fn description(&self) -> String {
-        self.data.description.clone()
+        self.facts.description.clone()
     }
 
     fn simulated_time(&self) -> bool {
@@ -67,7 +119,7 @@ impl Evaluator for Trainer {
         cancel: &Cancel,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome> {
-        trial::run(spec, &self.data, cancel, on_progress)
+        trial::run(spec, self.data()?, cancel, on_progress)
     }
 
     fn report_best(
@@ -83,9 +135,10 @@ impl Evaluator for Trainer {
         let weights = trial
             .weights_in(run_dir)?
             .context("the best trial has no weights")?;
-        let model = Model::new(network, &self.data.task, trial.seed, self.data.device())?;
+        let data = self.data()?;
+        let model = Model::new(network, &data.task, trial.seed, data.device())?;
         model.load(&weights)?;
-        let (test_loss, test_accuracy) = evaluate(&model, &self.data.test, self.eval_batch_size)?;
+        let (test_loss, test_accuracy) = evaluate(&model, &data.test, self.eval_batch_size)?;
         std::fs::copy(&weights, dir.join(trial::WEIGHTS_FILE))
             .with_context(|| format!("copy {}", weights.display()))?;
         Ok(BTreeMap::from([

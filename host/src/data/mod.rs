@@ -203,7 +203,9 @@ fn to_unit(bytes: Vec<u8>) -> Vec<f32> {
     bytes.into_iter().map(|b| b as f32 / 255.0).collect()
 }
 
-fn load_raw(config: &DataConfig, seed: u64) -> Result<Raw> {
+/// Reads the dataset's files; with `pixels` false the images are checked
+/// (headers, sizes) but streamed through instead of kept.
+fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
     Ok(match config.dataset {
         DatasetKind::FashionMnist | DatasetKind::Mnist => {
             let name = if config.dataset == DatasetKind::Mnist {
@@ -220,9 +222,13 @@ fn load_raw(config: &DataConfig, seed: u64) -> Result<Raw> {
             let (dims, train_px, train_lab) = idx::read_pair(
                 &f("train-images-idx3-ubyte")?,
                 &f("train-labels-idx1-ubyte")?,
+                pixels,
             )?;
-            let (tdims, test_px, test_lab) =
-                idx::read_pair(&f("t10k-images-idx3-ubyte")?, &f("t10k-labels-idx1-ubyte")?)?;
+            let (tdims, test_px, test_lab) = idx::read_pair(
+                &f("t10k-images-idx3-ubyte")?,
+                &f("t10k-labels-idx1-ubyte")?,
+                pixels,
+            )?;
             if dims[1..] != tdims[1..] {
                 bail!(
                     "{name} in {}: training images are {:?} but test images are {:?}",
@@ -264,9 +270,9 @@ fn load_raw(config: &DataConfig, seed: u64) -> Result<Raw> {
             let train: Vec<PathBuf> = (1..=5)
                 .map(|i| find_file(&dir, &format!("data_batch_{i}.bin"), "cifar10"))
                 .collect::<Result<_>>()?;
-            let (train_px, train_lab) = cifar::read(&train)?;
+            let (train_px, train_lab) = cifar::read(&train, pixels)?;
             let (test_px, test_lab) =
-                cifar::read(&[find_file(&dir, "test_batch.bin", "cifar10")?])?;
+                cifar::read(&[find_file(&dir, "test_batch.bin", "cifar10")?], pixels)?;
             Raw {
                 shape: (3, 32, 32),
                 classes: 10,
@@ -310,15 +316,11 @@ fn load_raw(config: &DataConfig, seed: u64) -> Result<Raw> {
 /// split and the synthetic images.
 pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> {
     config.validate()?;
-    let raw = load_raw(config, seed)?;
+    let raw = load_raw(config, seed, true)?;
     let (c, h, w) = raw.shape;
     let per = c * h * w;
-    let available = raw.train_labels.len();
-    let pool = config.subset.map_or(available, |s| s.min(available));
-    let val_count = ((pool as f64) * config.validation_split).round() as usize;
-    if val_count == 0 || val_count >= pool {
-        bail!("[data] validation_split = {} of {pool} training images leaves an empty training or validation split", config.validation_split);
-    }
+    let (pool, val_count) = split_counts(config, raw.train_labels.len())?;
+    let DataFacts { task, description } = facts(config, &raw, pool, val_count);
     let mut order: Vec<usize> = (0..pool).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let (val_idx, train_idx) = order.split_at(val_count);
@@ -368,21 +370,8 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
             )?,
         })
     };
-    let description = format!(
-        "{:?} {c}x{h}x{w}, {} classes: {} train / {} validation / {} test images",
-        config.dataset,
-        raw.classes,
-        train_lab.len(),
-        val_lab.len(),
-        raw.test_labels.len()
-    );
     Ok(Dataset {
-        task: Task {
-            channels: c as u32,
-            height: h as u32,
-            width: w as u32,
-            num_classes: raw.classes as u32,
-        },
+        task,
         train: split(train_px, train_lab)?,
         val: split(val_px, val_lab)?,
         test: split(test_px, raw.test_labels)?,
@@ -390,9 +379,83 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
     })
 }
 
+/// What a dataset is, known without keeping its images: what a controller
+/// that only dispatches trials needs (the workers load the data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFacts {
+    /// Input shape and class count, as [`load`] gives them.
+    pub task: Task,
+    /// One line saying what [`load`] loads.
+    pub description: String,
+}
+
+/// Checks the dataset `config` names as [`load`] does (every file read,
+/// headers, sizes and labels checked) without keeping its images, and says
+/// what `load` would give.
+pub fn probe(config: &DataConfig, seed: u64) -> Result<DataFacts> {
+    config.validate()?;
+    let raw = load_raw(config, seed, false)?;
+    let (pool, val_count) = split_counts(config, raw.train_labels.len())?;
+    Ok(facts(config, &raw, pool, val_count))
+}
+
+/// The images split among training and validation: the pool (the subset,
+/// or all) and the validation count.
+fn split_counts(config: &DataConfig, available: usize) -> Result<(usize, usize)> {
+    let pool = config.subset.map_or(available, |s| s.min(available));
+    let val_count = ((pool as f64) * config.validation_split).round() as usize;
+    if val_count == 0 || val_count >= pool {
+        bail!("[data] validation_split = {} of {pool} training images leaves an empty training or validation split", config.validation_split);
+    }
+    Ok((pool, val_count))
+}
+
+fn facts(config: &DataConfig, raw: &Raw, pool: usize, val_count: usize) -> DataFacts {
+    let (c, h, w) = raw.shape;
+    DataFacts {
+        task: Task {
+            channels: c as u32,
+            height: h as u32,
+            width: w as u32,
+            num_classes: raw.classes as u32,
+        },
+        description: format!(
+            "{:?} {c}x{h}x{w}, {} classes: {} train / {val_count} validation / {} test images",
+            config.dataset,
+            raw.classes,
+            pool - val_count,
+            raw.test_labels.len()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`probe`] says what [`load`] gave, without keeping the images.
+    fn assert_probe_matches(config: &DataConfig, seed: u64, loaded: &Dataset) {
+        assert_eq!(
+            probe(config, seed).unwrap(),
+            DataFacts {
+                task: loaded.task,
+                description: loaded.description.clone(),
+            }
+        );
+    }
+
+    #[test]
+    fn probing_synthetic_data_says_what_loading_gives() {
+        let c = DataConfig {
+            classes: Some(5),
+            image_size: Some(10),
+            train_samples: Some(120),
+            test_samples: Some(30),
+            subset: Some(100),
+            ..DataConfig::default()
+        };
+        assert_probe_matches(&c, 2, &load(&c, 2, &Device::Cpu).unwrap());
+    }
 
     fn config(dataset: DatasetKind, path: &Path) -> DataConfig {
         DataConfig {
@@ -421,6 +484,7 @@ mod tests {
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
         let data = load(&config(DatasetKind::Cifar10, dir.path()), 1, &Device::Cpu).unwrap();
+        assert_probe_matches(&config(DatasetKind::Cifar10, dir.path()), 1, &data);
         assert_eq!(
             data.task,
             Task {
@@ -492,6 +556,7 @@ mod tests {
             ..config(DatasetKind::Mnist, dir.path())
         };
         let a = load(&c, 3, &Device::Cpu).unwrap();
+        assert_probe_matches(&c, 3, &a);
         assert_eq!((a.train.len(), a.val.len(), a.test.len()), (30, 10, 5));
         assert_eq!(
             a.task,
@@ -522,11 +587,15 @@ mod tests {
             idx(0x801, &[50], stray),
         )
         .unwrap();
-        let e = load(&c, 3, &Device::Cpu).err().unwrap().to_string();
-        assert!(
-            e.contains("labels go up to 255 but class 10 never occurs"),
-            "{e}"
-        );
+        for e in [
+            load(&c, 3, &Device::Cpu).err().unwrap().to_string(),
+            probe(&c, 3).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("labels go up to 255 but class 10 never occurs"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -542,6 +611,7 @@ mod tests {
             ..DataConfig::default()
         };
         let data = load(&c, 0, &Device::Cpu).unwrap();
+        assert_probe_matches(&c, 0, &data);
         assert_eq!(
             data.task,
             Task {

@@ -4,8 +4,8 @@
 //! anything is written.
 
 use crate::config::{EvaluatorKind, ObjectiveConfig, RunConfig};
-use crate::data;
 use crate::evaluator::{Evaluator, TableLookup, Trainer};
+use crate::executor::ExecutorKind;
 use crate::ir::{Dimension, Objective};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::results::RunFacts;
@@ -75,17 +75,21 @@ fn plugin_json(table: &toml::Table) -> Result<String> {
     Ok(serde_json::to_string(table)?)
 }
 
-/// The evaluator the config asks for (this loads the data or the table).
+/// The evaluator the config asks for (this loads, or checks, the data; or loads the table).
 fn evaluator(config: &RunConfig) -> Result<Rc<dyn Evaluator>> {
     Ok(match config.evaluator.kind {
         EvaluatorKind::Train => {
             let device = crate::device::parse(&config.run.device)?;
-            let data_seed = config.data.seed.unwrap_or(config.run.seed);
-            let data = data::load(&config.data, data_seed, &device).context("load the data")?;
-            Rc::new(Trainer {
-                data,
-                eval_batch_size: config.train.eval_batch_size,
-            })
+            let seed = config.data.seed.unwrap_or(config.run.seed);
+            let batch = config.train.eval_batch_size;
+            // Workers load the data where they train; this process only
+            // checks it, and loads it for the best trial's report at the end.
+            let trainer = if config.executor.kind == ExecutorKind::Local {
+                Trainer::loaded(&config.data, seed, &device, batch)
+            } else {
+                Trainer::deferred(&config.data, seed, &device, batch)
+            };
+            Rc::new(trainer.context("load the data")?)
         }
         EvaluatorKind::Table => Rc::new(TableLookup {
             table: Table::load(&config.evaluator.table()?)?,
