@@ -7,6 +7,24 @@ mod common;
 use common::nas_host;
 use nas_host::ir::TrialStatus;
 use nas_host::store::{RunStore, DB_FILE};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// Writes `config` (whose `[run] name` is `name`) into `dir` and runs it
+/// quietly into `dir/runs`; returns the output and the run directory.
+fn run_config(dir: &Path, name: &str, config: &str) -> (Output, PathBuf) {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let runs = dir.join("runs");
+    let out = nas_host(&[
+        "run",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--output-dir",
+        runs.to_str().unwrap(),
+    ]);
+    (out, runs.join(name))
+}
 
 /// The declarative template space asked for a convolution of a billion
 /// filters (over the host's structural limits), or of a million followed by
@@ -56,23 +74,13 @@ op = "dense"
 units = "classes"
 "#
         );
-        let path = dir.path().join("huge.toml");
-        std::fs::write(&path, config).unwrap();
-        let runs = dir.path().join("runs");
-        let out = nas_host(&[
-            "run",
-            path.to_str().unwrap(),
-            "--quiet",
-            "--output-dir",
-            runs.to_str().unwrap(),
-        ]);
+        let (out, run) = run_config(dir.path(), "huge", &config);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
             Some(2),
             "ends normally, with no trial completed: {stderr}"
         );
-        let run = runs.join("huge");
         let trials = RunStore::open_read_only(&run.join(DB_FILE))
             .unwrap()
             .trials()
@@ -107,23 +115,14 @@ fn a_plugin_path_that_is_not_a_regular_file_is_refused() {
         let config = format!(
             "[run]\nname = \"dev\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\n[strategy]\nplugin = \"{plugin}\"\n"
         );
-        let path = dir.path().join("dev.toml");
-        std::fs::write(&path, config).unwrap();
-        let runs = dir.path().join("runs");
-        let out = nas_host(&[
-            "run",
-            path.to_str().unwrap(),
-            "--quiet",
-            "--output-dir",
-            runs.to_str().unwrap(),
-        ]);
+        let (out, run) = run_config(dir.path(), "dev", &config);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
             stderr.contains(plugin) && stderr.contains("not a regular file"),
             "{stderr}"
         );
-        assert!(!runs.join("dev").exists(), "nothing was written");
+        assert!(!run.exists(), "nothing was written");
     }
 }
 
@@ -134,22 +133,12 @@ fn a_plugin_path_that_is_not_a_regular_file_is_refused() {
 fn resume_refuses_an_edited_config_naming_the_difference() {
     let dir = tempfile::tempdir().unwrap();
     let config = "[run]\nname = \"edited\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 1\n";
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, config).unwrap();
-    let runs = dir.path().join("runs");
-    let out = nas_host(&[
-        "run",
-        path.to_str().unwrap(),
-        "--quiet",
-        "--output-dir",
-        runs.to_str().unwrap(),
-    ]);
+    let (out, run) = run_config(dir.path(), "edited", config);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = runs.join("edited");
     let recorded = std::fs::read_to_string(run.join("config.toml")).unwrap();
     let edited = recorded.replace("epochs = 1", "epochs = 5");
     assert_ne!(edited, recorded);
@@ -185,20 +174,8 @@ fn resume_refuses_an_edited_config_naming_the_difference() {
 #[test]
 fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
     let config = "[run]\nname = \"hf\"\nseed = 4\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n";
-    let run = |dir: &std::path::Path| {
-        let path = dir.join("c.toml");
-        std::fs::write(&path, config).unwrap();
-        let runs = dir.join("runs");
-        let out = nas_host(&[
-            "run",
-            path.to_str().unwrap(),
-            "--quiet",
-            "--output-dir",
-            runs.to_str().unwrap(),
-        ]);
-        (out, runs.join("hf"))
-    };
-    let trials = |run: &std::path::Path| {
+    let run = |dir: &Path| run_config(dir, "hf", config);
+    let trials = |run: &Path| {
         let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
         store.trials().unwrap()
     };

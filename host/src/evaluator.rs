@@ -63,7 +63,7 @@ impl Trainer {
         eval_batch_size: usize,
     ) -> Result<Self> {
         let data = data::load(config, seed, device)?;
-        let trainer = Trainer {
+        Ok(Trainer {
             facts: DataFacts {
                 task: data.task,
                 description: data.description.clone(),
@@ -71,8 +71,7 @@ impl Trainer {
             source: (config.clone(), seed, device.clone()),
             data: OnceCell::from(data),
             eval_batch_size,
-        };
-        Ok(trainer)
+        })
     }
 
     /// Checks `config`'s data now and loads it when first needed.

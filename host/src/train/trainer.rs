@@ -417,6 +417,17 @@ mod tests {
     use crate::network::tests::{seed_template, MNIST};
     use candle_core::Device;
 
+    /// `train` synthetic 28x28 images of 10 classes (the MNIST task).
+    fn mnist_like(train: usize) -> Dataset {
+        let config = DataConfig {
+            image_size: Some(28),
+            train_samples: Some(train),
+            test_samples: Some(10),
+            ..DataConfig::default()
+        };
+        data::load(&config, 3, &Device::Cpu).unwrap()
+    }
+
     fn weights(model: &Model) -> Vec<Vec<f32>> {
         model
             .params()
@@ -441,13 +452,7 @@ mod tests {
     /// repeats asked for; an uncancelled one takes them all.
     #[test]
     fn a_latency_probe_honours_its_cancel_token() {
-        let config = DataConfig {
-            image_size: Some(28),
-            train_samples: Some(64),
-            test_samples: Some(10),
-            ..DataConfig::default()
-        };
-        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        let data = mnist_like(64);
         let model = Model::new(&seed_template(true, 16, 0.0), &MNIST, 5, &Device::Cpu).unwrap();
         let cancelled = Cancel::new();
         cancelled.cancel();
@@ -463,13 +468,7 @@ mod tests {
     /// with the finished epochs kept; another token is not affected.
     #[test]
     fn training_stops_at_the_next_batch_once_its_token_is_cancelled() {
-        let config = DataConfig {
-            image_size: Some(28),
-            train_samples: Some(160),
-            test_samples: Some(10),
-            ..DataConfig::default()
-        };
-        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        let data = mnist_like(160);
         let net = seed_template(false, 16, 0.3);
         let train_config = TrainConfig {
             batch_size: 32,
@@ -510,13 +509,7 @@ mod tests {
     /// ends with the same weights and curve as a run that never stopped.
     #[test]
     fn training_continued_from_a_checkpoint_matches_uninterrupted_training() {
-        let config = DataConfig {
-            image_size: Some(28),
-            train_samples: Some(160),
-            test_samples: Some(10),
-            ..DataConfig::default()
-        };
-        let data = data::load(&config, 3, &Device::Cpu).unwrap();
+        let data = mnist_like(160);
         assert_eq!(data.task, MNIST);
         let net = seed_template(false, 16, 0.3);
         let train_config = TrainConfig {
