@@ -26,6 +26,15 @@ fn run_config(dir: &Path, name: &str, config: &str) -> (Output, PathBuf) {
     (out, runs.join(name))
 }
 
+/// Fails with the command's stderr unless it succeeded.
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The declarative template space asked for a convolution of a billion
 /// filters (over the host's structural limits), or of a million followed by
 /// a dense layer (within them, but with 14 billion weights, 58 GB, that were
@@ -91,11 +100,7 @@ units = "classes"
         assert!(reason.contains(why), "{filters} filters: {reason}");
         for command in ["status", "report"] {
             let out = nas_host(&[command, run.to_str().unwrap()]);
-            assert!(
-                out.status.success(),
-                "{command}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_success(&out, command);
         }
     }
 }
@@ -134,11 +139,7 @@ fn resume_refuses_an_edited_config_naming_the_difference() {
     let dir = tempfile::tempdir().unwrap();
     let config = "[run]\nname = \"edited\"\nmax_trials = 1\n[data]\ndataset = \"synthetic\"\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 1\n";
     let (out, run) = run_config(dir.path(), "edited", config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "nas-host");
     let recorded = std::fs::read_to_string(run.join("config.toml")).unwrap();
     let edited = recorded.replace("epochs = 1", "epochs = 5");
     assert_ne!(edited, recorded);
@@ -159,11 +160,7 @@ fn resume_refuses_an_edited_config_naming_the_difference() {
     );
     std::fs::write(run.join("config.toml"), &recorded).unwrap();
     let out = nas_host(&["resume", run.to_str().unwrap(), "--quiet"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "nas-host");
 }
 
 /// A checkpoint the host cannot write (here its folder's path is taken by a
@@ -206,11 +203,7 @@ fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
 
     std::fs::remove_file(blocked.join("trials")).unwrap();
     let out = nas_host(&["resume", hf.to_str().unwrap(), "--quiet"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "nas-host");
     let got: Vec<String> = trials(&hf).iter().map(common::deterministic).collect();
     let want: Vec<String> = trials(&reference_run)
         .iter()
@@ -232,11 +225,7 @@ fn a_moved_run_exports_its_own_weights_and_a_tampered_path_is_refused() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "nas-host");
     let original = dir.path().join("runs/mv");
     let weights = std::fs::read(original.join("trials/1/weights.safetensors")).unwrap();
     let moved = dir.path().join("elsewhere/mv");
@@ -256,11 +245,7 @@ fn a_moved_run_exports_its_own_weights_and_a_tampered_path_is_refused() {
     .current_dir(other_cwd.path())
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "nas-host");
     assert_eq!(
         std::fs::read(exported.join("weights.safetensors")).unwrap(),
         weights

@@ -145,16 +145,13 @@ pub fn run(
     // Shapes, counts and the memory estimate come before any weight is
     // allocated: a network too big for the machine is a failed trial, not
     // an aborted process.
+    let invalid = |e: anyhow::Error, metrics| {
+        let reason = format!("invalid network: {}", concise(&e));
+        Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()))
+    };
     let analysis = match analyse(&spec.network, &spec.task) {
         Ok(a) => a,
-        Err(e) => {
-            return Ok(TrialOutcome::failed(
-                spec,
-                format!("invalid network: {}", concise(&e)),
-                BTreeMap::new(),
-                Vec::new(),
-            ))
-        }
+        Err(e) => return invalid(e, BTreeMap::new()),
     };
     let mut metrics = BTreeMap::new();
     metrics.insert("params".to_string(), analysis.params() as f64);
@@ -164,16 +161,9 @@ pub fn run(
     if let Some(reason) = over_memory(memory_mb, spec) {
         return Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()));
     }
-    let model = match Model::new(&spec.network, &spec.task, spec.seed, data.device()) {
+    let model = match Model::from_analysis(&spec.network, analysis, spec.seed, data.device()) {
         Ok(m) => m,
-        Err(e) => {
-            return Ok(TrialOutcome::failed(
-                spec,
-                format!("invalid network: {}", concise(&e)),
-                metrics,
-                Vec::new(),
-            ))
-        }
+        Err(e) => return invalid(e, metrics),
     };
     let started = Instant::now();
     if let Err(e) = measure(spec, data, &model, cancel, &mut metrics) {

@@ -60,7 +60,18 @@ impl Model {
     /// Checks `network` against `task` and creates its parameters, initialised
     /// as PyTorch does (uniform in ±1/sqrt(fan_in)) from `seed`.
     pub fn new(network: &Network, task: &Task, seed: u64, device: &Device) -> Result<Self> {
-        let analysis = analyse(network, task)?;
+        Self::from_analysis(network, analyse(network, task)?, seed, device)
+    }
+
+    /// [`Model::new`] for a network already checked: `analysis` is what
+    /// [`analyse`] gave for it (callers that check sizes before any
+    /// allocation analyse first).
+    pub fn from_analysis(
+        network: &Network,
+        analysis: Analysis,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Vec::new();
         let mut buffers = Vec::new();

@@ -133,18 +133,6 @@ pub fn network(plugin: &str, network: &Network) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an assignment with a non-finite real value (one the host is asked to build).
-pub(super) fn assignment(assignment: &[Binding]) -> Result<()> {
-    match non_finite(assignment) {
-        Some(b) => bail!(
-            "dimension `{}` is {}; values must be finite",
-            b.name,
-            describe(&b.value)
-        ),
-        None => Ok(()),
-    }
-}
-
 fn non_finite(assignment: &[Binding]) -> Option<&Binding> {
     assignment
         .iter()
@@ -184,7 +172,6 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("plugin `s`") && e.contains("`wd`"), "{e}");
-            assert!(assignment(&p.assignment).is_err());
             let d = Dimension {
                 name: "x".into(),
                 domain: Domain::Real(RealRange {
