@@ -6,7 +6,7 @@ mod common;
 
 use common::nas_host;
 use nas_host::ir::TrialStatus;
-use nas_host::store::{RunStore, DB_FILE};
+use nas_host::store::{EventKind, RunStore, DB_FILE};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -195,10 +195,7 @@ fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
     );
     let store = RunStore::open_read_only(&hf.join(DB_FILE)).unwrap();
     assert!(store.trials().unwrap().is_empty(), "no result was recorded");
-    assert!(store
-        .events(&[nas_host::store::EventKind::Told])
-        .unwrap()
-        .is_empty());
+    assert!(store.events(&[EventKind::Told]).unwrap().is_empty());
     drop(store);
 
     std::fs::remove_file(blocked.join("trials")).unwrap();
@@ -280,4 +277,164 @@ fn a_moved_run_exports_its_own_weights_and_a_tampered_path_is_refused() {
         "{stderr}"
     );
     assert!(!tampered.join("weights.safetensors").exists());
+}
+
+/// A damaged checkpoint (its tensors cut short by a failing disk, or its
+/// facts unreadable) is set aside and its trial trains from scratch,
+/// recorded as an event and never as a failure: after `resume` the run has
+/// the same trials as one whose checkpoints were never damaged.
+#[test]
+fn a_damaged_checkpoint_restarts_its_trial_from_scratch() {
+    let config = |trials: u32| {
+        format!("[run]\nname = \"dc\"\nseed = 5\nmax_trials = {trials}\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n")
+    };
+    let trials = |run: &Path| {
+        let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
+        let trials: Vec<String> = store
+            .trials()
+            .unwrap()
+            .iter()
+            .map(common::deterministic)
+            .collect();
+        trials
+    };
+    let reference = tempfile::tempdir().unwrap();
+    let (out, reference_run) = run_config(reference.path(), "dc", &config(3));
+    assert_success(&out, "reference run");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, run) = run_config(dir.path(), "dc", &config(1));
+    assert_success(&out, "first trial");
+    // Trial 2 finds trial 1's checkpoint with its tensors cut in half;
+    // trial 3 a checkpoint whose facts are not JSON.
+    let first = run.join("trials/1");
+    let facts = std::fs::read_to_string(first.join("checkpoint.json")).unwrap();
+    let tensors: serde_json::Value = serde_json::from_str(&facts).unwrap();
+    let tensors = tensors["tensors"].as_str().unwrap();
+    let bytes = std::fs::read(first.join(tensors)).unwrap();
+    let second = run.join("trials/2");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("checkpoint.json"), &facts).unwrap();
+    std::fs::write(second.join(tensors), &bytes[..bytes.len() / 2]).unwrap();
+    let third = run.join("trials/3");
+    std::fs::create_dir_all(&third).unwrap();
+    std::fs::write(third.join("checkpoint.json"), "{\"epoch\": 1, \"se").unwrap();
+
+    let out = nas_host(&[
+        "resume",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--max-trials",
+        "3",
+    ]);
+    assert_success(&out, "resume");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("trial 2: its checkpoint could not be continued, so it trained from scratch"),
+        "{stderr}"
+    );
+    assert_eq!(trials(&run), trials(&reference_run));
+    let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
+    let restarted: Vec<Option<u64>> = store
+        .events(&[EventKind::TrialRestarted])
+        .unwrap()
+        .iter()
+        .map(|e| e.trial)
+        .collect();
+    assert_eq!(restarted, [Some(2), Some(3)]);
+    for trial in [&second, &third] {
+        assert!(trial.join("damaged-checkpoint.json").exists());
+    }
+}
+
+/// A trial whose budget would outlast the run stops at `[run] max_time_s`
+/// as interrupted, not as a result, and `resume --max-time-s` continues it
+/// from its checkpoint.
+#[test]
+fn a_trial_in_training_stops_at_max_time_and_resume_continues_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[run]\nname = \"mt\"\nmax_trials = 1\nmax_time_s = 3\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 100000\n";
+    std::fs::write(dir.path().join("mt.toml"), config).unwrap();
+    let runs = dir.path().join("runs");
+    let out = within_a_minute(&[
+        "run",
+        dir.path().join("mt.toml").to_str().unwrap(),
+        "--quiet",
+        "--output-dir",
+        runs.to_str().unwrap(),
+    ]);
+    let run = runs.join("mt");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("continue with `nas-host resume"),
+        "{stderr}"
+    );
+    let epochs_by_session = |run: &Path| {
+        let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
+        assert!(store.trials().unwrap().is_empty(), "no result was recorded");
+        let reason = store.meta("stop_reason").unwrap().unwrap_or_default();
+        assert!(reason.contains("reached max_time_s"), "{reason}");
+        let mut sessions: Vec<Vec<u32>> = Vec::new();
+        for e in store
+            .events(&[
+                EventKind::SessionStarted,
+                EventKind::Epoch,
+                EventKind::TrialInterrupted,
+            ])
+            .unwrap()
+        {
+            match e.kind {
+                EventKind::SessionStarted => sessions.push(Vec::new()),
+                EventKind::Epoch => {
+                    let epoch: nas_host::ir::EpochRecord = serde_json::from_str(&e.data).unwrap();
+                    sessions.last_mut().unwrap().push(epoch.epoch);
+                }
+                _ => assert_eq!(e.trial, Some(1)),
+            }
+        }
+        sessions
+    };
+    let sessions = epochs_by_session(&run);
+    assert_eq!(sessions.len(), 1);
+    let trained = *sessions[0].last().expect("some epochs finished");
+
+    let out = within_a_minute(&[
+        "resume",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--max-time-s",
+        "5",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("continue with `nas-host resume"),
+        "{stderr}"
+    );
+    let sessions = epochs_by_session(&run);
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(
+        sessions[1].first(),
+        Some(&(trained + 1)),
+        "continued from its checkpoint"
+    );
+}
+
+/// Runs `nas-host ARGS`; fails the test (and kills the process) if it has
+/// not ended within a minute, instead of waiting for a runaway forever.
+fn within_a_minute(args: &[&str]) -> Output {
+    let mut child = common::nas_host_command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("nas-host {args:?} still ran after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }

@@ -200,6 +200,7 @@ impl Evaluator for TableLookup {
             curve: Vec::new(),
             weights: None,
             resumed_from_epoch: spec.resume_from.as_ref().map(|r| r.epochs),
+            restarted: None,
         })
     }
 

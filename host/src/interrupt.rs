@@ -6,7 +6,8 @@
 //! own transaction.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 static PRESSES: AtomicUsize = AtomicUsize::new(0);
 
@@ -28,13 +29,16 @@ fn install() {
     }
 }
 
-/// Asks a run, and the trial it trains, to stop at the next batch. Clones
-/// share one state: cancelling any cancels all.
+/// Asks a run, and the trial it trains, to stop at the next batch: when
+/// cancelled, on Ctrl-C (for a token made by [`Cancel::on_ctrl_c`]), or
+/// once its deadline passes (a run's `max_time_s`). Clones share one state:
+/// cancelling any cancels all.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel {
     flag: Arc<AtomicBool>,
     /// Also cancelled by a Ctrl-C press.
     ctrl_c: bool,
+    deadline: Arc<OnceLock<Instant>>,
 }
 
 impl Cancel {
@@ -57,9 +61,25 @@ impl Cancel {
         self.flag.store(true, Ordering::SeqCst);
     }
 
-    /// Whether a stop was asked for.
+    /// Asks everything holding this token to stop at `at`; a token takes
+    /// one deadline, later calls are ignored.
+    pub fn stop_at(&self, at: Instant) {
+        let _ = self.deadline.set(at);
+    }
+
+    /// Whether a stop was asked for, or the deadline passed.
     pub fn is_cancelled(&self) -> bool {
+        self.interrupted() || self.past_deadline()
+    }
+
+    /// Whether a stop was asked for (by [`Cancel::cancel`] or Ctrl-C).
+    pub fn interrupted(&self) -> bool {
         self.flag.load(Ordering::SeqCst) || (self.ctrl_c && PRESSES.load(Ordering::SeqCst) > 0)
+    }
+
+    /// Whether the deadline passed.
+    pub fn past_deadline(&self) -> bool {
+        self.deadline.get().is_some_and(|at| Instant::now() >= *at)
     }
 }
 

@@ -96,6 +96,9 @@ pub enum EventKind {
     TrialStarted,
     /// A trial continued from its checkpoint; data: the epochs restored.
     TrialResumed,
+    /// A trial's checkpoint could not be continued (damaged, or not the
+    /// trial's) and it trained from scratch; data: why.
+    TrialRestarted,
     /// A trial finished an epoch; data: its [`EpochRecord`].
     Epoch,
     /// A trial's record was stored; data: its status.
@@ -112,12 +115,13 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::SessionStarted,
         EventKind::Asked,
         EventKind::Told,
         EventKind::TrialStarted,
         EventKind::TrialResumed,
+        EventKind::TrialRestarted,
         EventKind::Epoch,
         EventKind::TrialFinished,
         EventKind::TrialInterrupted,
@@ -134,6 +138,7 @@ impl EventKind {
             EventKind::Told => "told",
             EventKind::TrialStarted => "trial_started",
             EventKind::TrialResumed => "trial_resumed",
+            EventKind::TrialRestarted => "trial_restarted",
             EventKind::Epoch => "epoch",
             EventKind::TrialFinished => "trial_finished",
             EventKind::TrialInterrupted => "trial_interrupted",

@@ -101,6 +101,10 @@ pub struct TrialOutcome {
     /// Epochs restored from the trial's checkpoint instead of trained again.
     #[serde(default)]
     pub resumed_from_epoch: Option<u32>,
+    /// Why the trial's checkpoint could not be continued, when it trained
+    /// from scratch instead.
+    #[serde(default)]
+    pub restarted: Option<String>,
 }
 
 /// File name of the weights in a trial's folder.
@@ -121,6 +125,7 @@ impl TrialOutcome {
             curve,
             weights: None,
             resumed_from_epoch: None,
+            restarted: None,
         }
     }
 }
@@ -190,6 +195,7 @@ pub fn run(
             curve: Vec::new(),
             weights: None,
             resumed_from_epoch: None,
+            restarted: None,
         });
     }
     let checkpoints = train::Checkpoints {
@@ -224,7 +230,7 @@ pub fn run(
         Ok(t) => t,
     };
     if outcome.interrupted {
-        let reason = Some(crate::interrupt::STOP_REASON.to_string());
+        let reason = Some("stopped by the run before it finished".to_string());
         return Ok(TrialOutcome {
             trial_id: spec.trial_id,
             status: TrialStatus::Pruned,
@@ -233,6 +239,7 @@ pub fn run(
             curve: outcome.curve,
             weights: None,
             resumed_from_epoch: outcome.resumed_from_epoch,
+            restarted: outcome.restarted,
         });
     }
     if outcome.timed_out.is_some() || outcome.diverged.is_some() || !spec.train.keep_checkpoints {
@@ -266,6 +273,7 @@ pub fn run(
         curve: outcome.curve,
         weights: Some(weights),
         resumed_from_epoch: outcome.resumed_from_epoch,
+        restarted: outcome.restarted,
     })
 }
 

@@ -79,8 +79,7 @@ pub(super) fn conclude(result: &RunResult, mode: Mode) -> Result<ExitCode> {
         // The run's results are stored; a report can be written again with `nas-host report`.
         Err(e) => eprintln!("warning: could not write the HTML report: {e:#}"),
     }
-    let interrupted = result.stop_reason == crate::interrupt::STOP_REASON;
-    if interrupted {
+    if result.interrupted {
         eprintln!(
             "nas-host: stopped; continue with `nas-host resume {}`",
             result.dir.display()
@@ -108,7 +107,7 @@ pub(super) fn conclude(result: &RunResult, mode: Mode) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    if interrupted {
+    if result.stop_reason == crate::interrupt::STOP_REASON {
         // Scripts can tell an interrupted run from a finished one.
         return Ok(ExitCode::from(130));
     }

@@ -124,6 +124,7 @@ impl ProcessPool {
                     curve: Vec::new(),
                     weights: None,
                     resumed_from_epoch: None,
+                    restarted: None,
                 }));
             }
         }

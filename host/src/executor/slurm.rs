@@ -266,6 +266,7 @@ impl SlurmQueue {
                     curve: Vec::new(),
                     weights: None,
                     resumed_from_epoch: None,
+                    restarted: None,
                 }));
             }
         }

@@ -483,6 +483,14 @@ impl Model {
             .collect()
     }
 
+    /// A copy of parameters and buffers that training does not change.
+    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+        self.tensors()
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.copy()?)))
+            .collect()
+    }
+
     /// Saves parameters and buffers as safetensors.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         candle_core::safetensors::save(&self.tensors(), path)

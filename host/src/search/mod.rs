@@ -52,6 +52,9 @@ pub struct RunResult {
     pub trials: Vec<TrialRecord>,
     /// Why the run stopped.
     pub stop_reason: String,
+    /// Whether trials in training were stopped (by Ctrl-C or at
+    /// `max_time_s`): `nas-host resume` continues them.
+    pub interrupted: bool,
     /// The best completed trial, if any completed.
     pub best: Option<BestModel>,
     /// With two or more objectives: the Pareto front's trial ids.
@@ -100,6 +103,8 @@ struct Search<'a> {
     /// The strategy proposed nothing while trials were in flight: ask again after the next result.
     waiting: bool,
     /// Stops the run and the trial it trains (Ctrl-C, or the caller).
+    /// Whether trials in training were stopped before they finished.
+    interrupted: bool,
     cancel: Cancel,
     /// Held until the run ends.
     _lock: RunLock,
@@ -280,6 +285,7 @@ impl<'a> Search<'a> {
             running: BTreeMap::new(),
             submitted: BTreeMap::new(),
             waiting: false,
+            interrupted: false,
             cancel: cancel.clone(),
             _lock: lock,
         })

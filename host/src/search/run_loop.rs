@@ -44,6 +44,7 @@ impl Search<'_> {
             dir: self.dir,
             trials: self.trials,
             stop_reason,
+            interrupted: self.interrupted,
             best,
             pareto,
             objectives: self.config.objectives.clone(),
@@ -77,10 +78,22 @@ impl Search<'_> {
     fn search(&mut self, reporter: &mut Reporter) -> Result<String> {
         let mut stop: Option<String> = None;
         let mut strategy_done = false;
+        if let Some(limit) = self
+            .config
+            .run
+            .max_time_s
+            .filter(|_| !self.evaluator.simulated_time())
+        {
+            // Training in flight stops there too, whatever its budget.
+            let left = (limit - self.clock_before).max(0.0);
+            self.cancel
+                .stop_at(self.started + std::time::Duration::from_secs_f64(left));
+        }
         loop {
             if stop.is_none() && self.cancel.is_cancelled() {
-                stop = Some(STOP_REASON.into());
-                self.interrupt_running()?;
+                let why = self.stop_reason();
+                self.interrupt_running(&why)?;
+                stop = Some(why);
             }
             if stop.is_none() && !strategy_done && !self.waiting {
                 stop = self.fill_slots(reporter, &mut strategy_done)?;
@@ -229,13 +242,15 @@ impl Search<'_> {
                 let id = running.record.id;
                 if self.cancel.is_cancelled() && outcome.status != TrialStatus::Completed {
                     // Not a result: `nas-host resume` runs it again from its checkpoint.
+                    let why = self.stop_reason();
+                    self.interrupted = true;
                     self.store.event(
                         EventKind::TrialInterrupted,
                         Some(id),
-                        &outcome.reason,
+                        &why,
                         self.elapsed(),
                     )?;
-                    return Ok(Some(STOP_REASON.into()));
+                    return Ok(Some(why));
                 }
                 if !self.executor.reports_epochs() {
                     for epoch in &outcome.curve {
@@ -251,25 +266,38 @@ impl Search<'_> {
         }
     }
 
-    /// After Ctrl-C: trials in flight are recorded as interrupted (not as
-    /// results); worker processes stop, Slurm jobs are left running unless
-    /// the user asks to cancel them (resume re-attaches to them).
-    fn interrupt_running(&mut self) -> Result<()> {
+    /// Why a cancelled run stops: Ctrl-C, or its `max_time_s` passed.
+    fn stop_reason(&self) -> String {
+        match self.config.run.max_time_s {
+            Some(limit) if !self.cancel.interrupted() => format!(
+                "reached max_time_s = {limit} (seconds) with trials in training; `nas-host resume --max-time-s` continues them"
+            ),
+            _ => STOP_REASON.into(),
+        }
+    }
+
+    /// After Ctrl-C or at `max_time_s`: trials in flight are recorded as
+    /// interrupted (not as results) and worker processes stop. On Ctrl-C,
+    /// Slurm jobs are left running unless the user asks to cancel them
+    /// (resume re-attaches to them); at `max_time_s` they are cancelled.
+    fn interrupt_running(&mut self, why: &str) -> Result<()> {
         let executor = &mut self.executor;
         let cancel = executor.outlives_controller()
             && !self.running.is_empty()
-            && interrupt::confirm(&format!(
-                "cancel the {} submitted Slurm jobs (scancel)? Otherwise they go on, and `nas-host resume` collects them",
-                self.running.len()
-            ));
+            && (!self.cancel.interrupted()
+                || interrupt::confirm(&format!(
+                    "cancel the {} submitted Slurm jobs (scancel)? Otherwise they go on, and `nas-host resume` collects them",
+                    self.running.len()
+                )));
         executor.stop(cancel)?;
         let ids: Vec<u64> = self.running.keys().copied().collect();
         let why = if cancel || !executor.outlives_controller() {
-            STOP_REASON
+            why
         } else {
             "interrupted by Ctrl-C; its Slurm job goes on"
         };
         for id in ids {
+            self.interrupted = true;
             self.store
                 .event(EventKind::TrialInterrupted, Some(id), &why, self.elapsed())?;
         }
@@ -340,6 +368,19 @@ impl Search<'_> {
                 EventKind::TrialResumed,
                 Some(record.id),
                 &epochs,
+                self.elapsed(),
+            )?;
+        }
+        if let Some(why) = &outcome.restarted {
+            eprintln!(
+                "warning: trial {}: its checkpoint could not be continued, so it trained from scratch (the checkpoint is kept as {} in its folder): {why}",
+                record.id,
+                crate::train::DAMAGED_CHECKPOINT
+            );
+            self.store.event(
+                EventKind::TrialRestarted,
+                Some(record.id),
+                why,
                 self.elapsed(),
             )?;
         }

@@ -98,6 +98,27 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<(Checkpoint, HashMap<S
     Ok(Some((facts, tensors)))
 }
 
+/// Whether `dir` holds a checkpoint (damaged or not).
+pub fn exists(dir: &Path) -> bool {
+    dir.join(FILE).exists()
+}
+
+/// File name a checkpoint that could not be continued is kept under, for
+/// inspection; its tensors file stays beside it.
+pub const SET_ASIDE: &str = "damaged-checkpoint.json";
+
+/// Renames the checkpoint in `dir`, if any, to [`SET_ASIDE`], so that the
+/// trial trains from scratch.
+pub fn set_aside(dir: &Path) -> Result<()> {
+    let path = dir.join(FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let aside = dir.join(SET_ASIDE);
+    std::fs::rename(&path, &aside)
+        .with_context(|| format!("rename {} to {}", path.display(), aside.display()))
+}
+
 /// Removes the checkpoint in `dir` (after the trial finished).
 pub fn remove(dir: &Path) -> Result<()> {
     if let Some(facts) = read_facts(dir)? {

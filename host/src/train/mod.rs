@@ -11,7 +11,7 @@ mod trainer;
 
 pub use allocator::keep_freed_memory;
 pub use candle_threads::serial_candle_elementwise;
-pub use checkpoint::remove as remove_checkpoint;
+pub use checkpoint::{remove as remove_checkpoint, SET_ASIDE as DAMAGED_CHECKPOINT};
 pub use config::{OptimizerKind, Schedule, TrainConfig, MAX_EPOCHS};
 pub use optimizer::Optimizer;
 pub use trainer::{

@@ -68,6 +68,9 @@ pub struct TrainOutcome {
     pub timed_out: Option<String>,
     /// The epochs restored from a checkpoint instead of trained again.
     pub resumed_from_epoch: Option<u32>,
+    /// Why the checkpoint could not be continued, when training started
+    /// again from scratch instead.
+    pub restarted: Option<String>,
 }
 
 /// Where one training keeps its checkpoint, and how often it writes it.
@@ -116,7 +119,10 @@ impl State {
         };
         let source = dir.join(checkpoint::FILE).display().to_string();
         if facts.seed != seed {
-            bail!("{source} belongs to seed {}, this trial's seed is {seed}; remove it to train from scratch", facts.seed);
+            bail!(
+                "{source} belongs to seed {}, this trial's seed is {seed}",
+                facts.seed
+            );
         }
         model.set_tensors(&tensors, &source)?;
         self.optimizer
@@ -192,14 +198,34 @@ pub fn train(
     let n = data.train.len();
     let mut state = State::fresh(config, params.len(), n, seed);
     let mut resumed_from_epoch = None;
+    let mut restarted = None;
     if let Some(c) = checkpoints {
-        resumed_from_epoch = state
+        // A checkpoint that cannot be continued (damaged by a kill or a
+        // disk, or not this trial's) is set aside and the trial trains from
+        // scratch, which gives the same numbers as a trial never stopped;
+        // stopping the run instead would stop every resume on it as well.
+        let continues = checkpoint::exists(c.dir) || c.from.is_some();
+        let initial = if continues {
+            Some(model.snapshot()?)
+        } else {
+            None
+        };
+        let restored = state
             .restore(model, &params, c.dir, seed)
-            .context(HostFault)?;
-        if let (None, Some(from)) = (resumed_from_epoch, c.from) {
-            resumed_from_epoch = state
-                .restore(model, &params, from, seed)
-                .context(HostFault)?;
+            .and_then(|r| match (r, c.from) {
+                (None, Some(from)) => state.restore(model, &params, from, seed),
+                _ => Ok(r),
+            });
+        match restored {
+            Ok(epochs) => resumed_from_epoch = epochs,
+            Err(e) => {
+                checkpoint::set_aside(c.dir).context(HostFault)?;
+                if let Some(initial) = &initial {
+                    model.set_tensors(initial, "the initial weights")?;
+                }
+                state = State::fresh(config, params.len(), n, seed);
+                restarted = Some(format!("{e:#}"));
+            }
         }
     }
     let batches = n.div_ceil(config.batch_size);
@@ -209,6 +235,7 @@ pub fn train(
     let stopped = |state: State, why: TrainOutcome| TrainOutcome {
         curve: state.curve,
         resumed_from_epoch,
+        restarted: restarted.clone(),
         ..why
     };
     for epoch in first..=epochs {
