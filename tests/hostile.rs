@@ -36,17 +36,31 @@ fn assert_success(out: &Output, what: &str) {
 }
 
 /// The declarative template space asked for a convolution of a billion
-/// filters (over the host's structural limits), or of a million followed by
-/// a dense layer (within them, but with 14 billion weights, 58 GB, that were
-/// allocated before the memory check and aborted the process): both are
-/// refused before any weight is allocated, so the trial fails with the
-/// reason and the process ends normally; `status` and `report` still read
-/// the run.
+/// filters (over the host's structural limits), of a million followed by a
+/// dense layer (within them, but with 14 billion weights, 58 GB, that were
+/// allocated before the memory check and aborted the process), or of two
+/// thousand followed by a dense layer (9 GB to train: within the machine,
+/// over the process's data-size limit): each is refused before any weight
+/// is allocated, so the trial fails with the reason and the process ends
+/// normally; `status` and `report` still read the run. The runs are held
+/// to 3 GB of data (`ulimit -d`), so a regression aborts the test's process,
+/// not the machine.
 #[test]
 fn a_network_bigger_than_memory_is_a_failed_trial_not_an_abort() {
-    for (filters, head, why) in [
-        ("1000000000", "global-avg-pool", "over the host's limit"),
-        ("1000000", "flatten", "out of memory"),
+    for (filters, head, units, why) in [
+        (
+            "1000000000",
+            "global-avg-pool",
+            100,
+            "over the host's limit",
+        ),
+        ("1000000", "flatten", 100, "out of memory"),
+        (
+            "2000",
+            "flatten",
+            2000,
+            "left under the data-size limit (ulimit -d)",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
@@ -77,13 +91,27 @@ kernel = 3
 op = "{head}"
 [[space.config.layers]]
 op = "dense"
-units = 100
+units = {units}
 [[space.config.layers]]
 op = "dense"
 units = "classes"
 "#
         );
-        let (out, run) = run_config(dir.path(), "huge", &config);
+        std::fs::write(dir.path().join("huge.toml"), config).unwrap();
+        let runs = dir.path().join("runs");
+        let out = std::process::Command::new("bash")
+            .args(["-c", "ulimit -d 3000000 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_nas-host"))
+            .args(["run", "huge.toml", "--quiet", "--output-dir"])
+            .arg(&runs)
+            .current_dir(dir.path())
+            .env(
+                "NAS_HOST_CACHE_DIR",
+                common::root().join("target/test-component-cache"),
+            )
+            .output()
+            .unwrap();
+        let run = runs.join("huge");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),

@@ -17,6 +17,7 @@ pub(crate) mod export;
 pub mod interrupt;
 pub mod ir;
 pub(crate) mod lock;
+pub(crate) mod memory;
 pub mod network;
 pub(crate) mod plot;
 pub mod plugin;

@@ -282,10 +282,10 @@ fn over_memory(memory_mb: f64, spec: &TrialSpec) -> Option<String> {
     let (limit, what) = match spec.train.max_memory_mb {
         Some(m) => (m, "[train] max_memory_mb".to_string()),
         None => {
-            let available = available_memory_mb()?;
+            let (available, bound) = crate::memory::available_mib()?;
             (
                 available * 0.9,
-                format!("90% of the {available:.0} MiB available"),
+                format!("90% of the {available:.0} MiB {bound}"),
             )
         }
     };
@@ -295,14 +295,6 @@ fn over_memory(memory_mb: f64, spec: &TrialSpec) -> Option<String> {
             spec.train.batch_size
         )
     })
-}
-
-/// `MemAvailable` of /proc/meminfo, in MiB (None where there is none).
-fn available_memory_mb() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// The latency probes, at batch 1 and at the training batch size.

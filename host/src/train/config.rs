@@ -77,7 +77,8 @@ pub struct TrainConfig {
     pub keep_checkpoints: bool,
     /// Fail a trial before training when its estimated training memory
     /// (`memory_mb`) is above this many MiB; default: 90 percent of the
-    /// memory available when the trial starts.
+    /// memory left to the process when the trial starts (machine, control
+    /// group and resource limits).
     pub max_memory_mb: Option<f64>,
 }
 
