@@ -13,16 +13,26 @@ use std::process::Output;
 /// Writes `config` (whose `[run] name` is `name`) into `dir` and runs it
 /// quietly into `dir/runs`; returns the output and the run directory.
 fn run_config(dir: &Path, name: &str, config: &str) -> (Output, PathBuf) {
+    run_config_under(dir, name, config, "true")
+}
+
+/// [`run_config`] after the bash commands `limits` (such as `ulimit -d N`),
+/// which hold for the run's process.
+fn run_config_under(dir: &Path, name: &str, config: &str, limits: &str) -> (Output, PathBuf) {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
     let runs = dir.join("runs");
-    let out = nas_host(&[
-        "run",
-        path.to_str().unwrap(),
-        "--quiet",
-        "--output-dir",
-        runs.to_str().unwrap(),
-    ]);
+    let out = std::process::Command::new("bash")
+        .args(["-c", &format!("{limits} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_nas-host"))
+        .args(["run", path.to_str().unwrap(), "--quiet", "--output-dir"])
+        .arg(&runs)
+        .env(
+            "NAS_HOST_CACHE_DIR",
+            common::root().join("target/test-component-cache"),
+        )
+        .output()
+        .unwrap();
     (out, runs.join(name))
 }
 
@@ -97,21 +107,7 @@ op = "dense"
 units = "classes"
 "#
         );
-        std::fs::write(dir.path().join("huge.toml"), config).unwrap();
-        let runs = dir.path().join("runs");
-        let out = std::process::Command::new("bash")
-            .args(["-c", "ulimit -d 3000000 && exec \"$0\" \"$@\""])
-            .arg(env!("CARGO_BIN_EXE_nas-host"))
-            .args(["run", "huge.toml", "--quiet", "--output-dir"])
-            .arg(&runs)
-            .current_dir(dir.path())
-            .env(
-                "NAS_HOST_CACHE_DIR",
-                common::root().join("target/test-component-cache"),
-            )
-            .output()
-            .unwrap();
-        let run = runs.join("huge");
+        let (out, run) = run_config_under(dir.path(), "huge", &config, "ulimit -d 3000000");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
@@ -191,50 +187,67 @@ fn resume_refuses_an_edited_config_naming_the_difference() {
     assert_success(&out, "nas-host");
 }
 
-/// A checkpoint the host cannot write (here its folder's path is taken by a
-/// file; a full disk ends the same way) is the host's problem, not the
-/// architecture's: the run stops with an error naming the path, nothing is
-/// recorded as a result or told to the strategy, and once the cause is gone
-/// `resume` ends with the same trials as a run that never failed.
+/// A checkpoint the host cannot write (its folder's path taken by a file,
+/// or a write cut off by the file-size limit as a full disk cuts it) is the
+/// host's problem, not the architecture's: the run stops with an error
+/// naming the trial, nothing is recorded as a result or told to the
+/// strategy, and once the cause is gone `resume` ends with the same trials
+/// as a run that never failed.
 #[test]
 fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
-    let config = "[run]\nname = \"hf\"\nseed = 4\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n";
-    let run = |dir: &Path| run_config(dir, "hf", config);
+    // About 1.2 million weights: a checkpoint (weights and two optimiser
+    // moments) of about 14 MB, while the database stays far below 6 MB.
+    let config = "[run]\nname = \"hf\"\nseed = 4\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n[space]\nplugin = \"builtin:template\"\n[[space.config.layers]]\nop = \"conv2d\"\nfilters = 8\nkernel = 3\n[[space.config.layers]]\nop = \"flatten\"\n[[space.config.layers]]\nop = \"dense\"\nunits = 1000\n[[space.config.layers]]\nop = \"dense\"\nunits = \"classes\"\n";
     let trials = |run: &Path| {
         let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
-        store.trials().unwrap()
+        let trials: Vec<String> = store
+            .trials()
+            .unwrap()
+            .iter()
+            .map(common::deterministic)
+            .collect();
+        trials
     };
     let reference = tempfile::tempdir().unwrap();
-    let (out, reference_run) = run(reference.path());
-    assert!(out.status.success());
+    let (out, reference_run) = run_config(reference.path(), "hf", config);
+    assert_success(&out, "reference run");
 
-    let dir = tempfile::tempdir().unwrap();
-    let blocked = dir.path().join("runs/hf");
-    std::fs::create_dir_all(&blocked).unwrap();
-    std::fs::write(blocked.join("trials"), "not a folder").unwrap();
-    let (out, hf) = run(dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("the host could not keep the trial's checkpoint")
-            && stderr.contains("trial 1")
-            && stderr.contains("trials/1"),
-        "{stderr}"
-    );
-    let store = RunStore::open_read_only(&hf.join(DB_FILE)).unwrap();
-    assert!(store.trials().unwrap().is_empty(), "no result was recorded");
-    assert!(store.events(&[EventKind::Told]).unwrap().is_empty());
-    drop(store);
+    for (cause, limits, names) in [
+        ("a file in the way", "true", "trials/1"),
+        (
+            "a full disk",
+            "trap '' XFSZ && ulimit -f 6000",
+            "File too large",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("runs/hf");
+        std::fs::create_dir_all(&blocked).unwrap();
+        if cause == "a file in the way" {
+            std::fs::write(blocked.join("trials"), "not a folder").unwrap();
+        }
+        let (out, hf) = run_config_under(dir.path(), "hf", config, limits);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cause}");
+        assert!(
+            stderr.contains("the host could not keep the trial's checkpoint")
+                && stderr.contains("trial 1")
+                && stderr.contains(names),
+            "{cause}: {stderr}"
+        );
+        let store = RunStore::open_read_only(&hf.join(DB_FILE)).unwrap();
+        assert!(
+            store.trials().unwrap().is_empty(),
+            "{cause}: no result was recorded"
+        );
+        assert!(store.events(&[EventKind::Told]).unwrap().is_empty());
+        drop(store);
 
-    std::fs::remove_file(blocked.join("trials")).unwrap();
-    let out = nas_host(&["resume", hf.to_str().unwrap(), "--quiet"]);
-    assert_success(&out, "nas-host");
-    let got: Vec<String> = trials(&hf).iter().map(common::deterministic).collect();
-    let want: Vec<String> = trials(&reference_run)
-        .iter()
-        .map(common::deterministic)
-        .collect();
-    assert_eq!(got, want);
+        let _ = std::fs::remove_file(blocked.join("trials"));
+        let out = nas_host(&["resume", hf.to_str().unwrap(), "--quiet"]);
+        assert_success(&out, "resume");
+        assert_eq!(trials(&hf), trials(&reference_run), "{cause}");
+    }
 }
 
 /// Stored weights paths are relative to the run: a run moved elsewhere
