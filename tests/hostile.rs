@@ -479,3 +479,210 @@ fn within_a_minute(args: &[&str]) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// How a run given a hostile plugin must end.
+enum Ends {
+    /// With an error naming the plugin (this text in stderr), nothing run.
+    Error(&'static str),
+    /// With its trials failed for this reason, and the run going on.
+    Failed(&'static str),
+}
+
+/// Hostile search spaces and strategies (`tests/fixtures/hostile-*`, built
+/// without the SDK's own checks) return, one kind per case, what the host
+/// must not trust: non-finite reals, texts and lists past their limits,
+/// networks past the structural limits (wrapping shapes, a million nodes,
+/// a forward edge), out-of-domain values, budgets and resumes, too many
+/// proposals, 32 MB error messages. Each run ends with a clear error or its
+/// trials failed with the reason; the process is never killed or panics,
+/// and `status`, `report`, `resume` and `export` read what it left.
+#[test]
+fn hostile_plugin_output_ends_in_a_clear_error_or_a_failed_trial() {
+    use Ends::*;
+    let space = common::wasm("nas_fixture_hostile_space");
+    let strategy = common::wasm("nas_fixture_hostile_strategy");
+    let cases = [
+        (
+            "space",
+            "nan-range",
+            Error("with the real range [0, NaN] from `init`"),
+        ),
+        (
+            "space",
+            "many-dimensions",
+            Error("returned 20003 dimensions from `init`, over the limit of 10000"),
+        ),
+        (
+            "space",
+            "many-labels",
+            Error("with 200000 labels from `init`, over the limit of 100000"),
+        ),
+        (
+            "space",
+            "long-name",
+            Error("returned a dimension name of 1048576 bytes"),
+        ),
+        (
+            "space",
+            "long-init-error",
+            Error("(33550336 more bytes cut)"),
+        ),
+        (
+            "space",
+            "long-key",
+            Failed("returned a network key of 104857600 bytes from `build`"),
+        ),
+        ("space", "nan-dropout", Failed("(dropout) has the rate NaN")),
+        (
+            "space",
+            "huge-kernel",
+            Failed("kernel 2147483648 is over the host's limit of 4096"),
+        ),
+        (
+            "space",
+            "concat-chain",
+            Failed("(concat): output elements 2415919104 is over the host's limit"),
+        ),
+        (
+            "space",
+            "million-nodes",
+            Failed("has 1000003 nodes, over the host's limit of 100000"),
+        ),
+        (
+            "space",
+            "wide-dense",
+            Failed("(dense): parameters 622770257775 is over the host's limit"),
+        ),
+        (
+            "space",
+            "forward-input",
+            Failed("input 6 is not an earlier node"),
+        ),
+        (
+            "space",
+            "long-build-error",
+            Failed("returned an error from `build`"),
+        ),
+        (
+            "strategy",
+            "nan-value",
+            Error("proposal 0 sets dimension `rate` to NaN"),
+        ),
+        (
+            "strategy",
+            "infinite-value",
+            Error("proposal 0 sets dimension `rate` to inf"),
+        ),
+        (
+            "strategy",
+            "long-tag",
+            Error("returned a tag of 67108864 bytes from `ask`"),
+        ),
+        (
+            "strategy",
+            "too-many",
+            Error("returned 1001 proposals from `ask(1)`"),
+        ),
+        (
+            "strategy",
+            "long-ask-error",
+            Error("(33550336 more bytes cut)"),
+        ),
+        (
+            "strategy",
+            "long-init-error",
+            Error("(33550336 more bytes cut)"),
+        ),
+        (
+            "strategy",
+            "out-of-domain",
+            Failed("gives `width` the value 9223372036854775807, outside its domain"),
+        ),
+        (
+            "strategy",
+            "unknown-label",
+            Failed("gives `act` the value xxx"),
+        ),
+        (
+            "strategy",
+            "unknown-dimension",
+            Failed("binds `ghost`, which is not a dimension"),
+        ),
+        (
+            "strategy",
+            "huge-budget",
+            Failed("a budget of 4294967295 epochs; a budget must be between 1 and 100000"),
+        ),
+        ("strategy", "zero-budget", Failed("a budget of 0 epochs")),
+        (
+            "strategy",
+            "unknown-resume",
+            Failed("asked to continue trial 18446744073709551615"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let clean = |out: &Output, what: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)) && !stderr.contains("panicked"),
+            "{what}: ended with {:?}: {stderr}",
+            out.status
+        );
+    };
+    for (kind, attack, ends) in cases {
+        let (space_attack, strategy_attack) = match kind {
+            "space" => (attack, "none"),
+            _ => ("none", attack),
+        };
+        let name = format!("{kind}-{attack}");
+        let config = format!(
+            "[run]\nname = \"{name}\"\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 100\ntest_samples = 20\n[train]\nepochs = 1\n\
+             [space]\nplugin = \"{}\"\nconfig = {{ attack = \"{space_attack}\" }}\n\
+             [strategy]\nplugin = \"{}\"\nconfig = {{ attack = \"{strategy_attack}\" }}\n",
+            space.display(),
+            strategy.display()
+        );
+        let (out, run) = run_config(dir.path(), &name, &config);
+        clean(&out, &name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match ends {
+            Error(text) => {
+                assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+                assert!(stderr.contains(text), "{name}: {stderr}");
+                assert!(stderr.len() < 16 << 10, "{name}: the message is cut");
+            }
+            Failed(text) => {
+                let trials = RunStore::open_read_only(&run.join(DB_FILE))
+                    .unwrap()
+                    .trials()
+                    .unwrap();
+                assert_eq!(trials.len(), 2, "{name}: the run went on");
+                for t in trials {
+                    assert_eq!(t.status, TrialStatus::Failed, "{name}");
+                    let reason = t.reason.unwrap_or_default();
+                    assert!(
+                        reason.contains(text) && reason.len() < 8 << 10,
+                        "{name}: {reason}"
+                    );
+                }
+            }
+        }
+        if !run.join(DB_FILE).exists() {
+            continue;
+        }
+        let exported = dir.path().join(format!("{name}-export"));
+        for args in [
+            vec!["status", run.to_str().unwrap()],
+            vec!["report", run.to_str().unwrap()],
+            vec!["resume", run.to_str().unwrap(), "--quiet"],
+            vec![
+                "export",
+                run.to_str().unwrap(),
+                "--out",
+                exported.to_str().unwrap(),
+            ],
+        ] {
+            clean(&nas_host(&args), &format!("{name}: nas-host {}", args[0]));
+        }
+    }
+}

@@ -85,9 +85,17 @@ pub fn wasm(name: &str) -> PathBuf {
                 "nas-fixture-open-file",
                 "nas-fixture-wrong-world",
                 "nas-fixture-future-version",
+                "nas-fixture-hostile-strategy",
             ],
         );
-        cargo_build(&fixtures, &["nas-fixture-cond-space", "nas-fixture-widths"]);
+        cargo_build(
+            &fixtures,
+            &[
+                "nas-fixture-cond-space",
+                "nas-fixture-widths",
+                "nas-fixture-hostile-space",
+            ],
+        );
         cargo_build(&root().join("examples/rust-strategy/Cargo.toml"), &[]);
         root().join("target/wasm/wasm32-wasip2/release")
     });
