@@ -96,23 +96,50 @@ fn two_worker_processes_give_the_same_results_as_the_search_process() {
     assert_eq!(submitted.len(), 6, "every trial ran in a worker");
     assert!(workers.join("trials/1/trial.log").exists());
 
-    // A worker that dies without a result is retried, then recorded with its log.
+    // A worker that dies without a result is retried; after its retries the
+    // run stops, naming the trial and the log, with nothing recorded as a
+    // result or told to the strategy. Once the cause is gone (here a broken
+    // worker installation, then repaired), resume runs the search to the
+    // same trials as before.
+    let worker = dir.path().join("worker.sh");
+    std::fs::write(&worker, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&worker, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let broken = process.replace(
         "workers = 2",
-        "workers = 2\nmax_retries = 1\ncommand = \"/bin/false\"",
+        &format!(
+            "workers = 2\nmax_retries = 1\ncommand = \"{}\"",
+            worker.display()
+        ),
     );
     let (out, failing) = run(dir.path(), "broken", &broken);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let trials = store(&failing).trials().unwrap();
-    assert!(trials.iter().all(|t| t.status == TrialStatus::Failed
-        && t.reason
-            .as_deref()
-            .unwrap()
-            .contains("ended with exit status: 1 and no result")));
-    assert_eq!(
-        store(&failing).events(&[EventKind::Retried]).unwrap().len(),
-        trials.len()
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ended with exit status: 1 and no result")
+            && stderr(&out).contains("after 1 retries")
+            && stderr(&out).contains("is the host's problem"),
+        "{}",
+        stderr(&out)
     );
+    assert!(store(&failing).trials().unwrap().is_empty());
+    assert!(store(&failing)
+        .events(&[EventKind::Told])
+        .unwrap()
+        .is_empty());
+    assert!(!store(&failing)
+        .events(&[EventKind::Retried])
+        .unwrap()
+        .is_empty());
+    std::fs::write(
+        &worker,
+        format!(
+            "#!/bin/sh\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_nas-host")
+        ),
+    )
+    .unwrap();
+    let out = nas_host(&["resume", failing.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(contents(&failing), contents(&workers));
 
     let e = run(
         dir.path(),
@@ -208,36 +235,43 @@ fn running_jobs(store: &RunStore) -> Vec<(u64, String)> {
 }
 
 #[test]
-fn a_search_on_slurm_runs_trials_concurrently_and_records_a_failing_job_with_its_exit_code() {
+fn a_search_on_slurm_runs_trials_concurrently_and_a_failing_job_stops_it_until_resumed() {
     if !slurm_up("the Slurm search test") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // Trial 2's job fails before the trial starts, twice (max_retries = 1).
-    let config = slurm_config(
-        "max_retries = 1\nsetup = \"if [ \\\"$NAS_TRIAL_ID\\\" = 2 ]; then echo refusing trial 2; exit 3; fi\"\n",
-    );
+    // Trial 2's job fails before the trial starts, twice (max_retries = 1),
+    // until the file `fixed` exists: a broken node setup, then repaired.
+    // Every job first sleeps a second, so that the controller's polls see
+    // jobs running side by side.
+    let fixed = dir.path().join("fixed");
+    let config = slurm_config(&format!(
+        "max_retries = 1\nsetup = \"sleep 1; if [ \\\"$NAS_TRIAL_ID\\\" = 2 ] && [ ! -e {} ]; then echo refusing trial 2; exit 3; fi\"\n",
+        fixed.display()
+    ));
     let (out, run_dir) = run(dir.path(), "slurm", &config);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("trial 2: slurm job")
+            && message.contains("FAILED (exit code 3:0)")
+            && message.contains("refusing trial 2")
+            && message.contains("after 1 retries")
+            && message.contains("is the host's problem"),
+        "{message}"
+    );
+    let retried = store(&run_dir).events(&[EventKind::Retried]).unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].trial, Some(2));
+    assert!(store(&run_dir).trials().unwrap().iter().all(|t| t.id != 2));
+    std::fs::write(&fixed, "").unwrap();
+    let out = nas_host(&["resume", run_dir.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let trials = store(&run_dir).trials().unwrap();
     assert_eq!(trials.len(), 6);
     for t in &trials {
-        if t.id == 2 {
-            assert_eq!(t.status, TrialStatus::Failed);
-            let reason = t.reason.as_deref().unwrap();
-            assert!(
-                reason.contains("FAILED (exit code 3:0)")
-                    && reason.contains("refusing trial 2")
-                    && reason.contains("after 1 retries"),
-                "{reason}"
-            );
-        } else {
-            assert_eq!(t.status, TrialStatus::Completed, "{:?}", t.reason);
-        }
+        assert_eq!(t.status, TrialStatus::Completed, "{:?}", t.reason);
     }
-    let retried = store(&run_dir).events(&[EventKind::Retried]).unwrap();
-    assert_eq!(retried.len(), 1);
-    assert_eq!(retried[0].trial, Some(2));
     // Concurrency: at some moment two or more jobs were RUNNING.
     let mut running = std::collections::BTreeSet::new();
     let mut most = 0;
@@ -249,7 +283,11 @@ fn a_search_on_slurm_runs_trials_concurrently_and_records_a_failing_job_with_its
         }
         most = most.max(running.len());
     }
-    assert!(most >= 2, "at most {most} jobs ran at once");
+    assert!(
+        most >= 2,
+        "at most {most} jobs ran at once: {:?}",
+        job_states(&run_dir)
+    );
     let script = std::fs::read_to_string(run_dir.join("trials/1/job.sh")).unwrap();
     assert!(
         script.contains("#SBATCH --job-name=nastest-exec-1")

@@ -111,7 +111,8 @@ pub struct TrialOutcome {
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
 impl TrialOutcome {
-    fn failed(
+    /// A failed outcome of `spec` for `reason`.
+    pub(crate) fn failed(
         spec: &TrialSpec,
         reason: String,
         metrics: BTreeMap<String, f64>,

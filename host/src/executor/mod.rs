@@ -179,7 +179,7 @@ fn log_tail(path: &Path) -> String {
 /// What an executor reports about the trials it runs.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// A trial ended: its outcome, or a failed one that says what happened to its worker or job.
+    /// A trial ended with its outcome.
     Finished(TrialOutcome),
     /// A trial's job changed state (Slurm): for the store and `nas-host status`.
     JobState {
@@ -189,6 +189,15 @@ pub enum Update {
         job: String,
         /// Slurm's state, with the node or the pending reason.
         state: String,
+    },
+    /// A trial's worker or job ended without a result once more than
+    /// `max_retries` allow: the host's problem, not the architecture's, so
+    /// the run stops and `nas-host resume` runs the trial again.
+    Lost {
+        /// The trial.
+        trial: u64,
+        /// What happened, the last time.
+        why: String,
     },
     /// A trial's worker or job died and it runs again (from its checkpoint).
     Retried {

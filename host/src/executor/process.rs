@@ -3,8 +3,7 @@
 //! (`RAYON_NUM_THREADS`), so N workers do not oversubscribe the machine.
 
 use super::{log_tail, read_result, write_spec, ExecutorConfig, Update};
-use crate::ir::TrialStatus;
-use crate::trial::{TrialOutcome, TrialSpec};
+use crate::trial::TrialSpec;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -116,16 +115,11 @@ impl ProcessPool {
                 });
                 self.start(w.spec, w.attempt + 1)?;
             } else {
-                updates.push(Update::Finished(TrialOutcome {
-                    trial_id: id,
-                    status: TrialStatus::Failed,
-                    reason: Some(why),
-                    metrics: Default::default(),
-                    curve: Vec::new(),
-                    weights: None,
-                    resumed_from_epoch: None,
-                    restarted: None,
-                }));
+                let why = format!(
+                    "{why} (after {} retries, [executor] max_retries)",
+                    w.attempt
+                );
+                updates.push(Update::Lost { trial: id, why });
             }
         }
         Ok(updates)

@@ -5,7 +5,6 @@
 //! trial's checkpoint), and re-attaches to the jobs of an earlier session.
 
 use super::{log_tail, read_result, write_spec, ExecutorConfig, Update};
-use crate::ir::TrialStatus;
 use crate::trial::{TrialOutcome, TrialSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -238,7 +237,16 @@ impl SlurmQueue {
                 log.display(),
                 log_tail(&log)
             );
-            if job.attempt < self.config.max_retries {
+            if state == "OUT_OF_MEMORY" {
+                // The network needed more than the job's memory: its own
+                // outcome, which running it again would only repeat.
+                let reason = format!(
+                    "out of memory: {why}; raise [executor] mem_per_trial_mb or lower batch_size"
+                );
+                let outcome =
+                    TrialOutcome::failed(&job.spec, reason, Default::default(), Vec::new());
+                updates.push(Update::Finished(outcome));
+            } else if job.attempt < self.config.max_retries {
                 let id = self.sbatch(&job.spec)?;
                 updates.push(Update::Retried {
                     trial,
@@ -255,19 +263,11 @@ impl SlurmQueue {
                     },
                 );
             } else {
-                updates.push(Update::Finished(TrialOutcome {
-                    trial_id: trial,
-                    status: TrialStatus::Failed,
-                    reason: Some(format!(
-                        "{why} (after {} retries, [executor] max_retries)",
-                        job.attempt
-                    )),
-                    metrics: Default::default(),
-                    curve: Vec::new(),
-                    weights: None,
-                    resumed_from_epoch: None,
-                    restarted: None,
-                }));
+                let why = format!(
+                    "{why} (after {} retries, [executor] max_retries)",
+                    job.attempt
+                );
+                updates.push(Update::Lost { trial, why });
             }
         }
         Ok(updates)

@@ -234,6 +234,19 @@ impl Search<'_> {
                 }
                 Ok(None)
             }
+            Update::Lost { trial, why } => {
+                // Not a result: the trial stays in flight for `resume`.
+                self.store.event(
+                    EventKind::TrialInterrupted,
+                    Some(trial),
+                    &why,
+                    self.elapsed(),
+                )?;
+                anyhow::bail!(
+                    "trial {trial}: {why}. A worker that ends without a result is the host's problem,                      not the architecture's: nothing was recorded for the trial or told to the strategy.                      Fix the cause, then `nas-host resume {}` runs it again",
+                    self.dir.display()
+                )
+            }
             Update::Finished(outcome) => {
                 let Some(running) = self.running.remove(&outcome.trial_id) else {
                     return Ok(None);
