@@ -269,23 +269,23 @@ impl Comparison {
             "best-so-far {} (mean ± std over seeds) after {after}; final best's {}\n",
             self.objective.metric, self.report
         );
-        write!(out, "{:<16}", "strategy").unwrap();
+        out += &format!("{:<16}", "strategy");
         for &c in &checkpoints {
             let label = match self.axis {
                 Axis::Trials => format!("N={c}"),
                 Axis::Cost => format!("C={:.0}", self.x_of(c)),
             };
-            write!(out, " {label:>16}").unwrap();
+            out += &format!(" {label:>16}");
         }
-        writeln!(out, " {:>18}", self.report).unwrap();
+        out += &format!(" {:>18}\n", self.report);
         for (i, (name, runs)) in self.runs.iter().enumerate() {
-            write!(out, "{name:<16}").unwrap();
+            out += &format!("{name:<16}");
             for &c in &checkpoints {
                 let (m, s) = self.at(c)[i];
-                write!(out, " {:>16}", format!("{m:.3} ± {s:.3}")).unwrap();
+                out += &format!(" {:>16}", format!("{m:.3} ± {s:.3}"));
             }
             let (m, s) = mean_std(&runs.finals);
-            writeln!(out, " {:>18}", format!("{m:.3} ± {s:.3}")).unwrap();
+            out += &format!(" {:>18}\n", format!("{m:.3} ± {s:.3}"));
         }
         out
     }

@@ -9,7 +9,6 @@ use crate::store::{status_text, RunStore, TrialRecord, DB_FILE};
 use crate::trial::WEIGHTS_FILE;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// The task a run's networks were built for.
@@ -93,7 +92,7 @@ pub fn trials_csv(trials: &[TrialRecord]) -> String {
     let mut out =
         String::from("id,status,key,assignment,budget,seed,seconds,reused_from,tag,reason");
     for m in &metrics {
-        write!(out, ",{m}").unwrap();
+        out += &format!(",{m}");
     }
     out.push('\n');
     for t in trials {
@@ -115,12 +114,10 @@ pub fn trials_csv(trials: &[TrialRecord]) -> String {
             .collect::<Vec<_>>()
             .join(",");
         for m in &metrics {
-            write!(
-                out,
+            out += &format!(
                 ",{}",
                 t.metrics.get(*m).map(|v| v.to_string()).unwrap_or_default()
-            )
-            .unwrap();
+            );
         }
         out.push('\n');
     }

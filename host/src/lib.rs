@@ -4,6 +4,17 @@
 //! Data flows one way: config → run plan → plugins propose → trials train →
 //! store records → reports read the store. This crate is the library behind
 //! the thin `nas-host` binary.
+// Nothing reachable from plugin output, a data file or a config may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod assignment;
 pub mod commands;

@@ -119,7 +119,7 @@ impl Reporter {
                     let overall = multi.add(ProgressBar::new(max_trials));
                     overall.set_style(
                         ProgressStyle::with_template("trials [{bar:30.cyan/blue}] {pos}/{len}  best {msg}  {elapsed} elapsed, ~{eta} left")
-                            .expect("valid template")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
                             .progress_chars("=> "),
                     );
                     overall.set_message("-");
@@ -129,7 +129,7 @@ impl Reporter {
                         ProgressStyle::with_template(
                             "  {prefix} [{bar:20}] {pos}/{len} batches  {msg}",
                         )
-                        .expect("valid template")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
                     );
                     self.bars = Some((multi, overall, trial));

@@ -363,7 +363,13 @@ impl RunStore {
                     kind: EventKind::ALL
                         .into_iter()
                         .find(|k| k.name() == kind)
-                        .expect("selected by name"),
+                        .ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                1,
+                                rusqlite::types::Type::Text,
+                                format!("unknown event kind `{kind}`").into(),
+                            )
+                        })?,
                     trial: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
                     data: r.get(3)?,
                     elapsed: r.get(4)?,

@@ -11,6 +11,17 @@
 //! the batch across threads, and every reduction runs in a fixed order, so
 //! results do not depend on scheduling.
 //! Other devices keep candle's own kernels.
+// Nothing reachable from plugin output, a data file or a config may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod activation;
 mod conv;

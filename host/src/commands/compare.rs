@@ -1,7 +1,7 @@
 //! `nas-host compare CONFIG --strategies a,b --seeds N --budget K`.
 
 use crate::config::RunConfig;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +83,6 @@ fn parse_setting(text: &str) -> Result<(String, String, toml::Value)> {
         .parse::<toml::Table>()
         .map_err(|e| anyhow::anyhow!("--set {text}: `{value}` is not a TOML value ({e})"))?
         .remove("v")
-        .expect("parsed above");
+        .with_context(|| format!("--set {text}: no value"))?;
     Ok((strategy, key, value))
 }

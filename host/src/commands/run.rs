@@ -199,11 +199,9 @@ fn report(result: &RunResult, objectives: &[crate::config::ObjectiveConfig]) -> 
             result.pareto.len()
         );
         for id in &result.pareto {
-            let t = result
-                .trials
-                .iter()
-                .find(|t| t.id == *id)
-                .expect("front trials are recorded");
+            let Some(t) = result.trials.iter().find(|t| t.id == *id) else {
+                continue;
+            };
             let values: Vec<String> = names
                 .iter()
                 .map(|m| {

@@ -95,7 +95,9 @@ impl ProcessPool {
             .filter_map(|(id, w)| w.child.try_wait().ok().flatten().map(|_| *id))
             .collect();
         for id in ended {
-            let mut w = self.workers.remove(&id).expect("listed above");
+            let Some(mut w) = self.workers.remove(&id) else {
+                continue;
+            };
             let status = w.child.wait()?;
             if let Some(outcome) = read_result(&w.spec.dir) {
                 updates.push(Update::Finished(outcome));

@@ -206,7 +206,9 @@ impl SlurmQueue {
                     job: job.id.clone(),
                     state: shown.clone(),
                 });
-                self.jobs.get_mut(&trial).expect("listed").state = shown;
+                if let Some(job) = self.jobs.get_mut(&trial) {
+                    job.state = shown;
+                }
             }
             if matches!(
                 state,
@@ -220,7 +222,9 @@ impl SlurmQueue {
             ) {
                 continue;
             }
-            let job = self.jobs.remove(&trial).expect("listed");
+            let Some(job) = self.jobs.remove(&trial) else {
+                continue;
+            };
             if let Some(outcome) = read_result(&job.spec.dir) {
                 updates.push(Update::Finished(outcome));
                 continue;

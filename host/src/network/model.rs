@@ -86,7 +86,8 @@ impl Model {
                 .map(|&j| analysis.nodes[j as usize].shape);
             match &node.op {
                 Op::Conv2d(conv) => {
-                    let c_in = input.expect("conv has an input").channels() / conv.groups as usize;
+                    let c_in = input.context("a convolution without an input")?.channels()
+                        / conv.groups as usize;
                     let (f, k) = (conv.filters as usize, conv.kernel as usize);
                     let bound = 1.0 / ((c_in * k * k) as f32).sqrt();
                     params.push((
@@ -103,7 +104,7 @@ impl Model {
                     }
                 }
                 Op::Dense(units) => {
-                    let n = input.expect("dense has an input").elements();
+                    let n = input.context("a dense layer without an input")?.elements();
                     let u = *units as usize;
                     let bound = 1.0 / (n as f32).sqrt();
                     params.push((
@@ -117,7 +118,7 @@ impl Model {
                     mine.extend([params.len() - 2, params.len() - 1]);
                 }
                 Op::BatchNorm => {
-                    let c = input.expect("batch-norm has an input").channels();
+                    let c = input.context("a batch-norm without an input")?.channels();
                     params.push((format!("n{i}.gamma"), Var::ones(c, DType::F32, device)?));
                     params.push((format!("n{i}.beta"), Var::zeros(c, DType::F32, device)?));
                     mine.extend([params.len() - 2, params.len() - 1]);
@@ -224,15 +225,19 @@ impl Model {
             let ins: Vec<&Tensor> = node
                 .inputs
                 .iter()
-                .map(|&j| outputs[j as usize].as_ref().expect("inputs run first"))
-                .collect();
+                .map(|&j| {
+                    outputs[j as usize]
+                        .as_ref()
+                        .context("an input used before it ran")
+                })
+                .collect::<Result<_>>()?;
             let p = |k: usize| self.params[self.node_params[i][k]].1.as_tensor();
             // A kernel op's backward step (taped runs); other nodes get theirs below.
             let mut step: Option<Backward> = None;
             // The network's input needs no gradient.
             let input_grad = node.inputs.first().is_some_and(|&j| j != 0);
             let y = match &node.op {
-                Op::Input => unreachable!("only node 0 is input"),
+                Op::Input => anyhow::bail!("node {i} is a second input"),
                 Op::Conv2d(conv) => {
                     let pad =
                         pad_amount(conv.padding, conv.kernel as usize, conv.dilation as usize);
@@ -361,10 +366,10 @@ impl Model {
                 }
             }
         }
-        Ok(outputs
+        outputs
             .pop()
             .flatten()
-            .expect("the last node has an output"))
+            .context("the last node gave no output")
     }
 
     /// The window of max-pool node `node`.

@@ -459,7 +459,9 @@ pub fn analyse(network: &Network, task: &Task) -> Result<Analysis> {
             })?;
         infos.push(info);
     }
-    let last = infos.last().expect("node 0 exists").shape;
+    let Some(last) = infos.last().map(|i| i.shape) else {
+        bail!("network `{}` has no nodes", network.key);
+    };
     if last
         != (Shape::Flat {
             n: task.num_classes as usize,

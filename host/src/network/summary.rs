@@ -19,10 +19,10 @@ fn detail(op: &Op) -> String {
                 pad(c.padding)
             );
             if c.dilation > 1 {
-                write!(s, " d{}", c.dilation).unwrap();
+                s += &format!(" d{}", c.dilation);
             }
             if c.groups > 1 {
-                write!(s, " g{}", c.groups).unwrap();
+                s += &format!(" g{}", c.groups);
             }
             s
         }
@@ -91,9 +91,7 @@ pub fn summary(network: &Network, task: &Task) -> Result<String> {
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].len())
-                .chain([headers[c].len()])
-                .max()
-                .unwrap()
+                .fold(headers[c].len(), usize::max)
         })
         .collect();
     let line = |cells: [&str; 4]| -> String {

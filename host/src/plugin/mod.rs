@@ -184,7 +184,7 @@ impl PluginRuntime {
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("create the WebAssembly engine")?;
-        spawn_epoch_ticker(&engine);
+        spawn_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
@@ -347,7 +347,7 @@ fn check_header(source: &PluginSource, bytes: &[u8]) -> Result<()> {
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] so call deadlines fire;
 /// the thread ends when the engine is dropped.
-fn spawn_epoch_ticker(engine: &Engine) {
+fn spawn_epoch_ticker(engine: &Engine) -> Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("nas-plugin-epoch".into())
@@ -358,5 +358,6 @@ fn spawn_epoch_ticker(engine: &Engine) {
                 std::thread::sleep(EPOCH_TICK);
             }
         })
-        .expect("spawn the plugin deadline thread");
+        .context("start the plugin deadline thread")?;
+    Ok(())
 }

@@ -16,12 +16,12 @@ impl Search<'_> {
             .trials
             .iter()
             .find(|t| t.id == id)
-            .expect("best trial is recorded")
+            .with_context(|| format!("the best trial {id} is not recorded"))?
             .clone();
         let network = trial
             .network
             .clone()
-            .expect("completed trials have networks");
+            .with_context(|| format!("the best trial {id} has no network"))?;
         let dir = self.dir.join("best");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let held_out = self.evaluator.report_best(&trial, &self.dir, &dir)?;

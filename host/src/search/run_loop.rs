@@ -155,7 +155,9 @@ impl Search<'_> {
                 self.pending
                     .extend(asked.trials.into_iter().zip(asked.proposals));
             }
-            let (id, proposal) = self.pending.pop_front().expect("filled above");
+            let Some((id, proposal)) = self.pending.pop_front() else {
+                continue;
+            };
             if let Some(stored) = self.trials.iter().find(|t| t.id == id).cloned() {
                 // On resume: stored before the crash, but not yet told.
                 if let Some(why) = self.tell(&proposal, &stored)? {
