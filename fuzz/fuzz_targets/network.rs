@@ -91,7 +91,7 @@ fuzz_target!(|bytes: &[u8]| {
         nodes,
         key: "fuzz".into(),
     };
-    if nas_host::plugin::gate::network("fuzz", &network).is_err() {
+    if nas_host::plugin::gate::network(&nas_host::plugin::PluginLimits::DEFAULT, "fuzz", &network).is_err() {
         return;
     }
     let Ok(analysis) = analyse(&network, &task) else {

@@ -2,28 +2,27 @@
 //! (after conversion to the host's types): reals must be finite, since a NaN
 //! or an infinity would reach the trainer's arithmetic and the store's JSON,
 //! which cannot hold it; texts (names, labels, keys, tags) and lists stay
-//! within [`TEXT_BYTES`], [`DIMENSIONS`] and [`LABELS`], since every one of
-//! them is stored and shown. Structural limits on networks are shape
-//! inference's ([`crate::network::shape::LIMITS`]).
+//! within the [`PluginLimits`] of the run (`text_bytes`, `dimensions`,
+//! `labels`), since every one of them is stored and shown. Structural
+//! limits on networks are shape inference's
+//! ([`crate::network::shape::LIMITS`]).
 
+use super::PluginLimits;
 use crate::ir::{Binding, Dimension, Domain, Network, Op, Proposal, Value};
 use anyhow::{bail, Result};
 
-/// The longest text a plugin may return as a name, label, key or tag.
-pub(crate) const TEXT_BYTES: usize = 4096;
-/// The most dimensions a space may have (and bindings an assignment).
-pub(crate) const DIMENSIONS: usize = 10_000;
-/// The most labels of one categorical dimension.
-pub(crate) const LABELS: usize = 100_000;
-/// The longest plugin error message passed on; the rest is cut.
-const MESSAGE_BYTES: usize = 4096;
+/// A limit as a length (saturating where `usize` is narrower).
+fn len(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
 
-/// `message`, cut to [`MESSAGE_BYTES`] (at a character boundary) with a note.
-pub(crate) fn clipped(message: &str) -> String {
-    if message.len() <= MESSAGE_BYTES {
+/// `message`, cut to `limits.message_bytes` (at a character boundary) with a note.
+pub(crate) fn clipped(limits: &PluginLimits, message: &str) -> String {
+    let most = len(limits.message_bytes);
+    if message.len() <= most {
         return message.to_string();
     }
-    let mut end = MESSAGE_BYTES;
+    let mut end = most;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -34,39 +33,41 @@ pub(crate) fn clipped(message: &str) -> String {
     )
 }
 
-/// Refuses a text over [`TEXT_BYTES`].
-fn text(plugin: &str, call: &str, what: &str, value: &str) -> Result<()> {
-    if value.len() > TEXT_BYTES {
+/// Refuses a text over `limits.text_bytes`.
+fn text(limits: &PluginLimits, plugin: &str, call: &str, what: &str, value: &str) -> Result<()> {
+    if value.len() > len(limits.text_bytes) {
         bail!(
-            "plugin `{plugin}` returned a {what} of {} bytes from `{call}`, over the limit of {TEXT_BYTES}",
-            value.len()
+            "plugin `{plugin}` returned a {what} of {} bytes from `{call}`, over the limit of {} ([plugins] text_bytes)",
+            value.len(),
+            limits.text_bytes
         );
     }
     Ok(())
 }
 
 /// Refuses an assignment with too many bindings or too long a name or label.
-fn sizes(plugin: &str, call: &str, assignment: &[Binding]) -> Result<()> {
-    if assignment.len() > DIMENSIONS {
+fn sizes(limits: &PluginLimits, plugin: &str, call: &str, assignment: &[Binding]) -> Result<()> {
+    if assignment.len() > len(limits.dimensions) {
         bail!(
-            "plugin `{plugin}` returned an assignment of {} values from `{call}`, over the limit of {DIMENSIONS}",
-            assignment.len()
+            "plugin `{plugin}` returned an assignment of {} values from `{call}`, over the limit of {} ([plugins] dimensions)",
+            assignment.len(),
+            limits.dimensions
         );
     }
     for b in assignment {
-        text(plugin, call, "dimension name", &b.name)?;
+        text(limits, plugin, call, "dimension name", &b.name)?;
         if let Value::Categorical(label) = &b.value {
-            text(plugin, call, "label", label)?;
+            text(limits, plugin, call, "label", label)?;
         }
     }
     Ok(())
 }
 
-/// Refuses proposals with a non-finite real value.
-pub(super) fn proposals(plugin: &str, proposals: &[Proposal]) -> Result<()> {
+/// Refuses proposals with a non-finite real value or past the limits.
+pub(super) fn proposals(limits: &PluginLimits, plugin: &str, proposals: &[Proposal]) -> Result<()> {
     for (i, p) in proposals.iter().enumerate() {
-        sizes(plugin, "ask", &p.assignment)?;
-        text(plugin, "ask", "tag", &p.tag)?;
+        sizes(limits, plugin, "ask", &p.assignment)?;
+        text(limits, plugin, "ask", "tag", &p.tag)?;
         if let Some(b) = non_finite(&p.assignment) {
             bail!(
                 "plugin `{plugin}` returned a non-finite value from `ask`: proposal {i} sets dimension `{}` to {}; a strategy must propose finite reals",
@@ -80,20 +81,26 @@ pub(super) fn proposals(plugin: &str, proposals: &[Proposal]) -> Result<()> {
 
 /// Refuses dimensions whose real range is not finite and ordered, and
 /// spaces, names and label lists past their limits.
-pub(super) fn dimensions(plugin: &str, dimensions: &[Dimension]) -> Result<()> {
-    if dimensions.len() > DIMENSIONS {
+pub(super) fn dimensions(
+    limits: &PluginLimits,
+    plugin: &str,
+    dimensions: &[Dimension],
+) -> Result<()> {
+    if dimensions.len() > len(limits.dimensions) {
         bail!(
-            "plugin `{plugin}` returned {} dimensions from `init`, over the limit of {DIMENSIONS}",
-            dimensions.len()
+            "plugin `{plugin}` returned {} dimensions from `init`, over the limit of {} ([plugins] dimensions)",
+            dimensions.len(),
+            limits.dimensions
         );
     }
     for d in dimensions {
-        text(plugin, "init", "dimension name", &d.name)?;
+        text(limits, plugin, "init", "dimension name", &d.name)?;
         let labels = match (&d.domain, &d.condition) {
-            (Domain::Categorical(l), _) if l.len() > LABELS => bail!(
-                "plugin `{plugin}` returned dimension `{}` with {} labels from `init`, over the limit of {LABELS}",
+            (Domain::Categorical(l), _) if l.len() > len(limits.labels) => bail!(
+                "plugin `{plugin}` returned dimension `{}` with {} labels from `init`, over the limit of {} ([plugins] labels)",
                 d.name,
-                l.len()
+                l.len(),
+                limits.labels
             ),
             (Domain::Categorical(l), None) => l.iter().collect::<Vec<_>>(),
             (Domain::Categorical(l), Some(c)) => l.iter().chain(&c.labels).collect(),
@@ -101,7 +108,7 @@ pub(super) fn dimensions(plugin: &str, dimensions: &[Dimension]) -> Result<()> {
             (_, None) => Vec::new(),
         };
         for label in labels {
-            text(plugin, "init", "label", label)?;
+            text(limits, plugin, "init", "label", label)?;
         }
         if let Domain::Real(r) = &d.domain {
             if !(r.low.is_finite() && r.high.is_finite() && r.low <= r.high) {
@@ -118,8 +125,8 @@ pub(super) fn dimensions(plugin: &str, dimensions: &[Dimension]) -> Result<()> {
 }
 
 /// Refuses a network with a non-finite dropout rate or an over-long key.
-pub fn network(plugin: &str, network: &Network) -> Result<()> {
-    text(plugin, "build", "network key", &network.key)?;
+pub fn network(limits: &PluginLimits, plugin: &str, network: &Network) -> Result<()> {
+    text(limits, plugin, "build", "network key", &network.key)?;
     for (i, node) in network.nodes.iter().enumerate() {
         if let Op::Dropout(rate) = node.op {
             if !rate.is_finite() {
@@ -152,6 +159,9 @@ mod tests {
     use super::*;
     use crate::ir::{Node, RealRange};
 
+    /// The default limits.
+    const L: PluginLimits = PluginLimits::DEFAULT;
+
     fn real(name: &str, v: f64) -> Binding {
         Binding {
             name: name.into(),
@@ -168,7 +178,7 @@ mod tests {
                 resume_from: None,
                 tag: String::new(),
             };
-            let e = proposals("s", std::slice::from_ref(&p))
+            let e = proposals(&L, "s", std::slice::from_ref(&p))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("plugin `s`") && e.contains("`wd`"), "{e}");
@@ -181,7 +191,7 @@ mod tests {
                 }),
                 condition: None,
             };
-            let e = dimensions("sp", &[d]).unwrap_err().to_string();
+            let e = dimensions(&L, "sp", &[d]).unwrap_err().to_string();
             assert!(e.contains("plugin `sp`") && e.contains("`x`"), "{e}");
         }
         let n = Network {
@@ -197,7 +207,7 @@ mod tests {
             ],
             key: "k".into(),
         };
-        let e = network("sp", &n).unwrap_err().to_string();
+        let e = network(&L, "sp", &n).unwrap_err().to_string();
         assert!(e.contains("node 1 (dropout)"), "{e}");
         let ok = Proposal {
             assignment: vec![real("lr", 0.1)],
@@ -205,39 +215,61 @@ mod tests {
             resume_from: None,
             tag: String::new(),
         };
-        assert!(proposals("s", std::slice::from_ref(&ok)).is_ok());
+        assert!(proposals(&L, "s", std::slice::from_ref(&ok)).is_ok());
     }
 
     #[test]
     fn oversized_texts_and_lists_are_refused_and_messages_cut() {
-        let long = "x".repeat(TEXT_BYTES + 1);
+        let long = "x".repeat(4097);
         let tagged = Proposal {
             assignment: vec![real("lr", 0.1)],
             budget: None,
             resume_from: None,
             tag: long.clone(),
         };
-        let e = proposals("s", &[tagged]).unwrap_err().to_string();
+        let e = proposals(&L, "s", &[tagged]).unwrap_err().to_string();
         assert!(e.contains("tag of 4097 bytes"), "{e}");
         let n = Network {
             nodes: Vec::new(),
             key: long.clone(),
         };
-        let e = network("sp", &n).unwrap_err().to_string();
+        let e = network(&L, "sp", &n).unwrap_err().to_string();
         assert!(e.contains("network key of 4097 bytes"), "{e}");
         let many = Dimension {
             name: "c".into(),
-            domain: Domain::Categorical(vec![String::new(); LABELS + 1]),
+            domain: Domain::Categorical(vec![String::new(); 100_001]),
             condition: None,
         };
-        let e = dimensions("sp", &[many]).unwrap_err().to_string();
+        let e = dimensions(&L, "sp", &[many]).unwrap_err().to_string();
         assert!(e.contains("100001 labels"), "{e}");
-        let message = "é".repeat(MESSAGE_BYTES);
-        let cut = clipped(&message);
+        let message = "é".repeat(4096);
+        let cut = clipped(&L, &message);
         assert!(
-            cut.len() < MESSAGE_BYTES + 40 && cut.ends_with("bytes cut)"),
+            cut.len() < 4096 + 40 && cut.ends_with("bytes cut)"),
             "{cut}"
         );
-        assert_eq!(clipped("short"), "short");
+        assert_eq!(clipped(&L, "short"), "short");
+    }
+
+    #[test]
+    fn the_limits_follow_the_run_config() {
+        let raised = PluginLimits {
+            text_bytes: 10_000,
+            message_bytes: 10,
+            ..L
+        };
+        let tagged = Proposal {
+            assignment: vec![real("lr", 0.1)],
+            budget: None,
+            resume_from: None,
+            tag: "t".repeat(5000),
+        };
+        assert!(proposals(&raised, "s", std::slice::from_ref(&tagged)).is_ok());
+        let e = proposals(&L, "s", &[tagged]).unwrap_err().to_string();
+        assert!(
+            e.contains("over the limit of 4096 ([plugins] text_bytes)"),
+            "{e}"
+        );
+        assert!(clipped(&raised, &"m".repeat(20)).starts_with("mmmmmmmmmm... (10 more"));
     }
 }

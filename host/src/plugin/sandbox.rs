@@ -122,6 +122,11 @@ impl Sandbox {
         }
     }
 
+    /// The limits the instance runs under.
+    pub(crate) fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
     /// Whether the instance can still be called (it has not trapped).
     pub(crate) fn is_usable(&self) -> bool {
         self.broken.is_none()
@@ -157,7 +162,7 @@ impl Sandbox {
             Ok(Err(message)) => Err(anyhow!(
                 "plugin `{}` returned an error from `{call}`: {}",
                 self.name,
-                super::gate::clipped(&message)
+                super::gate::clipped(&self.limits, &message)
             )),
             Err(trap) => {
                 let error = self.describe_trap(call, trap);

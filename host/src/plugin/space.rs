@@ -27,7 +27,7 @@ impl Plugin<Bindings> {
             b.nas_plugin_search_space().call_init(s, config_json, task)
         })?;
         let dimensions: Vec<Dimension> = dimensions.convert();
-        super::gate::dimensions(self.name(), &dimensions)?;
+        super::gate::dimensions(self.sandbox.limits(), self.name(), &dimensions)?;
         Ok(dimensions)
     }
 
@@ -39,7 +39,7 @@ impl Plugin<Bindings> {
             b.nas_plugin_search_space().call_build(s, &assignment)
         })?;
         let network: Network = network.convert();
-        super::gate::network(self.name(), &network)?;
+        super::gate::network(self.sandbox.limits(), self.name(), &network)?;
         Ok(network)
     }
 }

@@ -50,7 +50,7 @@ impl Plugin<Bindings> {
             );
         }
         let proposals: Vec<Proposal> = proposals.convert();
-        super::gate::proposals(self.name(), &proposals)?;
+        super::gate::proposals(self.sandbox.limits(), self.name(), &proposals)?;
         Ok(proposals)
     }
 

@@ -612,8 +612,11 @@ mod tests {
             "training moved the weights"
         );
 
+        // Another seed's checkpoint is set aside and training starts from
+        // scratch: the same weights and curve as training never checkpointed.
+        let (restarted, fresh) = (model(), model());
         let other_seed = train(
-            &model(),
+            &restarted,
             &data,
             &train_config,
             3,
@@ -621,11 +624,27 @@ mod tests {
             checkpoints,
             &Cancel::new(),
             &mut |_| {},
-        );
-        let e = format!("{:#}", other_seed.unwrap_err());
+        )
+        .unwrap();
+        let why = other_seed.restarted.as_deref().unwrap_or_default();
         assert!(
-            e.contains("belongs to seed 7") && e.contains("checkpoint.json"),
-            "{e}"
+            why.contains("belongs to seed 7") && why.contains("checkpoint.json"),
+            "{why}"
         );
+        assert!(dir.path().join(checkpoint::SET_ASIDE).exists());
+        assert_eq!(other_seed.resumed_from_epoch, None);
+        let never = train(
+            &fresh,
+            &data,
+            &train_config,
+            3,
+            8,
+            None,
+            &Cancel::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(weights(&restarted), weights(&fresh));
+        assert_eq!(strip(&other_seed.curve), strip(&never.curve));
     }
 }
