@@ -686,3 +686,125 @@ fn hostile_plugin_output_ends_in_a_clear_error_or_a_failed_trial() {
         }
     }
 }
+
+/// An IDX file as the MNIST readers expect it.
+fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    dims.iter().for_each(|d| out.extend(d.to_be_bytes()));
+    out.extend(data);
+    out
+}
+
+/// Hostile data files (a dimension of 0, a file shorter than its header
+/// promises, a FIFO, a stray label) and configs asking for absurd numbers
+/// each end the run at once with an error naming the file or the key; the
+/// process exits normally and nothing is trained.
+#[test]
+fn hostile_data_files_and_configs_end_in_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[run]\nname = \"h\"\nmax_trials = 1\n[train]\nepochs = 1\n";
+    let synthetic =
+        format!("{base}[data]\ndataset = \"synthetic\"\ntrain_samples = 100\ntest_samples = 20\n");
+    let good_labels: Vec<u8> = (0..50).map(|i| (i % 10) as u8).collect();
+    let mut stray = good_labels.clone();
+    stray[7] = 255;
+    let data_cases: [(&str, &str, Option<Vec<u8>>, &str); 4] = [
+        (
+            "zero-dims",
+            "train-images-idx3-ubyte",
+            Some(idx(0x803, &[300, 0, 0], &[])),
+            "every dimension must be at least 1",
+        ),
+        (
+            "short",
+            "train-images-idx3-ubyte",
+            Some(idx(0x803, &[50, 6, 6], &[0; 100])),
+            "values but the file holds 100",
+        ),
+        (
+            "fifo",
+            "train-labels-idx1-ubyte",
+            None,
+            "is not a regular file",
+        ),
+        (
+            "stray-label",
+            "train-labels-idx1-ubyte",
+            Some(idx(0x801, &[50], &stray)),
+            "labels go up to 255 but class 10 never occurs",
+        ),
+    ];
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for (name, file, bytes, text) in data_cases {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        for (f, content) in [
+            (
+                "train-images-idx3-ubyte",
+                idx(0x803, &[50, 6, 6], &[7; 50 * 36]),
+            ),
+            ("train-labels-idx1-ubyte", idx(0x801, &[50], &good_labels)),
+            (
+                "t10k-images-idx3-ubyte",
+                idx(0x803, &[5, 6, 6], &[9; 5 * 36]),
+            ),
+            ("t10k-labels-idx1-ubyte", idx(0x801, &[5], &[1; 5])),
+        ] {
+            std::fs::write(data.join(f), content).unwrap();
+        }
+        match bytes {
+            Some(b) => std::fs::write(data.join(file), b).unwrap(),
+            None => {
+                std::fs::remove_file(data.join(file)).unwrap();
+                let made = std::process::Command::new("mkfifo")
+                    .arg(data.join(file))
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            }
+        }
+        let config = format!(
+            "{base}[data]\ndataset = \"mnist\"\npath = \"{}\"\n",
+            data.display()
+        );
+        cases.push((config, format!("{file}: {text}")));
+    }
+    for (edit, key) in [
+        (
+            "[plugins]\ncall_timeout_s = 1e300\n",
+            "plugins.call_timeout_s",
+        ),
+        ("[plugins]\ntext_bytes = 0\n", "plugins.text_bytes"),
+        ("[run]\nmax_time_s = nan\n", "max_time_s"),
+    ] {
+        let config = if edit.starts_with("[run]") {
+            synthetic.replace("[run]\n", &format!("[run]\n{}", &edit[6..]))
+        } else {
+            format!("{synthetic}{edit}")
+        };
+        cases.push((config, key.to_string()));
+    }
+    for (edit, key) in [
+        ("latency_repeats = 100000000000", "latency_repeats"),
+        ("epochs = 4294967295", "epochs"),
+    ] {
+        let config = synthetic.replace("epochs = 1\n", &format!("{edit}\n"));
+        cases.push((config, key.to_string()));
+    }
+    for (i, (config, text)) in cases.iter().enumerate() {
+        let folder = dir.path().join(i.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        let (out, run) = run_config(&folder, "h", config);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config}: {stderr}");
+        let file_and_text = text.split_once(": ");
+        let named = match file_and_text {
+            Some((file, text)) => stderr.contains(file) && stderr.contains(text),
+            None => stderr.contains(text.as_str()),
+        };
+        assert!(named && !stderr.contains("panicked"), "{config}: {stderr}");
+        if let Ok(store) = RunStore::open_read_only(&run.join(DB_FILE)) {
+            assert!(store.trials().unwrap().is_empty(), "{config}");
+        }
+    }
+}

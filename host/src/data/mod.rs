@@ -219,11 +219,9 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
                 (None, _) => bail!("[data] path is required for dataset = \"mnist\": the folder with train-images-idx3-ubyte and the other three files"),
             };
             let f = |file| find_file(&dir, file, name);
-            let (dims, train_px, train_lab) = idx::read_pair(
-                &f("train-images-idx3-ubyte")?,
-                &f("train-labels-idx1-ubyte")?,
-                pixels,
-            )?;
+            let train_labels = f("train-labels-idx1-ubyte")?;
+            let (dims, train_px, train_lab) =
+                idx::read_pair(&f("train-images-idx3-ubyte")?, &train_labels, pixels)?;
             let (tdims, test_px, test_lab) = idx::read_pair(
                 &f("t10k-images-idx3-ubyte")?,
                 &f("t10k-labels-idx1-ubyte")?,
@@ -251,8 +249,8 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
             }
             if let Some(missing) = seen.iter().position(|s| !s) {
                 bail!(
-                    "{name} in {}: labels go up to {} but class {missing} never occurs among the training labels; labels must be 0..K-1 with every class present (a corrupt label?)",
-                    dir.display(),
+                    "{name}: {}: labels go up to {} but class {missing} never occurs among the training labels; labels must be 0..K-1 with every class present (a corrupt label?)",
+                    train_labels.display(),
                     classes - 1
                 );
             }
