@@ -117,9 +117,10 @@ fn fidelities_pick_their_columns_and_costs() {
         (short.metrics["val_accuracy"], short.cost),
         (row[0], row[3])
     );
-    assert_eq!(
-        short.metrics["test_accuracy"], row[2],
-        "metrics without a fidelity column keep the default"
+    assert_eq!(full.metrics["test_accuracy"], row[2]);
+    assert!(
+        !short.metrics.contains_key("test_accuracy"),
+        "a metric the fidelity does not map is absent, not the 200-epoch column"
     );
     let e = table.lookup("|nope~0|", 200).unwrap_err().to_string();
     assert!(
@@ -128,13 +129,16 @@ fn fidelities_pick_their_columns_and_costs() {
     );
 }
 
+/// A table that lacks some of the space's architectures is refused before
+/// any trial, with the count and examples; with `allow_partial` the run
+/// goes on and a trial of a missing architecture fails, saying why.
 #[test]
-fn a_key_missing_from_the_table_stops_the_run_with_the_key_named() {
+fn a_partial_table_is_found_before_the_run_or_allowed_explicitly() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.csv");
     let text = std::fs::read_to_string(common::root().join(TABLE)).unwrap();
     std::fs::write(&small, text.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
-    let mut c = config(&[]);
+    let mut c = config(&[("max_trials = 100", "max_trials = 5")]);
     c.evaluator.path = Some(small);
     let e = format!(
         "{:#}",
@@ -143,9 +147,27 @@ fn a_key_missing_from_the_table_stops_the_run_with_the_key_named() {
             .unwrap()
     );
     assert!(
-        e.contains("is not in the evaluator table") && e.contains("small.csv"),
+        e.contains(
+            "the evaluator table lacks 15623 of the space's 15625 architectures, for example `|"
+        ) && e.contains("allow_partial = true"),
         "{e}"
     );
+    assert!(
+        !c.run.output_dir.join("research").exists(),
+        "refused before the run directory was made"
+    );
+    c.evaluator.allow_partial = true;
+    let result =
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new()).unwrap();
+    assert_eq!(result.trials.len(), 5);
+    for t in &result.trials {
+        assert_eq!(t.status, TrialStatus::Failed);
+        assert!(t
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("is not in the evaluator table"));
+    }
 }
 
 #[test]
@@ -272,7 +294,9 @@ fn compare_by_cost_sets_strategy_keys_and_measures_training_seconds() {
     );
     let base = dir.join("research-compare");
     let csv = std::fs::read_to_string(base.join("best_so_far.csv")).unwrap();
-    assert!(csv.starts_with("strategy,training_seconds,mean,std,seeds\n"));
+    assert!(csv.starts_with(
+        "strategy,training_seconds,mean,std,se,test_accuracy_mean,test_accuracy_std,test_accuracy_se,seeds\n"
+    ));
     assert_eq!(csv.lines().count(), 1 + 2 * 100);
     // The key reached the strategy: its trials ran at the table's 12-epoch fidelity.
     let store = RunStore::open_read_only(&base.join("asha-seed0/nas.sqlite")).unwrap();
@@ -296,4 +320,232 @@ fn compare_by_cost_sets_strategy_keys_and_measures_training_seconds() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`tpe` is not one of --strategies"));
     let bad = compare(&["--set", "asha=3"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("write STRATEGY.KEY=VALUE"));
+}
+
+/// A small table written as `header` and `rows` into a new folder; its path.
+fn write_table(header: &str, rows: &[&str]) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("t.csv");
+    std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    path
+}
+
+/// Tables are read as CSV (quoted fields, CRLF, extra text columns), and
+/// every cell the run reads is checked when the table loads: an empty,
+/// non-numeric or non-finite cell, or a cost that is not positive, is an
+/// error naming the line and the column, never a NaN trial.
+#[test]
+fn a_table_is_read_as_csv_and_every_cell_it_uses_is_checked() {
+    let mut c = config(&[]);
+    let shipped = Table::load(&c.evaluator.table().unwrap()).unwrap();
+    let text = std::fs::read_to_string(common::root().join(TABLE)).unwrap();
+    let quoted: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let note = if i == 0 {
+                "note"
+            } else {
+                "from \"pandas\", quoted"
+            };
+            let fields: Vec<String> = l.split(',').map(|f| format!("\"{f}\"")).collect();
+            format!("{},\"{}\"\r\n", fields.join(","), note.replace('"', "\"\""))
+        })
+        .collect();
+    let path = write_table(quoted.trim_end(), &[]);
+    c.evaluator.path = Some(path);
+    let table = Table::load(&c.evaluator.table().unwrap()).unwrap();
+    assert_eq!(table.len(), 15_625);
+    let key = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|";
+    for budget in [12, 200] {
+        assert_eq!(
+            table.lookup(key, budget).unwrap(),
+            shipped.lookup(key, budget).unwrap()
+        );
+    }
+
+    let header = "arch,val_acc_12,val_acc_200,test_acc_200,time_12,time_200";
+    for (cell, column, why) in [
+        ("", "val_acc_200", "holds ``, not a finite number"),
+        ("n/a", "val_acc_200", "holds `n/a`, not a finite number"),
+        ("nan", "val_acc_200", "holds `nan`, not a finite number"),
+        (
+            "0",
+            "time_200",
+            "holds `0`, not a positive number of seconds",
+        ),
+    ] {
+        let mut row = ["|a~0|", "0.5", "0.6", "0.6", "10", "100"];
+        let at = header.split(',').position(|h| h == column).unwrap();
+        row[at] = cell;
+        let good = "|b~0|,0.5,0.6,0.6,10,100";
+        c.evaluator.path = Some(write_table(header, &[good, &row.join(",")]));
+        let e = Table::load(&c.evaluator.table().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("t.csv:3: column `") && e.contains(&format!("{column}` {why}")),
+            "{cell}: {e}"
+        );
+    }
+}
+
+/// A fidelity maps its own columns: leaving out a metric the run optimises,
+/// or the cost of a run that counts simulated seconds, is a config error
+/// (before, the 200-epoch column was taken silently).
+#[test]
+fn a_fidelity_that_leaves_out_the_objective_or_the_cost_is_refused() {
+    let load = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(common::root().join("examples/research.toml"))
+            .unwrap()
+            .replace(from, to);
+        let path = tempfile::tempdir().unwrap().keep().join("r.toml");
+        std::fs::write(&path, text).unwrap();
+        format!("{:#}", RunConfig::load(&path).err().unwrap())
+    };
+    let e = load(
+        "[evaluator.fidelities.12]\nval_accuracy = \"val_acc_12\"",
+        "[evaluator.fidelities.12]\ntest_accuracy = \"test_acc_200\"",
+    );
+    assert!(
+        e.contains(
+            "[evaluator.fidelities.12] does not map `val_accuracy`, which the run optimises"
+        ),
+        "{e}"
+    );
+    let e = load("[evaluator.fidelity_costs]\n12 = \"time_12\"", "");
+    assert!(
+        e.contains("[evaluator.fidelity_costs] has no `12` while the run counts simulated seconds"),
+        "{e}"
+    );
+}
+
+/// Runs `nas-host compare` on the research example (the table made
+/// absolute) with `args`, into `dir`.
+fn compare_in(dir: &std::path::Path, config_text: &str, args: &[&str]) -> std::process::Output {
+    let path = dir.join("research.toml");
+    std::fs::write(
+        &path,
+        config_text.replace(
+            "tables/nb201-synthetic.csv",
+            &common::root().join(TABLE).display().to_string(),
+        ),
+    )
+    .unwrap();
+    common::nas_host_command(&["compare", path.to_str().unwrap(), "--output-dir"])
+        .arg(dir.join("runs"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Two settings of one strategy under names of their own, checkpoints from
+/// the command line, and the report metric at each; a comparison never
+/// writes into an existing one, and `--by cost` needs a cost.
+#[test]
+fn compare_runs_named_settings_at_chosen_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::root().join("examples/research.toml")).unwrap();
+    let args = [
+        "--strategies",
+        "rea=evolution,rea-big=evolution,random",
+        "--set",
+        "rea.population=10",
+        "--set",
+        "rea-big.population=40",
+        "--seeds",
+        "2",
+        "--budget",
+        "60",
+        "--checkpoints",
+        "15,45,60",
+    ];
+    let out = compare_in(dir.path(), &text, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "over 2 seeds: mean ± sample standard deviation (standard error of the mean)"
+        ) && stdout.contains("test_accuracy of the best-so-far trial")
+            && ["N=15", "N=45", "N=60", "rea-big", "random"]
+                .iter()
+                .all(|s| stdout.contains(s)),
+        "{stdout}"
+    );
+    let base = dir.path().join("runs/research-compare");
+    for (name, population) in [("rea", 10), ("rea-big", 40)] {
+        let saved =
+            std::fs::read_to_string(base.join(format!("{name}-seed1/config.toml"))).unwrap();
+        assert!(
+            saved.contains(&format!("population = {population}")),
+            "{saved}"
+        );
+    }
+    // The report metric's rows: three contenders, three checkpoints, all numbers.
+    let report_rows: Vec<&str> = stdout
+        .split("test_accuracy of the best-so-far trial")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .take(3)
+        .collect();
+    assert!(
+        report_rows
+            .iter()
+            .all(|r| r.matches(" ± ").count() == 3 && !r.contains("NaN")),
+        "{report_rows:?}"
+    );
+
+    let again = compare_in(dir.path(), &text, &args);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("already holds a comparison: give this one another --name"),
+        "{stderr}"
+    );
+    let named = compare_in(
+        dir.path(),
+        &text,
+        &[&args[..], &["--name", "second"]].concat(),
+    );
+    assert!(named.status.success());
+    assert!(dir.path().join("runs/second/rea-seed0/nas.sqlite").exists());
+
+    let twice = compare_in(
+        dir.path(),
+        &text,
+        &["--strategies", "asha,asha", "--name", "x"],
+    );
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("--strategies names `asha` twice"),
+        "{}",
+        String::from_utf8_lossy(&twice.stderr)
+    );
+    let costless = text
+        .replace("cost_column = \"time_200\"\n", "")
+        .replace("[evaluator.fidelity_costs]\n12 = \"time_12\"\n", "");
+    let by_cost = compare_in(
+        dir.path(),
+        &costless,
+        &[
+            "--strategies",
+            "random",
+            "--by",
+            "cost",
+            "--budget",
+            "1000",
+            "--name",
+            "y",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&by_cost.stderr);
+    assert!(
+        stderr.contains("--by cost needs simulated training seconds, and this table run has none"),
+        "{stderr}"
+    );
 }

@@ -169,21 +169,26 @@ fn greedy_evolution_and_tpe_beat_random_on_the_table() {
     let path = common::root().join("examples/research.toml");
     let mut config = RunConfig::load(&path).unwrap();
     config.run.output_dir = tempfile::tempdir().unwrap().keep();
-    let strategies: Vec<(String, toml::Table)> = ["random", "greedy", "evolution", "tpe"]
+    let contenders = ["random", "greedy", "evolution", "tpe"]
         .iter()
-        .map(|s| (s.to_string(), toml::Table::new()))
+        .map(|s| nas_host::compare::Contender {
+            name: s.to_string(),
+            strategy: s.to_string(),
+            settings: toml::Table::new(),
+        })
         .collect();
-    let comparison = nas_host::compare::compare(
-        &config,
-        &strategies,
-        20,
-        (100, nas_host::compare::Axis::Trials),
-        "test_accuracy",
-    )
-    .unwrap();
+    let plan = nas_host::compare::Plan {
+        contenders,
+        seeds: 20,
+        budget: 100,
+        axis: nas_host::compare::Axis::Trials,
+        report: "test_accuracy".into(),
+        checkpoints: Vec::new(),
+        name: None,
+    };
+    let comparison = nas_host::compare::compare(&config, &plan).unwrap();
     let median = |name: &str| {
-        let runs = &comparison.runs.iter().find(|(n, _)| n == name).unwrap().1;
-        let mut last: Vec<f64> = runs.curves.iter().map(|c| c[99]).collect();
+        let mut last = comparison.best_at(name, 100.0);
         last.sort_by(f64::total_cmp);
         (last[9] + last[10]) / 2.0
     };

@@ -1,8 +1,9 @@
 //! Checks proposals against the search space's dimensions before anything is
-//! built from them (strategies are untrusted plugins), and gives assignments a
-//! canonical text for logs and the store.
+//! built from them (strategies are untrusted plugins), enumerates the
+//! assignments of a finite space, and gives assignments a canonical text for
+//! logs and the store.
 
-use crate::ir::{Binding, Dimension, Domain, Value};
+use crate::ir::{Assignment, Binding, Dimension, Domain, Value};
 
 /// Whether `dim` is active given the bindings before it.
 fn is_active(dim: &Dimension, earlier: &[Binding]) -> bool {
@@ -20,6 +21,45 @@ fn fits(domain: &Domain, value: &Value) -> bool {
         (Domain::Real(r), Value::Real(v)) => r.low <= *v && *v <= r.high,
         _ => false,
     }
+}
+
+/// Every assignment of `dims` (conditions respected, in dimension order)
+/// when all dimensions are categorical or integer and there are at most
+/// `cap` assignments; None otherwise.
+pub fn enumerate(dims: &[Dimension], cap: usize) -> Option<Vec<Assignment>> {
+    let mut all: Vec<Assignment> = vec![Vec::new()];
+    for dim in dims {
+        let values: Vec<Value> = match &dim.domain {
+            Domain::Categorical(labels) => labels.iter().cloned().map(Value::Categorical).collect(),
+            Domain::Integer(r) => {
+                if i128::from(r.high) - i128::from(r.low) >= cap as i128 {
+                    return None;
+                }
+                (r.low..=r.high).map(Value::Integer).collect()
+            }
+            Domain::Real(_) => return None,
+        };
+        let mut next = Vec::with_capacity(all.len());
+        for a in all {
+            if !is_active(dim, &a) {
+                next.push(a);
+                continue;
+            }
+            for v in &values {
+                if next.len() >= cap {
+                    return None;
+                }
+                let mut b = a.clone();
+                b.push(Binding {
+                    name: dim.name.clone(),
+                    value: v.clone(),
+                });
+                next.push(b);
+            }
+        }
+        all = next;
+    }
+    Some(all)
 }
 
 /// Checks that `assignment` binds exactly the active dimensions, in
@@ -88,4 +128,55 @@ pub fn text(assignment: &[Binding]) -> String {
         .map(|b| format!("{}={}", b.name, value_text(&b.value)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Condition, IntRange, RealRange};
+
+    fn dim(name: &str, domain: Domain, condition: Option<Condition>) -> Dimension {
+        Dimension {
+            name: name.into(),
+            domain,
+            condition,
+        }
+    }
+
+    #[test]
+    fn a_finite_space_is_enumerated_with_its_conditions_and_an_infinite_one_is_not() {
+        let layers = dim(
+            "layers",
+            Domain::Categorical(vec!["1".into(), "2".into()]),
+            None,
+        );
+        let width = dim(
+            "second",
+            Domain::Integer(IntRange {
+                low: 8,
+                high: 10,
+                log: false,
+            }),
+            Some(Condition {
+                parent: "layers".into(),
+                labels: vec!["2".into()],
+            }),
+        );
+        let dims = [layers, width];
+        let all = enumerate(&dims, 100).unwrap();
+        // "1" alone, then "2" with each of three widths.
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(|a| validate(&dims, a).is_ok()));
+        assert!(enumerate(&dims, 3).is_none(), "over the cap");
+        let real = dim(
+            "lr",
+            Domain::Real(RealRange {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+            }),
+            None,
+        );
+        assert!(enumerate(&[real], 100).is_none());
+    }
 }

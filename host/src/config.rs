@@ -208,6 +208,14 @@ pub struct EvaluatorConfig {
     pub cost_column: Option<String>,
     /// Table only: budget in epochs -> cost column.
     pub fidelity_costs: std::collections::BTreeMap<String, String>,
+    /// Table only: accept a table that lacks some of the space's
+    /// architectures (checked before the run starts); a trial of a missing
+    /// one fails. Default false: a missing architecture is an error.
+    pub allow_partial: bool,
+    /// Whether the table's coverage of the space was already checked (by
+    /// `compare`, once for all its runs).
+    #[serde(skip)]
+    pub coverage_checked: bool,
 }
 
 impl EvaluatorConfig {
@@ -230,6 +238,7 @@ impl EvaluatorConfig {
             fidelities: self.fidelities.clone(),
             cost_column: self.cost_column.clone(),
             fidelity_costs: self.fidelity_costs.clone(),
+            allow_partial: self.allow_partial,
         })
     }
 
@@ -252,6 +261,7 @@ impl EvaluatorConfig {
                     self.key_column.is_some(),
                     !self.metrics.is_empty(),
                     self.cost_column.is_some(),
+                    self.allow_partial,
                 ];
                 if table_keys.iter().any(|&set| set) {
                     bail!("[evaluator] has table keys but kind = \"train\"; add kind = \"table\" or remove them");
@@ -369,6 +379,10 @@ impl RunConfig {
         }
         if self.objectives.is_empty() {
             bail!("[[objectives]] is empty; give at least one, for example metric = \"val_accuracy\", direction = \"maximize\"");
+        }
+        if self.evaluator.kind == EvaluatorKind::Table {
+            let optimised: Vec<&str> = self.objectives.iter().map(|o| o.metric.as_str()).collect();
+            self.evaluator.table()?.check_fidelities(&optimised)?;
         }
         let table_metrics: Vec<&str> = self
             .evaluator

@@ -31,6 +31,10 @@ pub trait Evaluator {
         cancel: &Cancel,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome>;
+    /// The table trials are looked up in, in research mode.
+    fn table(&self) -> Option<&Table> {
+        None
+    }
     /// The best trial (of the run in `run_dir`)'s final report: its metrics
     /// on the held-out split, and its weights copied into `dir` where there
     /// are any.
@@ -171,12 +175,28 @@ impl Evaluator for TableLookup {
         true
     }
 
+    fn table(&self) -> Option<&Table> {
+        Some(&self.table)
+    }
+
     fn evaluate(
         &self,
         spec: &TrialSpec,
         _: &Cancel,
         _: &mut dyn FnMut(Progress),
     ) -> Result<TrialOutcome> {
+        if self.table.allow_partial() && !self.table.contains(&spec.network.key) {
+            let reason = format!(
+                "architecture `{}` is not in the evaluator table (allowed by [evaluator] allow_partial)",
+                spec.network.key
+            );
+            return Ok(TrialOutcome::failed(
+                spec,
+                reason,
+                BTreeMap::new(),
+                Vec::new(),
+            ));
+        }
         let found = self.table.lookup(&spec.network.key, spec.epochs)?;
         // A promotion pays only for the epochs it adds.
         let paid = match &spec.resume_from {

@@ -2,6 +2,12 @@
 //! architecture key in a CSV table (such as NAS-Bench-201's), with optional
 //! columns per fidelity (budget in epochs) and a cost column summed as
 //! simulated training time.
+//!
+//! Everything is checked when the table loads: every named column exists,
+//! every cell of those columns is a finite number (an error names the line
+//! and the column), keys are unique, and each fidelity says its own columns:
+//! a metric a fidelity does not map is absent at that budget, never taken
+//! from another budget's column.
 
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +16,7 @@ use std::path::PathBuf;
 /// A table's settings (from the run's `[evaluator]` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableConfig {
-    /// The CSV file (header row, comma-separated, no quoting).
+    /// The CSV file (header row; quoted fields allowed).
     pub path: PathBuf,
     /// The column holding the space's architecture keys.
     pub key_column: String,
@@ -22,15 +28,31 @@ pub struct TableConfig {
     pub cost_column: Option<String>,
     /// Budget -> cost column, for fidelities.
     pub fidelity_costs: BTreeMap<String, String>,
+    /// Whether a table lacking some of the space's architectures is
+    /// accepted (a look-up of a missing one then fails the trial).
+    pub allow_partial: bool,
+}
+
+/// The columns read at one budget.
+#[derive(Debug, Clone, PartialEq)]
+struct Columns {
+    /// Metric name -> index into a row's values.
+    metrics: BTreeMap<String, usize>,
+    /// Index of the cost, if any.
+    cost: Option<usize>,
 }
 
 /// A loaded table: rows by key.
 pub struct Table {
     path: PathBuf,
-    columns: HashMap<String, usize>,
+    key_column: String,
+    /// Per key, the values of the columns the config names, in `read` order.
     rows: HashMap<String, Vec<f64>>,
-    config: TableConfig,
-    fidelities: BTreeMap<u32, BTreeMap<String, String>>,
+    /// Columns at budgets without a fidelity of their own.
+    default: Columns,
+    /// Columns per fidelity budget.
+    fidelities: BTreeMap<u32, Columns>,
+    allow_partial: bool,
 }
 
 /// One looked-up trial.
@@ -42,90 +64,158 @@ pub struct Lookup {
     pub cost: f64,
 }
 
-impl Table {
-    /// Reads and checks the table against `config` (every named column must exist).
-    pub fn load(config: &TableConfig) -> Result<Self> {
-        let path = &config.path;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the evaluator table {}", path.display()))?;
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines
-            .next()
-            .with_context(|| format!("{} is empty", path.display()))?;
-        let names: Vec<&str> = header.split(',').map(str::trim).collect();
-        let columns: HashMap<String, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.to_string(), i))
-            .collect();
-        let fidelities = config
-            .fidelities
+impl TableConfig {
+    /// The fidelity budgets, parsed.
+    fn budgets(&self) -> Result<Vec<(u32, &BTreeMap<String, String>)>> {
+        self.fidelities
             .iter()
             .map(|(b, m)| {
-                Ok((
-                    b.parse::<u32>().with_context(|| {
-                        format!("[evaluator.fidelities] key `{b}` must be a budget in epochs")
-                    })?,
-                    m.clone(),
-                ))
+                let budget = b.parse::<u32>().ok().filter(|&b| b >= 1).with_context(|| {
+                    format!(
+                        "[evaluator.fidelities] key `{b}` must be a budget in epochs (1 or more)"
+                    )
+                })?;
+                Ok((budget, m))
             })
-            .collect::<Result<BTreeMap<_, _>>>()?;
-        let named = std::iter::once(&config.key_column)
-            .chain(config.metrics.values())
-            .chain(config.fidelities.values().flat_map(|m| m.values()))
-            .chain(config.cost_column.iter())
-            .chain(config.fidelity_costs.values());
-        for column in named {
-            if !columns.contains_key(column) {
+            .collect()
+    }
+
+    /// Refuses fidelities that leave out a cost the run has elsewhere, or
+    /// one of `needed` (the objectives' metrics): at that budget they would
+    /// be missing, and taking another budget's column would be wrong.
+    pub fn check_fidelities(&self, needed: &[&str]) -> Result<()> {
+        let costed = self.cost_column.is_some() || !self.fidelity_costs.is_empty();
+        for (budget, metrics) in self.budgets()? {
+            for metric in needed {
+                if self.metrics.contains_key(*metric) && !metrics.contains_key(*metric) {
+                    bail!(
+                        "[evaluator.fidelities.{budget}] does not map `{metric}`, which the run optimises; \
+                         map it to the {budget}-epoch column (a fidelity never takes another budget's column)"
+                    );
+                }
+            }
+            if costed && !self.fidelity_costs.contains_key(&budget.to_string()) {
                 bail!(
-                    "{}: no column `{column}`; the header has: {}",
-                    path.display(),
-                    names.join(", ")
+                    "[evaluator.fidelity_costs] has no `{budget}` while the run counts simulated seconds: \
+                     name the {budget}-epoch cost column (a fidelity never takes another budget's cost)"
                 );
             }
         }
-        let key_index = columns[&config.key_column];
+        for budget in self.fidelity_costs.keys() {
+            if !self.fidelities.contains_key(budget) {
+                bail!("[evaluator.fidelity_costs] `{budget}` is not a budget of [evaluator.fidelities]");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Table {
+    /// Reads and checks the table against `config`.
+    pub fn load(config: &TableConfig) -> Result<Self> {
+        let path = &config.path;
+        let shown = path.display();
+        let file = crate::data::idx::open_regular(path)
+            .with_context(|| format!("cannot read the evaluator table {shown}"))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(std::io::BufReader::new(file));
+        let header: Vec<String> = reader
+            .headers()
+            .with_context(|| format!("{shown}: cannot read the header row"))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if header.iter().all(String::is_empty) {
+            bail!("{shown} is empty");
+        }
+        let position = |column: &String| {
+            header.iter().position(|h| h == column).with_context(|| {
+                format!(
+                    "{shown}: no column `{column}`; the header has: {}",
+                    header.join(", ")
+                )
+            })
+        };
+        let key_index = position(&config.key_column)?;
+        // The numeric columns read, each once; rows keep only these.
+        let mut read: Vec<usize> = Vec::new();
+        let mut slot = |column: &String| -> Result<usize> {
+            let at = position(column)?;
+            Ok(match read.iter().position(|&r| r == at) {
+                Some(s) => s,
+                None => {
+                    read.push(at);
+                    read.len() - 1
+                }
+            })
+        };
+        let mut columns_of = |metrics: &BTreeMap<String, String>, cost: Option<&String>| {
+            Ok::<_, anyhow::Error>(Columns {
+                metrics: metrics
+                    .iter()
+                    .map(|(m, c)| Ok((m.clone(), slot(c)?)))
+                    .collect::<Result<_>>()?,
+                cost: cost.map(&mut slot).transpose()?,
+            })
+        };
+        let default = columns_of(&config.metrics, config.cost_column.as_ref())?;
+        let mut fidelities = BTreeMap::new();
+        for (budget, metrics) in config.budgets()? {
+            let cost = config.fidelity_costs.get(&budget.to_string());
+            fidelities.insert(budget, columns_of(metrics, cost)?);
+        }
+        // Simulated seconds must be positive: a cost of 0 would let a
+        // search by cost run forever.
+        let cost_slots: Vec<usize> = std::iter::once(&default)
+            .chain(fidelities.values())
+            .filter_map(|c| c.cost)
+            .collect();
         let mut rows = HashMap::new();
-        for (line, row) in lines {
-            let fields: Vec<&str> = row.split(',').map(str::trim).collect();
-            if fields.len() != names.len() {
+        for record in reader.records() {
+            let record = record.with_context(|| format!("{shown}: cannot read a row"))?;
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() != header.len() {
                 bail!(
-                    "{}:{}: {} fields, the header has {}",
-                    path.display(),
-                    line + 1,
-                    fields.len(),
-                    names.len()
+                    "{shown}:{line}: {} fields, the header has {}",
+                    record.len(),
+                    header.len()
                 );
             }
-            let values = fields
+            let values = read
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    if i == key_index {
-                        Ok(f64::NAN)
-                    } else {
-                        f.parse::<f64>().or(Ok(f64::NAN))
-                    }
+                .map(|(s, &i)| {
+                    let cell = &record[i];
+                    let cost = cost_slots.contains(&s);
+                    cell.parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && (!cost || *v > 0.0))
+                        .with_context(|| {
+                            let what = if cost {
+                                "a positive number of seconds"
+                            } else {
+                                "a finite number"
+                            };
+                            format!(
+                                "{shown}:{line}: column `{}` holds `{cell}`, not {what}",
+                                header[i]
+                            )
+                        })
                 })
                 .collect::<Result<Vec<f64>>>()?;
-            if rows.insert(fields[key_index].to_string(), values).is_some() {
-                bail!(
-                    "{}:{}: key `{}` appears twice",
-                    path.display(),
-                    line + 1,
-                    fields[key_index]
-                );
+            let key = record[key_index].to_string();
+            if rows.insert(key.clone(), values).is_some() {
+                bail!("{shown}:{line}: key `{key}` appears twice");
             }
         }
         Ok(Table {
             path: path.clone(),
-            columns,
+            key_column: config.key_column.clone(),
             rows,
-            config: config.clone(),
+            default,
             fidelities,
+            allow_partial: config.allow_partial,
         })
     }
 
@@ -139,33 +229,45 @@ impl Table {
         self.rows.is_empty()
     }
 
-    /// The metrics of `key` at `budget` (the fidelity's columns where given).
+    /// Whether the table has a row for `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.rows.contains_key(key)
+    }
+
+    /// Whether a table lacking some of the space's architectures was
+    /// accepted ([`TableConfig::allow_partial`]).
+    pub fn allow_partial(&self) -> bool {
+        self.allow_partial
+    }
+
+    /// Whether the table gives a cost at `budget`.
+    pub fn has_cost(&self, budget: u32) -> bool {
+        self.columns(budget).cost.is_some()
+    }
+
+    fn columns(&self, budget: u32) -> &Columns {
+        self.fidelities.get(&budget).unwrap_or(&self.default)
+    }
+
+    /// The metrics of `key` at `budget`: the fidelity's columns where the
+    /// budget is one, else the default columns.
     pub fn lookup(&self, key: &str, budget: u32) -> Result<Lookup> {
         let row = self.rows.get(key).with_context(|| {
             format!(
                 "key `{key}` is not in the evaluator table {} (column `{}`)",
                 self.path.display(),
-                self.config.key_column
+                self.key_column
             )
         })?;
-        let columns = self.fidelities.get(&budget).unwrap_or(&self.config.metrics);
-        let mut metrics: BTreeMap<String, f64> = self
-            .config
-            .metrics
-            .iter()
-            .map(|(m, c)| (m.clone(), row[self.columns[c]]))
-            .collect();
-        metrics.extend(
-            columns
+        let columns = self.columns(budget);
+        let value = |slot: usize| row.get(slot).copied().unwrap_or(f64::NAN);
+        Ok(Lookup {
+            metrics: columns
+                .metrics
                 .iter()
-                .map(|(m, c)| (m.clone(), row[self.columns[c]])),
-        );
-        let cost_column = self
-            .config
-            .fidelity_costs
-            .get(&budget.to_string())
-            .or(self.config.cost_column.as_ref());
-        let cost = cost_column.map_or(0.0, |c| row[self.columns[c]]);
-        Ok(Lookup { metrics, cost })
+                .map(|(m, &s)| (m.clone(), value(s)))
+                .collect(),
+            cost: columns.cost.map_or(0.0, value),
+        })
     }
 }

@@ -1,5 +1,6 @@
-//! `nas-host compare CONFIG --strategies a,b --seeds N --budget K`.
+//! `nas-host compare CONFIG --strategies a,rea=evolution --seeds N --budget K`.
 
+use crate::compare::{Contender, Plan};
 use crate::config::RunConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -10,7 +11,10 @@ use std::process::ExitCode;
 pub(crate) struct CompareArgs {
     /// The run config whose space, evaluator and objective every run shares.
     config: PathBuf,
-    /// Comma-separated strategies: built-in names (`random`) or component paths.
+    /// Comma-separated contenders: a strategy (a built-in name such as
+    /// `random`, or a component path), or NAME=STRATEGY to give a setting
+    /// its own name (`rea=evolution`), so one strategy can run with several
+    /// settings.
     #[arg(long, value_delimiter = ',', required = true)]
     strategies: Vec<String>,
     /// Seeds per strategy (0, 1, ... N-1).
@@ -23,13 +27,21 @@ pub(crate) struct CompareArgs {
     /// simulated in table mode; fair for multi-fidelity strategies).
     #[arg(long, value_enum, default_value = "trials")]
     by: crate::compare::Axis,
-    /// A strategy's config key, as `STRATEGY.KEY=VALUE` (TOML value), for
-    /// example `asha.budgets=[12,200]`; repeat for more.
+    /// A contender's config key, as `NAME.KEY=VALUE` (TOML value), for
+    /// example `asha.budgets=[12,200]` or `rea.population=10`; repeat for more.
     #[arg(long = "set")]
     settings: Vec<String>,
-    /// The metric reported for each run's best trial.
+    /// The metric reported for the best-so-far trial.
     #[arg(long, default_value = "test_accuracy")]
     report: String,
+    /// Where the printed tables read the curves: trials, or training
+    /// seconds with `--by cost` (default: 10, 25, 50, 100, ... and the budget).
+    #[arg(long, value_delimiter = ',')]
+    checkpoints: Vec<f64>,
+    /// The comparison's folder under the output folder (default: the run's
+    /// name and `-compare`); an existing one is never written into.
+    #[arg(long)]
+    name: Option<String>,
     /// Override [run] output_dir.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -40,28 +52,38 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     if let Some(dir) = args.output_dir {
         config.run.output_dir = dir;
     }
-    if args.seeds == 0 || args.budget == 0 {
-        bail!("--seeds and --budget must be at least 1");
-    }
-    let mut strategies: Vec<(String, toml::Table)> = args
+    let mut contenders: Vec<Contender> = args
         .strategies
         .iter()
-        .map(|s| (s.clone(), toml::Table::new()))
+        .map(|entry| {
+            let (name, strategy) = match entry.split_once('=') {
+                Some((name, strategy)) => (name.trim(), strategy.trim()),
+                None => (entry.as_str(), entry.as_str()),
+            };
+            Contender {
+                name: name.to_string(),
+                strategy: strategy.to_string(),
+                settings: toml::Table::new(),
+            }
+        })
         .collect();
     for setting in &args.settings {
-        let (strategy, key, value) = parse_setting(setting)?;
-        let Some((_, table)) = strategies.iter_mut().find(|(s, _)| *s == strategy) else {
-            bail!("--set {setting}: `{strategy}` is not one of --strategies");
+        let (name, key, value) = parse_setting(setting)?;
+        let Some(contender) = contenders.iter_mut().find(|c| c.name == name) else {
+            bail!("--set {setting}: `{name}` is not one of --strategies");
         };
-        table.insert(key, value);
+        contender.settings.insert(key, value);
     }
-    let comparison = crate::compare::compare(
-        &config,
-        &strategies,
-        args.seeds,
-        (args.budget, args.by),
-        &args.report,
-    )?;
+    let plan = Plan {
+        contenders,
+        seeds: args.seeds,
+        budget: args.budget,
+        axis: args.by,
+        report: args.report,
+        checkpoints: args.checkpoints,
+        name: args.name,
+    };
+    let comparison = crate::compare::compare(&config, &plan)?;
     print!("{}", comparison.table());
     println!(
         "saved: {}/best_so_far.csv, final.csv, best_so_far.svg",

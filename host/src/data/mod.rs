@@ -221,8 +221,7 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
             let f = |file| find_file(&dir, file, name);
             let train_images = f("train-images-idx3-ubyte")?;
             let train_labels = f("train-labels-idx1-ubyte")?;
-            let (dims, train_px, train_lab) =
-                idx::read_pair(&train_images, &train_labels, pixels)?;
+            let (dims, train_px, train_lab) = idx::read_pair(&train_images, &train_labels, pixels)?;
             let (tdims, test_px, test_lab) = idx::read_pair(
                 &f("t10k-images-idx3-ubyte")?,
                 &f("t10k-labels-idx1-ubyte")?,

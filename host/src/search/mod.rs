@@ -23,6 +23,7 @@ use crate::progress::Reporter;
 use crate::results::{better, objective_value, FACTS_KEY};
 use crate::store::{EventKind, RunStore, TrialRecord, DB_FILE, FORMAT_KEY};
 use anyhow::{bail, Context, Result};
+pub(crate) use setup::check_table;
 use setup::Parts;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use crate::ir::{Dimension, Objective};
 use crate::plugin::{ComponentCache, PluginRuntime, PluginSource, SpacePlugin, StrategyPlugin};
 use crate::results::RunFacts;
 use crate::table::Table;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::rc::Rc;
 
 /// The plugins and the evaluator of a run, set up from its config.
@@ -31,6 +31,11 @@ pub(super) fn prepare(config: &RunConfig) -> Result<Parts> {
     let dims = space
         .init(&plugin_json(&config.space.config)?, evaluator.task())
         .context("[space] config")?;
+    if let Some(table) = evaluator.table() {
+        if !config.evaluator.coverage_checked {
+            check_coverage(table, &mut space, &dims)?;
+        }
+    }
     let mut strategy = runtime
         .strategy(&PluginSource::parse(&config.strategy.plugin).context("[strategy] plugin")?)?;
     let objectives = objectives(config);
@@ -49,6 +54,65 @@ pub(super) fn prepare(config: &RunConfig) -> Result<Parts> {
         dims,
         objectives,
     })
+}
+
+/// Checks a table run's coverage of its space (what each run's setup
+/// does), for `compare` to do once for all its runs.
+pub(crate) fn check_table(config: &RunConfig) -> Result<()> {
+    let table = Table::load(&config.evaluator.table()?)?;
+    let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
+    let mut space = runtime
+        .search_space(&PluginSource::parse(&config.space.plugin).context("[space] plugin")?)?;
+    let dims = space
+        .init(
+            &plugin_json(&config.space.config)?,
+            config.evaluator.task()?,
+        )
+        .context("[space] config")?;
+    check_coverage(&table, &mut space, &dims)
+}
+
+/// The most architectures a table's coverage is checked over.
+const COVERAGE_CAP: usize = 1_000_000;
+
+/// Checks, before any trial, that `table` holds every architecture of the
+/// space (`dims`, built by `space`), unless the table allows partial
+/// coverage. A proposal the space cannot build is not counted: its trial
+/// fails whatever the table holds.
+fn check_coverage(table: &Table, space: &mut SpacePlugin, dims: &[Dimension]) -> Result<()> {
+    let partial = "set [evaluator] allow_partial = true to search anyway (a trial of an architecture the table lacks then fails)";
+    let Some(points) = crate::assignment::enumerate(dims, COVERAGE_CAP) else {
+        if table.allow_partial() {
+            return Ok(());
+        }
+        bail!("the space has real dimensions or more than {COVERAGE_CAP} architectures, so no table covers it; {partial}");
+    };
+    let mut missing = std::collections::BTreeSet::new();
+    let mut keys = std::collections::HashSet::new();
+    for point in &points {
+        let Ok(network) = space.build(point) else {
+            continue;
+        };
+        if !table.contains(&network.key) {
+            missing.insert(network.key.clone());
+        }
+        keys.insert(network.key);
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sample: Vec<&str> = missing.iter().take(3).map(String::as_str).collect();
+    let what = format!(
+        "the evaluator table lacks {} of the space's {} architectures, for example `{}`",
+        missing.len(),
+        keys.len(),
+        sample.join("`, `")
+    );
+    if table.allow_partial() {
+        eprintln!("note: {what}; their trials fail ([evaluator] allow_partial)");
+        return Ok(());
+    }
+    bail!("{what}; complete the table, or {partial}")
 }
 
 /// What the store keeps of `config` for `status` and `report`.
