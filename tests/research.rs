@@ -549,3 +549,43 @@ fn compare_runs_named_settings_at_chosen_checkpoints() {
         "{stderr}"
     );
 }
+
+/// Table trials record the budget of the columns used and their simulated
+/// seconds; a budget the table has no columns for fails its trial; the run
+/// records only the config that applies to a table run.
+#[test]
+fn table_trials_record_their_budget_and_simulated_seconds() {
+    let c = config(&[("max_trials = 100", "max_trials = 30")]);
+    let result =
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new()).unwrap();
+    for t in &result.trials {
+        assert_eq!(t.budget, 200, "the epochs of the full-budget columns");
+        assert_eq!(t.seconds, t.metrics["train_seconds"]);
+        assert!(t.seconds > 0.0);
+    }
+    let recorded = std::fs::read_to_string(result.dir.join("config.toml")).unwrap();
+    let recorded: toml::Table = recorded.parse().unwrap();
+    assert!(!recorded.contains_key("data") && !recorded.contains_key("executor"));
+    let train = recorded["train"].as_table().unwrap();
+    assert_eq!(train.keys().collect::<Vec<_>>(), ["batch_size"]);
+
+    let c = config(&[
+        ("max_trials = 100", "max_trials = 12"),
+        (
+            "plugin = \"builtin:random\"",
+            "plugin = \"builtin:asha\"\nconfig = { budgets = [12, 50] }",
+        ),
+    ]);
+    let result =
+        nas_host::search::run(&c, &mut Reporter::new(Mode::Quiet), &Cancel::new()).unwrap();
+    let at_50: Vec<_> = result.trials.iter().filter(|t| t.budget == 50).collect();
+    assert!(!at_50.is_empty());
+    for t in at_50 {
+        assert_eq!(t.status, TrialStatus::Failed);
+        let reason = t.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("no columns for a budget of 50 epochs (it has 12, 200)"),
+            "{reason}"
+        );
+    }
+}

@@ -208,6 +208,9 @@ pub struct EvaluatorConfig {
     pub cost_column: Option<String>,
     /// Table only: budget in epochs -> cost column.
     pub fidelity_costs: std::collections::BTreeMap<String, String>,
+    /// Table only: the epochs the `metrics` columns were trained for (200
+    /// for NAS-Bench-201's), recorded as the budget of a trial without one.
+    pub budget: Option<u32>,
     /// Table only: accept a table that lacks some of the space's
     /// architectures (checked before the run starts); a trial of a missing
     /// one fails. Default false: a missing architecture is an error.
@@ -239,6 +242,7 @@ impl EvaluatorConfig {
             cost_column: self.cost_column.clone(),
             fidelity_costs: self.fidelity_costs.clone(),
             allow_partial: self.allow_partial,
+            budget: self.budget,
         })
     }
 
@@ -253,6 +257,18 @@ impl EvaluatorConfig {
             EvaluatorKind::Table => {
                 self.table()?;
                 self.task()?;
+                let budget = self.budget.context(
+                    "[evaluator] kind = \"table\" needs `budget`, the epochs the [evaluator.metrics] columns were trained for (200 for NAS-Bench-201's): trials record it",
+                )?;
+                if budget == 0 || budget > crate::train::MAX_EPOCHS {
+                    bail!(
+                        "[evaluator] budget = {budget} must be between 1 and {}",
+                        crate::train::MAX_EPOCHS
+                    );
+                }
+                if self.fidelities.contains_key(&budget.to_string()) {
+                    bail!("[evaluator.fidelities.{budget}] is the full budget, [evaluator] budget; map those columns under [evaluator.metrics]");
+                }
             }
             EvaluatorKind::Train => {
                 let table_keys = [
@@ -262,6 +278,7 @@ impl EvaluatorConfig {
                     !self.metrics.is_empty(),
                     self.cost_column.is_some(),
                     self.allow_partial,
+                    self.budget.is_some(),
                 ];
                 if table_keys.iter().any(|&set| set) {
                     bail!("[evaluator] has table keys but kind = \"train\"; add kind = \"table\" or remove them");
@@ -294,6 +311,22 @@ fn default_objectives() -> Vec<ObjectiveConfig> {
 }
 
 impl RunConfig {
+    /// The config as the run records it (`config.toml` and the store):
+    /// every key resolved, and in table mode without what does not apply
+    /// there (the data, the executor, and training keys but `batch_size`,
+    /// which the memory estimate uses).
+    pub fn recorded_text(&self) -> Result<String> {
+        let mut value = toml::Table::try_from(self)?;
+        if self.evaluator.kind == EvaluatorKind::Table {
+            value.remove("data");
+            value.remove("executor");
+            if let Some(toml::Value::Table(train)) = value.get_mut("train") {
+                train.retain(|k, _| k == "batch_size");
+            }
+        }
+        Ok(toml::to_string(&value)?)
+    }
+
     /// Reads and checks `path`; relative plugin and data paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)

@@ -197,6 +197,19 @@ impl Evaluator for TableLookup {
                 Vec::new(),
             ));
         }
+        if !self.table.has_budget(spec.epochs) {
+            let reason = format!(
+                "the evaluator table has no columns for a budget of {} epochs (it has {})",
+                spec.epochs,
+                self.table.budgets()
+            );
+            return Ok(TrialOutcome::failed(
+                spec,
+                reason,
+                BTreeMap::new(),
+                Vec::new(),
+            ));
+        }
         let found = self.table.lookup(&spec.network.key, spec.epochs)?;
         // A promotion pays only for the epochs it adds.
         let paid = match &spec.resume_from {

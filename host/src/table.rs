@@ -31,6 +31,8 @@ pub struct TableConfig {
     /// Whether a table lacking some of the space's architectures is
     /// accepted (a look-up of a missing one then fails the trial).
     pub allow_partial: bool,
+    /// The epochs of the `metrics` columns (the full budget), when known.
+    pub budget: Option<u32>,
 }
 
 /// The columns read at one budget.
@@ -53,6 +55,7 @@ pub struct Table {
     /// Columns per fidelity budget.
     fidelities: BTreeMap<u32, Columns>,
     allow_partial: bool,
+    budget: Option<u32>,
 }
 
 /// One looked-up trial.
@@ -216,6 +219,7 @@ impl Table {
             default,
             fidelities,
             allow_partial: config.allow_partial,
+            budget: config.budget,
         })
     }
 
@@ -238,6 +242,19 @@ impl Table {
     /// accepted ([`TableConfig::allow_partial`]).
     pub fn allow_partial(&self) -> bool {
         self.allow_partial
+    }
+
+    /// Whether the table has columns for `budget` epochs: the full budget
+    /// or a fidelity (any budget when the full one is not stated).
+    pub fn has_budget(&self, budget: u32) -> bool {
+        self.budget.is_none_or(|b| b == budget) || self.fidelities.contains_key(&budget)
+    }
+
+    /// The budgets the table has columns for, for messages.
+    pub fn budgets(&self) -> String {
+        let mut all: Vec<String> = self.fidelities.keys().map(u32::to_string).collect();
+        all.extend(self.budget.map(|b| b.to_string()));
+        all.join(", ")
     }
 
     /// Whether the table gives a cost at `budget`.

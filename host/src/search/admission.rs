@@ -24,7 +24,12 @@ impl Search<'_> {
     /// Checks and builds one proposal: a record that is already final
     /// (invalid, unbuildable, infeasible, reused), or the trial to run.
     pub(super) fn admit(&mut self, proposal: &Proposal, id: u64) -> Result<Admission> {
-        let budget = proposal.budget.unwrap_or(self.config.train.epochs);
+        let default = match self.config.evaluator.budget {
+            // Table mode: the epochs of the table's full-budget columns.
+            Some(b) if self.evaluator.simulated_time() => b,
+            _ => self.config.train.epochs,
+        };
+        let budget = proposal.budget.unwrap_or(default);
         let seed = trial_seed(self.config.run.seed, id);
         let mut record = TrialRecord {
             id,

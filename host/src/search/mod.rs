@@ -150,11 +150,11 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter, cancel: &Cancel) -> Resu
     }
     // A database without a config belongs to a start that was killed before
     // it recorded anything (the facts below are one transaction): reuse it.
-    std::fs::write(dir.join("config.toml"), toml::to_string(config)?)
+    std::fs::write(dir.join("config.toml"), config.recorded_text()?)
         .context("write the resolved config")?;
     let seed = config.run.seed.to_string();
     let data_seed = config.data.seed.unwrap_or(config.run.seed).to_string();
-    let config_text = toml::to_string(config)?;
+    let config_text = config.recorded_text()?;
     let description = parts.evaluator.description();
     let task = serde_json::to_string(&parts.evaluator.task())?;
     store.set_metas(&[
@@ -213,7 +213,7 @@ pub fn resume(
     let parts = setup::prepare(&config)?;
     let mut search = Search::new(&config, dir.to_path_buf(), store, parts, lock, cancel)?;
     search.replay()?;
-    let config_text = toml::to_string(&config)?;
+    let config_text = config.recorded_text()?;
     std::fs::write(dir.join("config.toml"), &config_text).context("write the resolved config")?;
     search.store.set_meta("config", &config_text)?;
     search

@@ -276,6 +276,10 @@ impl Search<'_> {
                 let mut record = running.record;
                 record.seconds = running.started.elapsed().as_secs_f64();
                 self.fill(&mut record, outcome)?;
+                if self.evaluator.simulated_time() {
+                    // Table mode: the simulated seconds, as the charts count them.
+                    record.seconds = record.metrics.get("train_seconds").copied().unwrap_or(0.0);
+                }
                 self.conclude_trial(&running.proposal, record, reporter)
             }
         }
