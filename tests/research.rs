@@ -589,3 +589,66 @@ fn table_trials_record_their_budget_and_simulated_seconds() {
         );
     }
 }
+
+/// By cost, a reused trial (a repeated architecture) is free by default but
+/// counts as a trial; with `--charge-reused` it costs its first evaluation's
+/// seconds again, so fewer trials fit the budget. The output says which.
+#[test]
+fn compare_by_cost_states_and_sets_the_cost_of_reused_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::root().join("examples/research.toml")).unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "--strategies",
+                "rea=evolution",
+                "--set",
+                "rea.population=10",
+                "--by",
+                "cost",
+                "--budget",
+                "1000000",
+                "--seeds",
+                "1",
+                "--name",
+                name,
+            ][..],
+            extra,
+        ]
+        .concat();
+        let out = compare_in(dir.path(), &text, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store =
+            RunStore::open_read_only(&dir.path().join(format!("runs/{name}/rea-seed0/nas.sqlite")))
+                .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            store.trials().unwrap(),
+        )
+    };
+    let (free_out, free) = run("free", &[]);
+    let (charged_out, charged) = run("charged", &["--charge-reused"]);
+    assert!(free_out
+        .contains("a reused trial (a repeated architecture) costs nothing but counts as a trial"));
+    assert!(charged_out.contains("costs its first evaluation's seconds again"));
+    assert!(
+        free.iter().any(|t| t.reused_from.is_some()),
+        "the budget is long enough to repeat"
+    );
+    assert!(
+        charged.len() < free.len(),
+        "{} vs {}",
+        charged.len(),
+        free.len()
+    );
+    let all: f64 = charged.iter().map(|t| t.metrics["train_seconds"]).sum();
+    let last = charged.last().unwrap().metrics["train_seconds"];
+    assert!(
+        all >= 1e6 && all - last < 1e6,
+        "charged run stopped at the budget: {all}"
+    );
+}

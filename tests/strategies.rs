@@ -185,6 +185,7 @@ fn greedy_evolution_and_tpe_beat_random_on_the_table() {
         report: "test_accuracy".into(),
         checkpoints: Vec::new(),
         name: None,
+        charge_reused: false,
     };
     let comparison = nas_host::compare::compare(&config, &plan).unwrap();
     let median = |name: &str| {

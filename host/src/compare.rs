@@ -13,7 +13,7 @@ use crate::interrupt::Cancel;
 use crate::ir::{Objective, TrialStatus};
 use crate::plot::{Chart, Mark, COLORS};
 use crate::progress::{Mode, Reporter};
-use crate::results::{better, objective_value};
+use crate::results::{better, charged_seconds, objective_value};
 use crate::search;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +79,9 @@ pub enum Axis {
     Cost,
 }
 
+/// The most trials of one run by cost.
+pub const COST_AXIS_TRIALS: u64 = 100_000;
+
 /// Points of a cost curve (at 1%, 2%, ... 100% of the budget).
 const COST_POINTS: usize = 100;
 
@@ -99,6 +102,8 @@ pub struct Plan {
     pub checkpoints: Vec<f64>,
     /// The comparison's folder name under the output folder; default `NAME-compare`.
     pub name: Option<String>,
+    /// Table mode: reused trials cost their first evaluation's seconds again.
+    pub charge_reused: bool,
 }
 
 /// A whole comparison.
@@ -116,6 +121,8 @@ pub struct Comparison {
     pub report: String,
     /// Where the printed table reads the curves.
     pub checkpoints: Vec<f64>,
+    /// Whether reused trials cost their first evaluation's seconds again.
+    pub charge_reused: bool,
     /// Where the CSV files, the SVG and the runs went.
     pub dir: PathBuf,
 }
@@ -198,6 +205,9 @@ fn check(config: &RunConfig, plan: &Plan) -> Result<()> {
         }
     }
     let table = config.evaluator.kind == EvaluatorKind::Table;
+    if plan.charge_reused && !table {
+        bail!("--charge-reused applies to table mode, where seconds are simulated");
+    }
     if plan.axis == Axis::Cost
         && table
         && config.evaluator.cost_column.is_none()
@@ -226,6 +236,7 @@ pub fn compare(config: &RunConfig, plan: &Plan) -> Result<Comparison> {
         );
     }
     let mut base = config.clone();
+    base.evaluator.charge_reused |= plan.charge_reused;
     if base.evaluator.kind == EvaluatorKind::Table {
         // Once for all runs, before any starts.
         search::check_table(&base)?;
@@ -312,6 +323,7 @@ pub fn compare(config: &RunConfig, plan: &Plan) -> Result<Comparison> {
         objective,
         report: plan.report.clone(),
         checkpoints,
+        charge_reused: base.evaluator.charge_reused,
         dir,
     };
     comparison.save()?;
@@ -354,8 +366,10 @@ impl Run<'_> {
         match self.plan.axis {
             Axis::Trials => c.run.max_trials = self.plan.budget,
             Axis::Cost => {
-                // Only the training budget limits the run.
-                c.run.max_trials = u64::MAX / 2;
+                // The training budget limits the run; the trial cap only
+                // stops one whose trials cost nothing (reused ones, free by
+                // default) from running forever.
+                c.run.max_trials = COST_AXIS_TRIALS;
                 c.run.max_time_s = Some(self.plan.budget as f64);
             }
         }
@@ -366,10 +380,7 @@ impl Run<'_> {
         let (mut best, mut best_report, mut spent) = (f64::NAN, f64::NAN, 0.0);
         let mut steps = Vec::with_capacity(result.trials.len());
         for (i, t) in result.trials.iter().enumerate() {
-            if t.reused_from.is_none() {
-                let seconds = t.metrics.get("train_seconds").copied();
-                spent += seconds.filter(|s| s.is_finite()).unwrap_or(0.0);
-            }
+            spent += charged_seconds(t, c.evaluator.charge_reused);
             let counted =
                 t.status == TrialStatus::Completed && !self.fidelities.contains(&t.budget);
             if let Some(v) = objective_value(t, self.objective).filter(|_| counted) {
@@ -455,6 +466,13 @@ impl Comparison {
             "over {seeds} seeds: mean ± sample standard deviation (standard error of the mean), after {after}; \
              k/{seeds}: only k seeds had a value there\n"
         );
+        if self.axis == Axis::Cost {
+            out += if self.charge_reused {
+                "a reused trial (a repeated architecture) costs its first evaluation's seconds again\n"
+            } else {
+                "a reused trial (a repeated architecture) costs nothing but counts as a trial (--charge-reused to charge it)\n"
+            };
+        }
         let points: Vec<(f64, Vec<(Spread, Spread)>)> =
             self.checkpoints.iter().map(|&x| (x, self.at(x))).collect();
         // Seeds without a value yet (no counted trial) are left out and counted.

@@ -208,6 +208,10 @@ pub struct EvaluatorConfig {
     pub cost_column: Option<String>,
     /// Table only: budget in epochs -> cost column.
     pub fidelity_costs: std::collections::BTreeMap<String, String>,
+    /// Table only: whether a reused trial (a repeated architecture, whose
+    /// result is copied) costs its first evaluation's simulated seconds
+    /// again; default false: the look-up is free, but the trial counts.
+    pub charge_reused: bool,
     /// Table only: the epochs the `metrics` columns were trained for (200
     /// for NAS-Bench-201's), recorded as the budget of a trial without one.
     pub budget: Option<u32>,
@@ -279,6 +283,7 @@ impl EvaluatorConfig {
                     self.cost_column.is_some(),
                     self.allow_partial,
                     self.budget.is_some(),
+                    self.charge_reused,
                 ];
                 if table_keys.iter().any(|&set| set) {
                     bail!("[evaluator] has table keys but kind = \"train\"; add kind = \"table\" or remove them");

@@ -78,16 +78,24 @@ pub struct BestSoFar {
     pub best: f64,
 }
 
+/// The training seconds a trial costs the run: its `train_seconds`, and
+/// for a reused trial (its result copied from an earlier one) nothing,
+/// unless `charge_reused`.
+pub fn charged_seconds(t: &TrialRecord, charge_reused: bool) -> f64 {
+    if t.reused_from.is_some() && !charge_reused {
+        return 0.0;
+    }
+    let seconds = t.metrics.get("train_seconds").copied();
+    seconds.filter(|s| s.is_finite()).unwrap_or(0.0)
+}
+
 /// The best objective after each trial, in trial order, with the training spent by then.
 pub fn best_so_far(trials: &[TrialRecord], objective: &Objective) -> Vec<BestSoFar> {
     let (mut best, mut spent) = (f64::NAN, 0.0);
     trials
         .iter()
         .map(|t| {
-            if t.reused_from.is_none() {
-                let seconds = t.metrics.get("train_seconds").copied();
-                spent += seconds.filter(|s| s.is_finite()).unwrap_or(0.0);
-            }
+            spent += charged_seconds(t, false);
             if t.status == TrialStatus::Completed {
                 if let Some(v) = objective_value(t, objective) {
                     if best.is_nan() || better(v, best, objective) {

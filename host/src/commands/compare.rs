@@ -42,6 +42,11 @@ pub(crate) struct CompareArgs {
     /// name and `-compare`); an existing one is never written into.
     #[arg(long)]
     name: Option<String>,
+    /// Table mode, by cost: a reused trial (a repeated architecture) costs
+    /// its first evaluation's simulated seconds again; without it the
+    /// look-up is free but counts as a trial.
+    #[arg(long)]
+    charge_reused: bool,
     /// Override [run] output_dir.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -82,6 +87,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         report: args.report,
         checkpoints: args.checkpoints,
         name: args.name,
+        charge_reused: args.charge_reused,
     };
     let comparison = crate::compare::compare(&config, &plan)?;
     print!("{}", comparison.table());

@@ -303,10 +303,8 @@ impl<'a> Search<'a> {
 
     /// Takes a finished trial into the run's tallies.
     fn count(&mut self, record: TrialRecord) {
-        if record.reused_from.is_none() {
-            let spent = record.metrics.get("train_seconds").copied();
-            self.simulated_seconds += spent.filter(|s| s.is_finite()).unwrap_or(0.0);
-        }
+        self.simulated_seconds +=
+            crate::results::charged_seconds(&record, self.config.evaluator.charge_reused);
         if record.status == TrialStatus::Completed {
             if let Some(v) = objective_value(&record, self.objective()) {
                 if self
