@@ -1,8 +1,9 @@
 //! The run's SQLite database: run metadata, one row per finished trial
-//! (assignment, key, network, budget, status, reason, metrics, per-epoch
-//! curve, timings, seed) and the run's events in order (proposals asked,
-//! results told, trials started, epochs finished, ...), from which `nas-host
-//! resume` rebuilds a run. WAL mode, one transaction per write.
+//! (assignment, key, budget, status, reason, metrics, per-epoch curve,
+//! timings, seed), each architecture's network once (by key, compressed),
+//! and the run's events in order (proposals asked, results told, trials
+//! started, epochs finished, ...), from which `nas-host resume` rebuilds a
+//! run. WAL mode, one transaction per write.
 
 use crate::ir::EpochRecord;
 use crate::ir::{Binding, Network, TrialStatus};
@@ -230,6 +231,46 @@ fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
 
 const COLUMNS: &str = "id, assignment, key, network, budget, status, reason, metrics, curve, seed, seconds, reused_from, tag, weights";
 
+/// The trial columns as read: [`COLUMNS`] from `trials` and the network
+/// kept once per key (runs of format 1 hold it in the trial's row).
+fn read_columns(networks: bool) -> String {
+    let kept = if networks {
+        "(SELECT network FROM networks n WHERE n.key = t.key)"
+    } else {
+        "NULL"
+    };
+    format!(
+        "t.id, t.assignment, t.key, t.network, t.budget, t.status, t.reason, t.metrics, t.curve, t.seed, t.seconds, t.reused_from, t.tag, t.weights, {kept}"
+    )
+}
+
+/// The most bytes a kept network inflates to (a network at the host's
+/// node limit is far smaller); a damaged or hostile database cannot make a
+/// reader allocate more.
+const NETWORK_BYTES: u64 = 256 << 20;
+
+/// A network's JSON, deflated.
+fn deflate(network: &Network) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(serde_json::to_string(network)?.as_bytes())?;
+    Ok(encoder.finish()?)
+}
+
+/// A network kept by [`deflate`].
+fn inflate(bytes: &[u8]) -> rusqlite::Result<Network> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .take(NETWORK_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(14, rusqlite::types::Type::Blob, Box::new(e))
+        })?;
+    from_json(&text)
+}
+
 impl RunStore {
     /// Opens an existing run database without writing to it (safe while the
     /// run is writing: WAL lets readers and the writer proceed together).
@@ -291,6 +332,7 @@ impl RunStore {
                 finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              );
              CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key, budget, status);
+             CREATE TABLE IF NOT EXISTS networks (key TEXT PRIMARY KEY, network BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS events (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 kind TEXT NOT NULL,
@@ -397,9 +439,21 @@ impl RunStore {
             .optional()?)
     }
 
-    /// Stores a finished trial, with its `trial_finished` event, in one transaction.
+    /// Stores a finished trial, with its `trial_finished` event, in one
+    /// transaction; its network is kept once per key.
     pub fn insert(&self, t: &TrialRecord, elapsed: f64) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
+        let inline = match (&t.key, &t.network) {
+            (Some(key), Some(network)) => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO networks (key, network) VALUES (?1, ?2)",
+                    params![key, deflate(network)?],
+                )?;
+                None
+            }
+            (None, Some(network)) => Some(json(network)?),
+            (_, None) => None,
+        };
         tx
             .execute(
                 &format!("INSERT INTO trials ({COLUMNS}, assignment_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
@@ -407,7 +461,7 @@ impl RunStore {
                     t.id as i64,
                     json(&t.assignment)?,
                     t.key,
-                    t.network.as_ref().map(json).transpose()?,
+                    inline,
                     t.budget,
                     status_text(t.status),
                     t.reason,
@@ -441,10 +495,13 @@ impl RunStore {
             id: row.get::<_, i64>(0)? as u64,
             assignment: from_json(&row.get::<_, String>(1)?)?,
             key: row.get(2)?,
-            network: row
-                .get::<_, Option<String>>(3)?
-                .map(|s| from_json(&s))
-                .transpose()?,
+            network: match row.get::<_, Option<String>>(3)? {
+                Some(text) => Some(from_json(&text)?),
+                None => row
+                    .get::<_, Option<Vec<u8>>>(14)?
+                    .map(|b| inflate(&b))
+                    .transpose()?,
+            },
             budget: row.get(4)?,
             status: parse_status(&row.get::<_, String>(5)?)?,
             reason: row.get(6)?,
@@ -458,11 +515,26 @@ impl RunStore {
         })
     }
 
+    /// Whether the database keeps networks by key (format 2 and later;
+    /// a run of format 1 opened read-only has no such table).
+    fn has_networks(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'networks'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Every trial, by id.
     pub fn trials(&self) -> Result<Vec<TrialRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM trials ORDER BY id"))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM trials t ORDER BY t.id",
+            read_columns(self.has_networks()?)
+        ))?;
         let rows = stmt
             .query_map([], Self::read)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -475,7 +547,8 @@ impl RunStore {
             .conn
             .query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM trials WHERE key = ?1 AND budget = ?2 AND status = 'completed' AND reused_from IS NULL ORDER BY id LIMIT 1"
+                    "SELECT {} FROM trials t WHERE t.key = ?1 AND t.budget = ?2 AND t.status = 'completed' AND t.reused_from IS NULL ORDER BY t.id LIMIT 1",
+                    read_columns(self.has_networks()?)
                 ),
                 params![key, budget],
                 Self::read,
@@ -544,5 +617,75 @@ mod tests {
             .execute("UPDATE trials SET metrics = '{\"val_loss\":null}'", [])
             .unwrap();
         assert!(store.trials().unwrap()[0].metrics["val_loss"].is_nan());
+    }
+
+    /// A network is kept once per key, compressed, and read back with
+    /// every trial of that key; a row of a format-1 run, which holds its
+    /// network itself, still reads.
+    #[test]
+    fn networks_are_kept_once_per_key() {
+        use crate::ir::{Node, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join(DB_FILE)).unwrap();
+        let network = Network {
+            nodes: vec![
+                Node {
+                    op: Op::Input,
+                    inputs: vec![],
+                },
+                Node {
+                    op: Op::Flatten,
+                    inputs: vec![0],
+                },
+                Node {
+                    op: Op::Dense(10),
+                    inputs: vec![1],
+                },
+            ],
+            key: "k".into(),
+        };
+        let trial = |id: u64| TrialRecord {
+            id,
+            assignment: Vec::new(),
+            key: Some("k".into()),
+            network: Some(network.clone()),
+            budget: 1,
+            status: TrialStatus::Completed,
+            reason: None,
+            metrics: BTreeMap::new(),
+            curve: Vec::new(),
+            seed: id,
+            seconds: 0.0,
+            reused_from: None,
+            tag: String::new(),
+            weights: None,
+        };
+        store.insert(&trial(1), 0.0).unwrap();
+        store.insert(&trial(2), 0.0).unwrap();
+        let kept: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM networks", [], |r| r.get(0))
+            .unwrap();
+        let inline: i64 = store
+            .conn
+            .query_row("SELECT count(network) FROM trials", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((kept, inline), (1, 0));
+        let back = store.trials().unwrap();
+        assert!(back.iter().all(|t| t.network.as_ref() == Some(&network)));
+        assert_eq!(
+            store.completed_with("k", 1).unwrap().unwrap().network,
+            Some(network.clone())
+        );
+
+        let old = serde_json::to_string(&network).unwrap();
+        store
+            .conn
+            .execute("UPDATE trials SET network = ?1 WHERE id = 2", [&old])
+            .unwrap();
+        store.conn.execute("DELETE FROM networks", []).unwrap();
+        let back = store.trials().unwrap();
+        assert_eq!(back[0].network, None);
+        assert_eq!(back[1].network, Some(network));
     }
 }

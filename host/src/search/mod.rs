@@ -216,6 +216,10 @@ pub fn resume(
     let config_text = config.recorded_text()?;
     std::fs::write(dir.join("config.toml"), &config_text).context("write the resolved config")?;
     search.store.set_meta("config", &config_text)?;
+    // What this session records is in this version's format.
+    search
+        .store
+        .set_meta(FORMAT_KEY, &ir::FORMAT_VERSION.to_string())?;
     search
         .store
         .set_meta(FACTS_KEY, &serde_json::to_string(&setup::facts(&config))?)?;

@@ -216,15 +216,18 @@ impl Density {
 
 impl Tpe {
     fn suggest(&mut self) -> Assignment {
-        let mut sorted = self.observations.clone();
-        sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        // Sorted by index: the observations themselves are not copied.
+        let mut sorted: Vec<usize> = (0..self.observations.len()).collect();
+        let scores: Vec<f64> = self.observations.iter().map(|o| o.1).collect();
+        sorted.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         let n_good = ((self.gamma * sorted.len() as f64).ceil() as usize)
             .clamp(1, sorted.len().saturating_sub(1).max(1));
         let (good, bad) = sorted.split_at(n_good);
-        let fit = |set: &[(Assignment, f64)], d: &Dimension| -> Density {
+        let observations = &self.observations;
+        let fit = |set: &[usize], d: &Dimension| -> Density {
             let values: Vec<&Value> = set
                 .iter()
-                .filter_map(|(a, _)| value_of(a, &d.name))
+                .filter_map(|&i| value_of(&observations[i].0, &d.name))
                 .collect();
             Density::fit(&d.domain, &values, self.prior_weight)
         };
