@@ -652,3 +652,62 @@ fn compare_by_cost_states_and_sets_the_cost_of_reused_trials() {
         "charged run stopped at the budget: {all}"
     );
 }
+
+/// In table mode with fidelities, a multi-fidelity strategy's compared
+/// curve counts only its full-budget trials: its 12-epoch validation values
+/// choose what to promote, they are not its result.
+#[test]
+fn compare_counts_only_full_budget_trials_of_a_multi_fidelity_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::root().join("examples/research.toml")).unwrap();
+    let args = [
+        "--strategies",
+        "asha",
+        "--set",
+        "asha.budgets=[12,200]",
+        "--by",
+        "cost",
+        "--budget",
+        "100000",
+        "--seeds",
+        "1",
+    ];
+    let out = compare_in(dir.path(), &text, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = dir.path().join("runs/research-compare");
+    let trials = RunStore::open_read_only(&base.join("asha-seed0/nas.sqlite"))
+        .unwrap()
+        .trials()
+        .unwrap();
+    let csv = std::fs::read_to_string(base.join("best_so_far.csv")).unwrap();
+    let mut early_only = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (x, mean): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        let (mut spent, mut full, mut any) = (0.0, f64::NAN, f64::NAN);
+        for t in &trials {
+            if t.reused_from.is_none() {
+                spent += t.metrics["train_seconds"];
+            }
+            if spent > x {
+                break;
+            }
+            let v = t.metrics["val_accuracy"];
+            any = any.max(v);
+            if t.budget == 200 {
+                full = full.max(v);
+            }
+        }
+        if full.is_nan() {
+            assert!(mean.is_nan(), "{x}: {mean} before any 200-epoch trial");
+            early_only += usize::from(any.is_finite());
+        } else {
+            assert_eq!(mean, full, "at {x}");
+        }
+    }
+    assert!(early_only > 0, "some points had only 12-epoch trials");
+}
