@@ -36,6 +36,17 @@ fn run_config_under(dir: &Path, name: &str, config: &str, limits: &str) -> (Outp
     (out, runs.join(name))
 }
 
+/// The run's trials as JSON, without what differs between equal runs.
+fn recorded(run: &Path) -> Vec<String> {
+    let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
+    store
+        .trials()
+        .unwrap()
+        .iter()
+        .map(common::deterministic)
+        .collect()
+}
+
 /// Fails with the command's stderr unless it succeeded.
 fn assert_success(out: &Output, what: &str) {
     assert!(
@@ -198,16 +209,6 @@ fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
     // About 1.2 million weights: a checkpoint (weights and two optimiser
     // moments) of about 14 MB, while the database stays far below 6 MB.
     let config = "[run]\nname = \"hf\"\nseed = 4\nmax_trials = 2\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n[space]\nplugin = \"builtin:template\"\n[[space.config.layers]]\nop = \"conv2d\"\nfilters = 8\nkernel = 3\n[[space.config.layers]]\nop = \"flatten\"\n[[space.config.layers]]\nop = \"dense\"\nunits = 1000\n[[space.config.layers]]\nop = \"dense\"\nunits = \"classes\"\n";
-    let trials = |run: &Path| {
-        let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
-        let trials: Vec<String> = store
-            .trials()
-            .unwrap()
-            .iter()
-            .map(common::deterministic)
-            .collect();
-        trials
-    };
     let reference = tempfile::tempdir().unwrap();
     let (out, reference_run) = run_config(reference.path(), "hf", config);
     assert_success(&out, "reference run");
@@ -246,7 +247,7 @@ fn an_unwritable_checkpoint_stops_the_run_and_is_never_a_failed_trial() {
         let _ = std::fs::remove_file(blocked.join("trials"));
         let out = nas_host(&["resume", hf.to_str().unwrap(), "--quiet"]);
         assert_success(&out, "resume");
-        assert_eq!(trials(&hf), trials(&reference_run), "{cause}");
+        assert_eq!(recorded(&hf), recorded(&reference_run), "{cause}");
     }
 }
 
@@ -329,16 +330,6 @@ fn a_damaged_checkpoint_restarts_its_trial_from_scratch() {
     let config = |trials: u32| {
         format!("[run]\nname = \"dc\"\nseed = 5\nmax_trials = {trials}\n[data]\ndataset = \"synthetic\"\nclasses = 4\nimage_size = 12\ntrain_samples = 200\ntest_samples = 50\n[train]\nepochs = 2\n")
     };
-    let trials = |run: &Path| {
-        let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
-        let trials: Vec<String> = store
-            .trials()
-            .unwrap()
-            .iter()
-            .map(common::deterministic)
-            .collect();
-        trials
-    };
     let reference = tempfile::tempdir().unwrap();
     let (out, reference_run) = run_config(reference.path(), "dc", &config(3));
     assert_success(&out, "reference run");
@@ -375,7 +366,7 @@ fn a_damaged_checkpoint_restarts_its_trial_from_scratch() {
             .contains("trial 2: its checkpoint could not be continued, so it trained from scratch"),
         "{stderr}"
     );
-    assert_eq!(trials(&run), trials(&reference_run));
+    assert_eq!(recorded(&run), recorded(&reference_run));
     let store = RunStore::open_read_only(&run.join(DB_FILE)).unwrap();
     let restarted: Vec<Option<u64>> = store
         .events(&[EventKind::TrialRestarted])
