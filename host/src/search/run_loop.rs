@@ -90,7 +90,11 @@ impl Search<'_> {
                 .stop_at(self.started + std::time::Duration::from_secs_f64(left));
         }
         loop {
-            if stop.is_none() && self.cancel.is_cancelled() {
+            // Past the deadline with nothing in training, the run's limits
+            // below say so.
+            let stopping = self.cancel.interrupted()
+                || (self.cancel.is_cancelled() && !self.running.is_empty());
+            if stop.is_none() && stopping {
                 let why = self.stop_reason();
                 self.interrupt_running(&why)?;
                 stop = Some(why);
@@ -245,7 +249,9 @@ impl Search<'_> {
                     self.elapsed(),
                 )?;
                 anyhow::bail!(
-                    "trial {trial}: {why}. A worker that ends without a result is the host's problem,                      not the architecture's: nothing was recorded for the trial or told to the strategy.                      Fix the cause, then `nas-host resume {}` runs it again",
+                    "trial {trial}: {why}. A worker that ends without a result is the host's problem, \
+                     not the architecture's: nothing was recorded for the trial or told to the strategy. \
+                     Fix the cause, then `nas-host resume {}` runs it again",
                     self.dir.display()
                 )
             }
