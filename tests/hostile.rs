@@ -289,6 +289,28 @@ fn a_moved_run_exports_its_own_weights_and_a_tampered_path_is_refused() {
         std::fs::read(exported.join("weights.safetensors")).unwrap(),
         weights
     );
+    // Evaluated from there on the data its recorded config names, the
+    // exported model scores what the run recorded for its best trial.
+    let out = common::nas_host_command(&[
+        "eval",
+        exported.to_str().unwrap(),
+        "--config",
+        moved.join("config.toml").to_str().unwrap(),
+    ])
+    .current_dir(other_cwd.path())
+    .output()
+    .unwrap();
+    assert_success(&out, "nas-host eval");
+    let scored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let store = RunStore::open_read_only(&moved.join(DB_FILE)).unwrap();
+    let recorded: f64 = store
+        .meta("test_accuracy")
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(scored["accuracy"].as_f64().unwrap(), recorded);
+    drop(store);
 
     let secret = dir.path().join("secret.safetensors");
     std::fs::write(&secret, "not for export").unwrap();
