@@ -149,6 +149,12 @@ impl Geometry {
                         }
                         continue;
                     }
+                    if cols.is_empty() {
+                        // No output column of this tap reads the image (and
+                        // `ix0` then lies past it): its rows are all padding.
+                        row.fill(0.0);
+                        continue;
+                    }
                     for (j, oy) in rows.clone().enumerate() {
                         let out = &mut row[oy * self.ow..][..self.ow];
                         let src = &plane[(iy0 + j * s) * self.w + ix0..];
@@ -223,6 +229,10 @@ impl Geometry {
                         {
                             *d += if keep { v } else { 0.0 };
                         }
+                        continue;
+                    }
+                    if cols.is_empty() {
+                        // This tap reads only padding: nothing flows back.
                         continue;
                     }
                     for (j, oy) in rows.clone().enumerate() {

@@ -131,6 +131,23 @@ fn conv2d_matches_candle_forward_and_gradients() {
     }
 }
 
+/// Found by the `network` fuzz target: on a tall, narrow input a tap can
+/// have output rows that read the image but no output column that does
+/// (its first input column then lies past the image).
+#[test]
+fn conv2d_of_a_narrow_input_matches_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let x = Var::from_tensor(&random(&mut rng, &[2, 3, 28, 4])).unwrap();
+    let w = Var::from_tensor(&random(&mut rng, &[13, 3, 6, 6])).unwrap();
+    im2col_only(|| {
+        let ours = conv2d(&x, &w, None, conv(5, 2, 2, 1), Record::Graph).unwrap();
+        let reference = x.conv2d(&w, 5, 2, 2, 1).unwrap();
+        assert_close(&ours, &reference, 1e-4, "forward");
+        let vars = [(&w, "weight"), (&x, "input")];
+        assert_same_gradients(&mut rng, &ours, &reference, &vars, 1e-4, "narrow");
+    });
+}
+
 #[test]
 fn conv2d_gradients_match_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
