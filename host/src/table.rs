@@ -257,11 +257,6 @@ impl Table {
         all.join(", ")
     }
 
-    /// Whether the table gives a cost at `budget`.
-    pub fn has_cost(&self, budget: u32) -> bool {
-        self.columns(budget).cost.is_some()
-    }
-
     fn columns(&self, budget: u32) -> &Columns {
         self.fidelities.get(&budget).unwrap_or(&self.default)
     }
