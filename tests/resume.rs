@@ -279,15 +279,22 @@ fn a_strategy_that_no_longer_proposes_what_was_recorded_is_refused_and_the_store
     assert!(done.status.success(), "{}", stderr(&done));
     let run_dir = PathBuf::from(&runs).join("crashy");
     let db = run_dir.join(DB_FILE);
-    // Stand-in for a plugin whose proposals changed: alter what the run recorded.
+    // Stand-in for a plugin whose proposals changed: alter what the run
+    // recorded it proposed first (the trial's row, and the digest of the ask).
     let conn = rusqlite::Connection::open(&db).unwrap();
     let changed = conn
         .execute(
-            "UPDATE events SET data = replace(data, '\"name\":\"stages\",\"value\":{\"Categorical\":\"', '\"name\":\"stages\",\"value\":{\"Categorical\":\"9') WHERE seq = (SELECT MIN(seq) FROM events WHERE kind = 'asked')",
+            "UPDATE trials SET assignment = replace(assignment, '\"stages\":\"', '\"stages\":\"9') WHERE id = 1",
             [],
         )
-        .unwrap();
-    assert_eq!(changed, 1);
+        .unwrap()
+        + conn
+            .execute(
+                "UPDATE events SET data = replace(data, '\"digest\":\"', '\"digest\":\"0') WHERE seq = (SELECT MIN(seq) FROM events WHERE kind = 'asked')",
+                [],
+            )
+            .unwrap();
+    assert_eq!(changed, 2);
     drop(conn);
     let before = RunStore::open_read_only(&db).unwrap().trials().unwrap();
 
@@ -385,4 +392,72 @@ fn a_strategy_over_its_time_or_memory_limit_ends_the_run_with_a_clear_message_an
         assert!(out.status.success(), "{fixture}: {}", stderr(&out));
         assert_eq!(store.trials().unwrap().len(), 2);
     }
+}
+
+/// A run recorded in format 2 (before `asked` and `told` events referred to
+/// trial rows; recorded by that nas-host: an ASHA search with TPE sampling
+/// over a table, 40 trials with promotions) resumes to the same trials as a
+/// run that was never stopped, and what it adds is in the current format.
+#[test]
+fn a_run_recorded_in_format_2_resumes_to_the_trials_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::root().join("tests/fixtures/runs/format-2");
+    let run_dir = dir.path().join("runs/format2");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    for file in ["nas.sqlite", "config.toml"] {
+        std::fs::copy(fixture.join(file), run_dir.join(file)).unwrap();
+    }
+    // The recorded table path is relative to the working directory.
+    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
+    std::fs::copy(
+        common::root().join("examples/tables/nb201-synthetic.csv"),
+        dir.path().join("tables/nb201-synthetic.csv"),
+    )
+    .unwrap();
+    let recorded = RunStore::open_read_only(&run_dir.join(DB_FILE))
+        .unwrap()
+        .trials()
+        .unwrap();
+    assert_eq!(recorded.len(), 40);
+
+    let resumed = nas_host_command(&["resume", "runs/format2", "--max-trials", "80"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let config = std::fs::read_to_string(run_dir.join("config.toml"))
+        .unwrap()
+        .replace("max_trials = 40", "max_trials = 80")
+        .replace("name = \"format2\"", "name = \"fresh\"");
+    std::fs::write(dir.path().join("fresh.toml"), config).unwrap();
+    let fresh = nas_host_command(&["run", "fresh.toml", "--quiet"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+
+    let store = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+    assert_eq!(
+        store.meta(nas_host::store::FORMAT_KEY).unwrap().as_deref(),
+        Some(nas_host::ir::FORMAT_VERSION.to_string().as_str())
+    );
+    // Networks aside: format 2 kept every table trial's, format 3 only the best's.
+    let comparable = |trials: Vec<TrialRecord>| -> Vec<String> {
+        trials
+            .into_iter()
+            .map(|mut t| {
+                t.network = None;
+                deterministic(&t)
+            })
+            .collect()
+    };
+    let after = store.trials().unwrap();
+    assert_eq!(comparable(after[..40].to_vec()), comparable(recorded));
+    let fresh = RunStore::open_read_only(&dir.path().join("runs/fresh").join(DB_FILE))
+        .unwrap()
+        .trials()
+        .unwrap();
+    assert_eq!(fresh.len(), 80);
+    assert!(after.iter().any(|t| t.id > 40 && t.budget == 200));
+    assert_eq!(comparable(after), comparable(fresh));
 }

@@ -418,11 +418,7 @@ eta = 2
     let mut sources = std::collections::BTreeMap::new();
     for e in store.events(&[nas_host::store::EventKind::Asked]).unwrap() {
         let asked: nas_host::store::Asked = serde_json::from_str(&e.data).unwrap();
-        for (id, p) in asked.trials.iter().zip(&asked.proposals) {
-            if let Some(source) = p.resume_from {
-                sources.insert(*id, source);
-            }
-        }
+        sources.extend(asked.continues);
     }
     let resumed: std::collections::BTreeMap<u64, u32> = store
         .events(&[nas_host::store::EventKind::TrialResumed])

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// The version of the serialised form of these types in the run database
 /// and in trial specs, independent of the plugin contract's version.
 /// Version 2 keeps each architecture's network once, compressed, in the
-/// database's `networks` table instead of in every trial's row.
-pub const FORMAT_VERSION: u32 = 2;
+/// database's `networks` table instead of in every trial's row; version 3
+/// records a `told` event as the trials told, not as their results.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Serde for a real that may not be finite: JSON has no NaN or infinity
 /// (serde_json writes them as `null`, which nothing reads back), so they are

@@ -6,7 +6,7 @@
 //! run. WAL mode, one transaction per write.
 
 use crate::ir::EpochRecord;
-use crate::ir::{Binding, Network, TrialStatus};
+use crate::ir::{Binding, Network, TrialStatus, Value};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ pub enum EventKind {
     SessionStarted,
     /// The strategy was asked; data: [`Asked`].
     Asked,
-    /// The strategy was told; data: the results, as told.
+    /// The strategy was told; data: [`Told`].
     Told,
     /// A trial's training or lookup started; data: its budget.
     TrialStarted,
@@ -102,11 +102,10 @@ pub enum EventKind {
     TrialRestarted,
     /// A trial finished an epoch; data: its [`EpochRecord`].
     Epoch,
-    /// A trial's record was stored; data: its status.
-    TrialFinished,
     /// Ctrl-C stopped a trial before it finished; `nas-host resume` runs it again.
     TrialInterrupted,
-    /// A trial was started on an executor; data: its Slurm job id, if any.
+    /// A trial was handed to a worker process or a Slurm job; data: its
+    /// Slurm job id, if any.
     Submitted,
     /// A trial's Slurm job changed state; data: job and state.
     JobState,
@@ -116,7 +115,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::SessionStarted,
         EventKind::Asked,
         EventKind::Told,
@@ -124,7 +123,6 @@ impl EventKind {
         EventKind::TrialResumed,
         EventKind::TrialRestarted,
         EventKind::Epoch,
-        EventKind::TrialFinished,
         EventKind::TrialInterrupted,
         EventKind::Submitted,
         EventKind::JobState,
@@ -141,7 +139,6 @@ impl EventKind {
             EventKind::TrialResumed => "trial_resumed",
             EventKind::TrialRestarted => "trial_restarted",
             EventKind::Epoch => "epoch",
-            EventKind::TrialFinished => "trial_finished",
             EventKind::TrialInterrupted => "trial_interrupted",
             EventKind::Submitted => "submitted",
             EventKind::JobState => "job_state",
@@ -165,14 +162,59 @@ pub struct StoredEvent {
     pub elapsed: f64,
 }
 
-/// The data of an [`EventKind::Asked`] event: one `ask` call and its answer.
+/// The data of an [`EventKind::Asked`] event: one `ask` call and its answer,
+/// as the trial id given to each proposal and a digest of the proposals.
+/// The trials' rows hold what was proposed; resume asks the strategy again
+/// and compares digests. (Runs recorded before format 3 hold the proposals
+/// themselves.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Asked {
     /// The `max` asked for.
     pub max: u32,
-    /// What the strategy proposed.
-    pub proposals: Vec<crate::ir::Proposal>,
     /// The trial id given to each proposal.
+    pub trials: Vec<u64>,
+    /// [`Asked::digest`] of the proposals.
+    pub digest: String,
+    /// The proposals that continue an earlier trial (`resume-from`, which
+    /// their rows do not hold): trial id to the trial it continues.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub continues: BTreeMap<u64, u64>,
+}
+
+impl Asked {
+    /// The record of an `ask(max)` answered with `proposals`, given trial
+    /// ids from `first` on.
+    pub fn new(max: u32, proposals: &[crate::ir::Proposal], first: u64) -> Result<Self> {
+        let trials: Vec<u64> = (first..).take(proposals.len()).collect();
+        let continues = trials
+            .iter()
+            .zip(proposals)
+            .filter_map(|(id, p)| Some((*id, p.resume_from?)))
+            .collect();
+        Ok(Asked {
+            max,
+            digest: Self::digest(proposals)?,
+            trials,
+            continues,
+        })
+    }
+
+    /// The digest of `proposals`: the first 64 bits of the SHA-256 of their
+    /// JSON, in hex.
+    pub fn digest(proposals: &[crate::ir::Proposal]) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(json(&proposals)?.as_bytes());
+        Ok(hash[..8].iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// The data of an [`EventKind::Told`] event: the trials whose results the
+/// strategy was told, each result being its trial's stored row with the
+/// proposal asked for it. (Runs recorded before format 3 hold the results
+/// themselves.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Told {
+    /// The trials told, in order.
     pub trials: Vec<u64>,
 }
 
@@ -229,6 +271,98 @@ fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
     })
 }
 
+/// A trial's assignment as its row holds it (format 3 on): a JSON object
+/// from each dimension, in order, to its value: a label as a string, an
+/// integer as an integer, a real as a number with a fraction or exponent
+/// (`{"real": "NaN"}` when not finite), as in
+/// `{"1<-0": "nor_conv_3x3", "depth": 3, "lr": 0.01}`. Rows of earlier
+/// formats hold the list of bindings, which [`assignment_from_json`] reads too.
+fn assignment_json(assignment: &[Binding]) -> Result<String> {
+    struct Form<'a>(&'a [Binding]);
+    struct Entry<'a>(&'a Value);
+    impl Serialize for Form<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for b in self.0 {
+                map.serialize_entry(&b.name, &Entry(&b.value))?;
+            }
+            map.end()
+        }
+    }
+    impl Serialize for Entry<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            match self.0 {
+                Value::Categorical(label) => s.serialize_str(label),
+                Value::Integer(i) => s.serialize_i64(*i),
+                Value::Real(r) if r.is_finite() => s.serialize_f64(*r),
+                Value::Real(r) => {
+                    #[derive(Serialize)]
+                    struct Real(#[serde(with = "crate::ir::real")] f64);
+                    let mut map = s.serialize_map(Some(1))?;
+                    map.serialize_entry("real", &Real(*r))?;
+                    map.end()
+                }
+            }
+        }
+    }
+    json(&Form(assignment))
+}
+
+/// Reads what [`assignment_json`] writes, or the list of bindings of
+/// earlier formats.
+fn assignment_from_json(text: &str) -> rusqlite::Result<Vec<Binding>> {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+    struct Form;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Integer(i64),
+        Real(f64),
+        Label(String),
+        NonFinite {
+            #[serde(with = "crate::ir::real")]
+            real: f64,
+        },
+    }
+    impl<'de> Visitor<'de> for Form {
+        type Value = Vec<Binding>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an assignment")
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((name, entry)) = map.next_entry::<String, Entry>()? {
+                let value = match entry {
+                    Entry::Integer(i) => Value::Integer(i),
+                    Entry::Real(r) | Entry::NonFinite { real: r } => Value::Real(r),
+                    Entry::Label(l) => Value::Categorical(l),
+                };
+                out.push(Binding { name, value });
+            }
+            Ok(out)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(binding) = seq.next_element()? {
+                out.push(binding);
+            }
+            Ok(out)
+        }
+    }
+    serde::Deserializer::deserialize_any(&mut serde_json::Deserializer::from_str(text), Form)
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
 const COLUMNS: &str = "id, assignment, key, network, budget, status, reason, metrics, curve, seed, seconds, reused_from, tag, weights";
 
 /// The trial columns as read: [`COLUMNS`] from `trials` and the network
@@ -269,6 +403,16 @@ fn inflate(bytes: &[u8]) -> rusqlite::Result<Network> {
             rusqlite::Error::FromSqlConversionFailure(14, rusqlite::types::Type::Blob, Box::new(e))
         })?;
     from_json(&text)
+}
+
+/// Keeps `network` under `key` in the `networks` table, unless the key is kept.
+fn keep(conn: &Connection, key: &str, network: &Network) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO networks (key, network) VALUES (?1, ?2)",
+        params![key, deflate(network)?],
+    )
+    .with_context(|| format!("keep network `{key}` in the run database"))?;
+    Ok(())
 }
 
 impl RunStore {
@@ -331,7 +475,6 @@ impl RunStore {
                 weights TEXT,
                 finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              );
-             CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key, budget, status);
              CREATE TABLE IF NOT EXISTS networks (key TEXT PRIMARY KEY, network BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS events (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -439,16 +582,12 @@ impl RunStore {
             .optional()?)
     }
 
-    /// Stores a finished trial, with its `trial_finished` event, in one
-    /// transaction; its network is kept once per key.
-    pub fn insert(&self, t: &TrialRecord, elapsed: f64) -> Result<()> {
+    /// Stores a finished trial in one transaction; its network is kept once per key.
+    pub fn insert(&self, t: &TrialRecord) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         let inline = match (&t.key, &t.network) {
             (Some(key), Some(network)) => {
-                tx.execute(
-                    "INSERT OR IGNORE INTO networks (key, network) VALUES (?1, ?2)",
-                    params![key, deflate(network)?],
-                )?;
+                keep(&tx, key, network)?;
                 None
             }
             (None, Some(network)) => Some(json(network)?),
@@ -459,7 +598,7 @@ impl RunStore {
                 &format!("INSERT INTO trials ({COLUMNS}, assignment_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 params![
                     t.id as i64,
-                    json(&t.assignment)?,
+                    assignment_json(&t.assignment)?,
                     t.key,
                     inline,
                     t.budget,
@@ -476,24 +615,20 @@ impl RunStore {
                 ],
             )
             .with_context(|| format!("record trial {} in the run database", t.id))?;
-        tx.execute(
-            "INSERT INTO events (kind, trial, data, elapsed_s) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                EventKind::TrialFinished.name(),
-                t.id as i64,
-                json(&status_text(t.status))?,
-                elapsed
-            ],
-        )?;
         tx.commit()
             .with_context(|| format!("commit trial {} to the run database", t.id))?;
         Ok(())
     }
 
+    /// Keeps a network by its key (once: a kept key is left as it is).
+    pub fn keep_network(&self, network: &Network) -> Result<()> {
+        keep(&self.conn, &network.key, network)
+    }
+
     fn read(row: &rusqlite::Row) -> rusqlite::Result<TrialRecord> {
         Ok(TrialRecord {
             id: row.get::<_, i64>(0)? as u64,
-            assignment: from_json(&row.get::<_, String>(1)?)?,
+            assignment: assignment_from_json(&row.get::<_, String>(1)?)?,
             key: row.get(2)?,
             network: match row.get::<_, Option<String>>(3)? {
                 Some(text) => Some(from_json(&text)?),
@@ -540,21 +675,6 @@ impl RunStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
-
-    /// The first completed, not itself reused, trial of `key` at `budget`.
-    pub fn completed_with(&self, key: &str, budget: u32) -> Result<Option<TrialRecord>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT {} FROM trials t WHERE t.key = ?1 AND t.budget = ?2 AND t.status = 'completed' AND t.reused_from IS NULL ORDER BY t.id LIMIT 1",
-                    read_columns(self.has_networks()?)
-                ),
-                params![key, budget],
-                Self::read,
-            )
-            .optional()?)
-    }
 }
 
 #[cfg(test)]
@@ -599,7 +719,7 @@ mod tests {
             tag: String::new(),
             weights: None,
         };
-        store.insert(&record, 0.0).unwrap();
+        store.insert(&record).unwrap();
         let back = store.trials().unwrap().remove(0);
         assert!(back.metrics["val_loss"].is_nan());
         assert_eq!(back.metrics["train_loss"], f64::INFINITY);
@@ -617,6 +737,40 @@ mod tests {
             .execute("UPDATE trials SET metrics = '{\"val_loss\":null}'", [])
             .unwrap();
         assert!(store.trials().unwrap()[0].metrics["val_loss"].is_nan());
+    }
+
+    /// An assignment's row form keeps the order, repeated names, integers
+    /// apart from reals of the same value and every real exactly; the list
+    /// form of earlier formats still reads.
+    #[test]
+    fn assignments_round_trip_in_their_row_form() {
+        let bind = |name: &str, value: Value| Binding {
+            name: name.into(),
+            value,
+        };
+        let assignment = vec![
+            bind("z", Value::Integer(1)),
+            bind("a", Value::Real(1.0)),
+            bind("lr", Value::Real(0.1 + 0.2)),
+            bind("big", Value::Real(1e300)),
+            bind("op", Value::Categorical("NaN".into())),
+            bind("x", Value::Real(f64::NAN)),
+            bind("z", Value::Integer(i64::MIN)),
+        ];
+        let text = assignment_json(&assignment).unwrap();
+        assert!(text.starts_with(r#"{"z":1,"a":1.0,"#), "{text}");
+        let back = assignment_from_json(&text).unwrap();
+        assert_eq!(back.len(), assignment.len());
+        for (b, a) in back.iter().zip(&assignment) {
+            assert_eq!(b.name, a.name);
+            match (&b.value, &a.value) {
+                (Value::Real(x), Value::Real(y)) if y.is_nan() => assert!(x.is_nan()),
+                (x, y) => assert_eq!(x, y),
+            }
+        }
+        let old = serde_json::to_string(&assignment[..3]).unwrap();
+        assert_eq!(assignment_from_json(&old).unwrap(), assignment[..3]);
+        assert!(assignment_from_json(r#"{"a":[1]}"#).is_err());
     }
 
     /// A network is kept once per key, compressed, and read back with
@@ -660,8 +814,8 @@ mod tests {
             tag: String::new(),
             weights: None,
         };
-        store.insert(&trial(1), 0.0).unwrap();
-        store.insert(&trial(2), 0.0).unwrap();
+        store.insert(&trial(1)).unwrap();
+        store.insert(&trial(2)).unwrap();
         let kept: i64 = store
             .conn
             .query_row("SELECT count(*) FROM networks", [], |r| r.get(0))
@@ -673,10 +827,6 @@ mod tests {
         assert_eq!((kept, inline), (1, 0));
         let back = store.trials().unwrap();
         assert!(back.iter().all(|t| t.network.as_ref() == Some(&network)));
-        assert_eq!(
-            store.completed_with("k", 1).unwrap().unwrap().network,
-            Some(network.clone())
-        );
 
         let old = serde_json::to_string(&network).unwrap();
         store

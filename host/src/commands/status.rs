@@ -5,7 +5,7 @@
 use crate::ir::TrialStatus;
 use crate::lock::RunLock;
 use crate::results::{best_trial, RunFacts};
-use crate::store::{status_text, EventKind, RunStore, DB_FILE};
+use crate::store::{status_text, EventKind, RunStore, TrialRecord, DB_FILE};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode> {
     );
     let holder = RunLock::holder(&args.run);
     let jobs = job_states(&store)?;
-    for (id, epochs) in in_flight(&store)? {
+    for (id, epochs) in in_flight(&store, &trials)? {
         let state = if holder.is_some() {
             "running"
         } else {
@@ -100,30 +100,20 @@ fn job_states(store: &RunStore) -> Result<std::collections::BTreeMap<u64, String
     Ok(jobs)
 }
 
-/// Trials started but not finished, with the epochs each has finished.
-fn in_flight(store: &RunStore) -> Result<Vec<(u64, usize)>> {
-    let events = store.events(&[
-        EventKind::TrialStarted,
-        EventKind::Epoch,
-        EventKind::TrialFinished,
-    ])?;
+/// Trials started but not stored, with the epochs each has finished.
+fn in_flight(store: &RunStore, trials: &[TrialRecord]) -> Result<Vec<(u64, usize)>> {
     let mut open: std::collections::BTreeMap<u64, usize> = Default::default();
-    for e in events {
+    for e in store.events(&[EventKind::TrialStarted, EventKind::Epoch])? {
         let Some(id) = e.trial else { continue };
-        match e.kind {
+        if e.kind == EventKind::TrialStarted {
             // A restart counts again from its checkpoint's epochs.
-            EventKind::TrialStarted => {
-                open.entry(id).or_insert(0);
-            }
-            EventKind::Epoch => {
-                if let Ok(epoch) = serde_json::from_str::<crate::ir::EpochRecord>(&e.data) {
-                    open.insert(id, epoch.epoch as usize);
-                }
-            }
-            _ => {
-                open.remove(&id);
-            }
+            open.entry(id).or_insert(0);
+        } else if let Ok(epoch) = serde_json::from_str::<crate::ir::EpochRecord>(&e.data) {
+            open.insert(id, epoch.epoch as usize);
         }
+    }
+    for t in trials {
+        open.remove(&t.id);
     }
     Ok(open.into_iter().collect())
 }

@@ -237,6 +237,11 @@ impl Executor {
         })
     }
 
+    /// Whether trials run in the search process.
+    pub fn in_process(&self) -> bool {
+        matches!(self, Executor::Local(_))
+    }
+
     /// Starts `spec`; returns the Slurm job id, if any.
     pub fn submit(&mut self, spec: TrialSpec) -> Result<Option<String>> {
         match self {

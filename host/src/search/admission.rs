@@ -70,7 +70,11 @@ impl Search<'_> {
             Err(e) => return Err(e.context("building a proposal's network")),
         };
         record.key = Some(network.key.clone());
-        record.network = Some(network.clone());
+        if !self.evaluator.simulated_time() {
+            // A table trial's network follows from its assignment and would
+            // be most of the run's database; `finish` keeps the best one's.
+            record.network = Some(network.clone());
+        }
         if let Some(reason) = self.violated_constraint(&network, &mut record)? {
             record.status = TrialStatus::Infeasible;
             record.reason = Some(reason);
@@ -93,11 +97,12 @@ impl Search<'_> {
                 }
             },
         };
-        if let Some(earlier) = self.store.completed_with(&network.key, budget)? {
+        if let Some(&i) = self.trained.get(&(network.key.clone(), budget)) {
+            let earlier = &self.trials[i];
             record.status = TrialStatus::Completed;
-            record.metrics = earlier.metrics;
-            record.curve = earlier.curve;
-            record.weights = earlier.weights;
+            record.metrics = earlier.metrics.clone();
+            record.curve = earlier.curve.clone();
+            record.weights = earlier.weights.clone();
             record.reused_from = Some(earlier.id);
             return Ok(Admission::Done(record));
         }

@@ -8,20 +8,29 @@ use anyhow::{Context, Result};
 
 impl Search<'_> {
     /// Writes `best/` for the best completed trial and reports it on the held-out split.
-    pub(super) fn finish(&self) -> Result<Option<BestModel>> {
+    pub(super) fn finish(&mut self) -> Result<Option<BestModel>> {
         let Some((objective, id)) = self.best else {
             return Ok(None);
         };
-        let trial = self
+        let mut trial = self
             .trials
             .iter()
             .find(|t| t.id == id)
             .with_context(|| format!("the best trial {id} is not recorded"))?
             .clone();
-        let network = trial
-            .network
-            .clone()
-            .with_context(|| format!("the best trial {id} has no network"))?;
+        let network = match &trial.network {
+            Some(network) => network.clone(),
+            None => {
+                // A table trial: its network is built again and kept for the report.
+                let network = self
+                    .space
+                    .build(&trial.assignment)
+                    .with_context(|| format!("building the best trial {id}'s network again"))?;
+                self.store.keep_network(&network)?;
+                trial.network = Some(network.clone());
+                network
+            }
+        };
         let dir = self.dir.join("best");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let held_out = self.evaluator.report_best(&trial, &self.dir, &dir)?;

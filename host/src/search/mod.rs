@@ -25,7 +25,7 @@ use crate::store::{EventKind, RunStore, TrialRecord, DB_FILE, FORMAT_KEY};
 use anyhow::{bail, Context, Result};
 pub(crate) use setup::check_table;
 use setup::Parts;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
@@ -84,6 +84,9 @@ struct Search<'a> {
     objectives: Vec<Objective>,
     best: Option<(f64, u64)>,
     trials: Vec<TrialRecord>,
+    /// For each architecture key and budget, the first completed trial that
+    /// trained it (what a later proposal of both reuses), by its index in `trials`.
+    trained: HashMap<(String, u32), usize>,
     /// Proposals asked for but not yet told, with their trial ids.
     pending: VecDeque<(u64, Proposal)>,
     /// The id of the next proposal.
@@ -280,6 +283,7 @@ impl<'a> Search<'a> {
             objectives: parts.objectives,
             best: None,
             trials: Vec::new(),
+            trained: HashMap::new(),
             pending: VecDeque::new(),
             next_id: 1,
             simulated_seconds: 0.0,
@@ -320,6 +324,20 @@ impl<'a> Search<'a> {
             }
         }
         self.failures += u64::from(record.status == TrialStatus::Failed);
+        if let (TrialStatus::Completed, None, Some(key)) =
+            (record.status, record.reused_from, &record.key)
+        {
+            let at = self.trials.len();
+            let trials = &self.trials;
+            self.trained
+                .entry((key.clone(), record.budget))
+                .and_modify(|i| {
+                    if trials[*i].id > record.id {
+                        *i = at;
+                    }
+                })
+                .or_insert(at);
+        }
         self.trials.push(record);
     }
 }

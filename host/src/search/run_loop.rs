@@ -11,7 +11,7 @@ use crate::interrupt::{self, STOP_REASON};
 use crate::ir::{Metric, Proposal, TrialResult, TrialStatus};
 use crate::progress::{Event, Reporter};
 use crate::results::pareto_front;
-use crate::store::{Asked, EventKind, TrialRecord};
+use crate::store::{Asked, EventKind, Told, TrialRecord};
 use crate::train::Progress;
 use crate::trial::{TrialOutcome, TrialSpec};
 use anyhow::{Context, Result};
@@ -138,15 +138,10 @@ impl Search<'_> {
                     .strategy
                     .ask(free)
                     .context("asking the strategy for proposals")?;
-                let ids: Vec<u64> = (self.next_id..).take(proposals.len()).collect();
-                let asked = Asked {
-                    max: free,
-                    proposals,
-                    trials: ids,
-                };
+                let asked = Asked::new(free, &proposals, self.next_id)?;
                 self.store
                     .event(EventKind::Asked, None, &asked, self.elapsed())?;
-                if asked.proposals.is_empty() {
+                if proposals.is_empty() {
                     // Nothing now: finished, or (with trials in flight) waiting for a result.
                     if self.running.is_empty() {
                         *strategy_done = true;
@@ -156,8 +151,7 @@ impl Search<'_> {
                     return Ok(None);
                 }
                 self.next_id += asked.trials.len() as u64;
-                self.pending
-                    .extend(asked.trials.into_iter().zip(asked.proposals));
+                self.pending.extend(asked.trials.into_iter().zip(proposals));
             }
             let Some((id, proposal)) = self.pending.pop_front() else {
                 continue;
@@ -177,12 +171,15 @@ impl Search<'_> {
                         assignment: &assignment::text(&proposal.assignment),
                         epochs: record.budget,
                     });
-                    self.store.event(
-                        EventKind::TrialStarted,
-                        Some(id),
-                        &record.budget,
-                        self.elapsed(),
-                    )?;
+                    if !self.evaluator.simulated_time() {
+                        // A table look-up has no training for `status` to follow.
+                        self.store.event(
+                            EventKind::TrialStarted,
+                            Some(id),
+                            &record.budget,
+                            self.elapsed(),
+                        )?;
+                    }
                     self.launch(*spec, record, proposal)?;
                     continue;
                 }
@@ -203,7 +200,8 @@ impl Search<'_> {
             Some(job) => self.executor.attach(spec, Some(job))?,
             None => self.executor.submit(spec)?,
         };
-        if earlier.is_none() || job != earlier {
+        // In process, `trial_started` says it all.
+        if !self.executor.in_process() && (earlier.is_none() || job != earlier) {
             let data = serde_json::json!({ "job": job });
             self.store
                 .event(EventKind::Submitted, Some(id), &data, self.elapsed())?;
@@ -337,7 +335,7 @@ impl Search<'_> {
         record: TrialRecord,
         reporter: &mut Reporter,
     ) -> Result<Option<String>> {
-        self.store.insert(&record, self.elapsed())?;
+        self.store.insert(&record)?;
         self.count(record.clone());
         reporter.event(Event::TrialFinished {
             trial: &record,
@@ -350,10 +348,12 @@ impl Search<'_> {
     /// Tells the strategy a stored trial's result; returns why the run must
     /// stop (`max_failures`), if it must.
     fn tell(&mut self, proposal: &Proposal, record: &TrialRecord) -> Result<Option<String>> {
-        let told = [result_of(proposal, record)];
         self.strategy
-            .tell(&told)
+            .tell(&[result_of(proposal, record)])
             .context("telling the strategy a result")?;
+        let told = Told {
+            trials: vec![record.id],
+        };
         self.store
             .event(EventKind::Told, None, &told, self.elapsed())?;
         Ok(self
@@ -425,7 +425,7 @@ impl Search<'_> {
 }
 
 /// The result the strategy is told for a record.
-fn result_of(proposal: &Proposal, record: &TrialRecord) -> TrialResult {
+pub(super) fn result_of(proposal: &Proposal, record: &TrialRecord) -> TrialResult {
     let metric = |(name, value): (&String, &f64)| Metric {
         name: name.clone(),
         value: *value,
