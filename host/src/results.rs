@@ -89,14 +89,21 @@ pub fn charged_seconds(t: &TrialRecord, charge_reused: bool) -> f64 {
     seconds.filter(|s| s.is_finite()).unwrap_or(0.0)
 }
 
-/// The best objective after each trial, in trial order, with the training spent by then.
-pub fn best_so_far(trials: &[TrialRecord], objective: &Objective) -> Vec<BestSoFar> {
+/// The best objective after each trial, in trial order, with the training
+/// spent by then (by every trial); with `budget`, only trials of that budget
+/// can be the best, so a multi-fidelity run's low-budget values never mix
+/// with its full-budget ones.
+pub fn best_so_far(
+    trials: &[TrialRecord],
+    objective: &Objective,
+    budget: Option<u32>,
+) -> Vec<BestSoFar> {
     let (mut best, mut spent) = (f64::NAN, 0.0);
     trials
         .iter()
         .map(|t| {
             spent += charged_seconds(t, false);
-            if t.status == TrialStatus::Completed {
+            if t.status == TrialStatus::Completed && budget.is_none_or(|b| b == t.budget) {
                 if let Some(v) = objective_value(t, objective) {
                     if best.is_nan() || better(v, best, objective) {
                         best = v;
@@ -259,6 +266,49 @@ direction = "minimize"
         assert_eq!(RunFacts::load(&store).unwrap(), recorded);
     }
 
+    /// A best-so-far at one budget ignores the trials of other budgets
+    /// (a high 12-epoch value never stands in for the 200-epoch curve),
+    /// while the training spent counts every trial.
+    #[test]
+    fn a_best_so_far_at_one_budget_ignores_the_others() {
+        use std::collections::BTreeMap;
+        let trial = |id: u64, budget: u32, v: f64| TrialRecord {
+            id,
+            assignment: Vec::new(),
+            key: None,
+            network: None,
+            budget,
+            status: TrialStatus::Completed,
+            reason: None,
+            metrics: BTreeMap::from([
+                ("val_accuracy".to_string(), v),
+                ("train_seconds".to_string(), 10.0),
+            ]),
+            curve: Vec::new(),
+            seed: 0,
+            seconds: 0.0,
+            reused_from: None,
+            tag: String::new(),
+            weights: None,
+        };
+        let trials = [trial(1, 12, 0.9), trial(2, 200, 0.7), trial(3, 12, 0.95)];
+        let maximize = Objective {
+            metric: "val_accuracy".into(),
+            direction: Direction::Maximize,
+        };
+        let at = |budget| -> Vec<(f64, f64)> {
+            best_so_far(&trials, &maximize, budget)
+                .iter()
+                .map(|b| (b.spent, b.best))
+                .collect()
+        };
+        let full = at(Some(200));
+        assert!(full[0].1.is_nan());
+        assert_eq!(full[1..], [(20.0, 0.7), (30.0, 0.7)]);
+        assert_eq!(at(Some(12)), [(10.0, 0.9), (20.0, 0.9), (30.0, 0.95)]);
+        assert_eq!(at(None)[1], (20.0, 0.9));
+    }
+
     /// A NaN objective (a table's empty cell, a diverged metric) never
     /// ranks, not even as the first completed trial.
     #[test]
@@ -289,7 +339,7 @@ direction = "minimize"
             pareto_front(&trials, std::slice::from_ref(&maximize)),
             vec![2]
         );
-        let curve: Vec<f64> = best_so_far(&trials, &maximize)
+        let curve: Vec<f64> = best_so_far(&trials, &maximize, None)
             .iter()
             .map(|b| b.best)
             .collect();

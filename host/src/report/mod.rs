@@ -199,10 +199,24 @@ fn summary(run: &Run, out: &mut String) {
 
 fn progress(run: &Run, out: &mut String) {
     let o = run.objective();
-    let curve: Vec<BestSoFar> = best_so_far(&run.trials, o)
-        .into_iter()
-        .filter(|s| !s.best.is_nan())
+    // One best-so-far per budget: a multi-fidelity run's low-budget values
+    // are not comparable with its full-budget ones.
+    let budgets: std::collections::BTreeSet<u32> = run
+        .evaluated()
+        .filter(|t| t.status == TrialStatus::Completed && t.metrics.contains_key(&o.metric))
+        .map(|t| t.budget)
         .collect();
+    let curves: Vec<(String, Vec<BestSoFar>)> = match budgets.len() {
+        0 | 1 => vec![("best so far".to_string(), best_so_far(&run.trials, o, None))],
+        _ => budgets
+            .iter()
+            .rev()
+            .map(|b| {
+                let label = format!("best so far, {b} epochs");
+                (label, best_so_far(&run.trials, o, Some(*b)))
+            })
+            .collect(),
+    };
     let each: Vec<(f64, f64)> = run
         .evaluated()
         .filter_map(|t| Some((t.id as f64, *t.metrics.get(&o.metric)?)))
@@ -212,25 +226,29 @@ fn progress(run: &Run, out: &mut String) {
         .filter(|t| t.metrics.contains_key(&o.metric))
         .map(|t| format!("trial {}: {}", t.id, crate::assignment::text(&t.assignment)))
         .collect();
-    let by_trial = Chart::new(&format!("best-so-far {}", o.metric), "trial", &o.metric)
-        .scatter("each trial", "#aaa", each, labels, 3.0)
-        .with(
-            "best so far",
-            COLORS[0],
-            curve.iter().map(|s| (s.trial as f64, s.best)).collect(),
-            Mark::Steps,
-        );
-    let by_time = Chart::new(
+    let mut by_trial = Chart::new(&format!("best-so-far {}", o.metric), "trial", &o.metric)
+        .scatter("each trial", "#aaa", each, labels, 3.0);
+    let mut by_time = Chart::new(
         &format!("best-so-far {} against training time", o.metric),
         "training seconds spent (cumulative)",
         &o.metric,
-    )
-    .with(
-        "best so far",
-        COLORS[0],
-        curve.iter().map(|s| (s.spent, s.best)).collect(),
-        Mark::Steps,
     );
+    for (i, (label, curve)) in curves.iter().enumerate() {
+        let known = || curve.iter().filter(|s| !s.best.is_nan());
+        let color = COLORS[i % COLORS.len()];
+        by_trial = by_trial.with(
+            label,
+            color,
+            known().map(|s| (s.trial as f64, s.best)).collect(),
+            Mark::Steps,
+        );
+        by_time = by_time.with(
+            label,
+            color,
+            known().map(|s| (s.spent, s.best)).collect(),
+            Mark::Steps,
+        );
+    }
     let _ = writeln!(
         out,
         "<h2>Search progress</h2>\n<div class=\"charts\">{}{}</div>",
