@@ -21,6 +21,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("cnn", "nas-space-cnn", "search-space"),
     ("nb201", "nas-space-nb201", "search-space"),
     ("template", "nas-space-template", "search-space"),
+    ("mlp", "nas-space-mlp", "search-space"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

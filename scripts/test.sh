@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of nas-host, after installing what the tests need on a fresh
 # Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package),
-# Chromium (the report test renders the HTML report headless) and the
-# wasm32-wasip2 Rust target (plugins are WebAssembly components).
+# scikit-learn's bundled datasets (python3-sklearn: the own-data tests' digit
+# images and tables), Chromium (the report test renders the HTML report
+# headless) and the wasm32-wasip2 Rust target (plugins are WebAssembly
+# components).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=""
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$missing dataset-fashion-mnist"
+[ -e /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz ] || missing="$missing python3-sklearn"
 # The HTML report is checked in headless Chromium.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then

@@ -1,4 +1,4 @@
-//! The built-in search spaces `cnn` and `nb201` through the real plugin
+//! The built-in search spaces `cnn`, `nb201` and `mlp` through the real plugin
 //! runtime: every sampled network passes shape inference, keys are stable,
 //! conditional dimensions are absent when inactive, NAS-Bench-201's 15,625
 //! cells and its published parameter count, and short real training.
@@ -379,4 +379,71 @@ fn template_branches_repeats_and_ranges() {
         format!("{e:#}").contains("unknown key `unitz`; it takes units"),
         "{e:#}"
     );
+}
+
+/// The `mlp` space's grid builds valid networks for a table's `F x 1 x 1`
+/// input, one key per assignment; a layer's width exists only when the
+/// network has that layer, and a skip across a change of width goes
+/// through a dense projection.
+#[test]
+fn mlp_grid_builds_valid_networks_with_conditional_widths() {
+    let rt = runtime();
+    let task = Task {
+        channels: 13,
+        height: 1,
+        width: 1,
+        num_classes: 3,
+    };
+    let config = r#"{"max_layers": 3, "widths": [8, 16], "activations": ["relu", "tanh"], "dropout_rates": [0.0, 0.2]}"#;
+    let (mut s, dims) = space(&rt, "mlp", config, task);
+    let names: Vec<&str> = dims.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "layers",
+            "width_1",
+            "width_2",
+            "width_3",
+            "activation",
+            "dropout_rate",
+            "batch_norm",
+            "skip"
+        ]
+    );
+    let grid = proposals(&rt, "grid", "{}", &dims, 10_000);
+    // (2 + 4 + 8 width settings) x 2 activations x 2 rates x 2 x 2.
+    assert_eq!(grid.len(), 14 * 16);
+    let mut keys = std::collections::HashSet::new();
+    for p in &grid {
+        let layers: usize = match &p.assignment[0].value {
+            Value::Categorical(l) => l.parse().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            p.assignment.len(),
+            5 + layers,
+            "widths beyond `layers` are inactive"
+        );
+        let network = s.build(&p.assignment).unwrap();
+        let a = analyse(&network, &task).unwrap();
+        assert_eq!(a.nodes.last().unwrap().shape.to_string(), "3");
+        assert!(keys.insert(network.key.clone()), "{}", network.key);
+    }
+    let mut one = |width: &str, skip: &str| {
+        let mut a = grid[0].assignment.clone();
+        for b in &mut a {
+            match b.name.as_str() {
+                "layers" => b.value = Value::Categorical("1".into()),
+                "width_1" => b.value = Value::Categorical(width.into()),
+                "skip" => b.value = Value::Categorical(skip.into()),
+                "batch_norm" => b.value = Value::Categorical("false".into()),
+                _ => {}
+            }
+        }
+        a.retain(|b| !b.name.starts_with("width_") || b.name == "width_1");
+        analyse(&s.build(&a).unwrap(), &task).unwrap().params()
+    };
+    // 13 -> 8 dense (112 params) and 8 -> 3 (27); a skip adds a 13 -> 8 projection.
+    assert_eq!(one("8", "false"), 112 + 27);
+    assert_eq!(one("8", "true"), 112 + 112 + 27);
 }

@@ -22,6 +22,10 @@ pub trait Evaluator {
     fn task(&self) -> Task;
     /// One line saying what is evaluated.
     fn description(&self) -> String;
+    /// The class names, in class-index order (none in research mode).
+    fn classes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether `train_seconds` is simulated (then `max_time_s` counts it, not the wall clock).
     fn simulated_time(&self) -> bool;
     /// Evaluates one trial; training stops early once `cancel` is cancelled.
@@ -71,6 +75,7 @@ impl Trainer {
             facts: DataFacts {
                 task: data.task,
                 description: data.description.clone(),
+                classes: data.classes.clone(),
             },
             source: (config.clone(), seed, device.clone()),
             data: OnceCell::from(data),
@@ -110,6 +115,10 @@ impl Evaluator for Trainer {
 
     fn description(&self) -> String {
         self.facts.description.clone()
+    }
+
+    fn classes(&self) -> Vec<String> {
+        self.facts.classes.clone()
     }
 
     fn simulated_time(&self) -> bool {

@@ -1,11 +1,15 @@
-//! Datasets: Fashion-MNIST, MNIST and CIFAR-10 from the standard files at a
-//! user-given path, and the built-in synthetic task. Everything is decoded
+//! Datasets: Fashion-MNIST, MNIST, CIFAR-10 and CIFAR-100 from the standard
+//! files at a user-given path, the user's own images (a folder per class)
+//! and tables (CSV), and the built-in synthetic task. Everything is decoded
 //! once, split (train / validation / test), normalised with the training
-//! split's statistics, and kept in memory as tensors.
+//! split's statistics (per channel; per feature for a table), and kept in
+//! memory as tensors.
 
 pub mod cifar;
 pub mod idx;
+pub mod image_folder;
 pub mod synthetic;
+pub mod tabular;
 
 use crate::ir::Task;
 use anyhow::{bail, Context, Result};
@@ -29,6 +33,13 @@ pub enum DatasetKind {
     Mnist,
     /// CIFAR-10, binary version.
     Cifar10,
+    /// CIFAR-100, binary version (fine or coarse labels).
+    Cifar100,
+    /// Images in a folder per class (`root/<class>/*.png`), optionally
+    /// under `train/`, `val/` and `test/`.
+    ImageFolder,
+    /// A CSV table of numeric features and a label column.
+    Csv,
     /// The built-in synthetic shapes task.
     Synthetic,
 }
@@ -37,12 +48,31 @@ pub enum DatasetKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// `fashion-mnist`, `mnist`, `cifar10` or `synthetic` (default).
+    /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100`, `image-folder`,
+    /// `csv` or `synthetic` (default).
     pub dataset: DatasetKind,
-    /// Folder with the dataset's files (Fashion-MNIST defaults to Debian's location).
+    /// Folder with the dataset's files (Fashion-MNIST defaults to Debian's
+    /// location); the CSV file for `csv`.
     pub path: Option<PathBuf>,
     /// Fraction of the training images held out for validation (default 0.2).
     pub validation_split: f64,
+    /// `image-folder` and `csv` without a test set of their own: the
+    /// fraction of the examples held out for the final test (default 0.2).
+    pub test_split: Option<f64>,
+    /// `image-folder`: images are resized to this height and width (default:
+    /// they must all have one size); `synthetic`: the images' size (default 16).
+    pub image_size: Option<usize>,
+    /// `image-folder`: `stretch` (default) resizes to `image_size` as is;
+    /// `crop` keeps the aspect ratio and crops the centre.
+    pub resize: Option<Resize>,
+    /// `image-folder`: 1 (grayscale) or 3 (RGB, default).
+    pub channels: Option<usize>,
+    /// `csv`: the label column's name.
+    pub label: Option<String>,
+    /// `csv`: the feature columns (default: every column but the label).
+    pub features: Option<Vec<String>>,
+    /// `cifar100`: `fine` (100 classes, default) or `coarse` (20).
+    pub labels: Option<Cifar100Labels>,
     /// Use only the first N training images (before the split).
     pub subset: Option<usize>,
     /// Normalise each channel with the training split's mean and deviation (default true).
@@ -51,8 +81,6 @@ pub struct DataConfig {
     pub seed: Option<u64>,
     /// Synthetic only: number of classes, 2..=10 (default 10).
     pub classes: Option<usize>,
-    /// Synthetic only: image height and width (default 16).
-    pub image_size: Option<usize>,
     /// Synthetic only: training images, before the validation split (default 3000).
     pub train_samples: Option<usize>,
     /// Synthetic only: test images (default 1000).
@@ -67,6 +95,12 @@ impl Default for DataConfig {
             dataset: DatasetKind::Synthetic,
             path: None,
             validation_split: 0.2,
+            test_split: None,
+            resize: None,
+            channels: None,
+            label: None,
+            features: None,
+            labels: None,
             subset: None,
             normalize: true,
             seed: None,
@@ -75,6 +109,58 @@ impl Default for DataConfig {
             train_samples: None,
             test_samples: None,
             noise: None,
+        }
+    }
+}
+
+/// How `image-folder` brings images to `image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resize {
+    /// Resize to the square as is (the aspect ratio may change).
+    Stretch,
+    /// Resize the shorter side to `image_size`, then crop the centre.
+    Crop,
+}
+
+/// Which labels of CIFAR-100 to learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cifar100Labels {
+    /// The 100 classes.
+    Fine,
+    /// The 20 superclasses.
+    Coarse,
+}
+
+impl DatasetKind {
+    /// The name a config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::ImageFolder => "image-folder",
+            DatasetKind::Csv => "csv",
+            DatasetKind::Synthetic => "synthetic",
+        }
+    }
+
+    /// The `[data]` keys of this dataset only.
+    fn own_keys(self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::Synthetic => &[
+                "classes",
+                "image_size",
+                "train_samples",
+                "test_samples",
+                "noise",
+            ],
+            DatasetKind::ImageFolder => &["image_size", "resize", "channels", "test_split"],
+            DatasetKind::Csv => &["label", "features", "test_split"],
+            DatasetKind::Cifar100 => &["labels"],
+            DatasetKind::FashionMnist | DatasetKind::Mnist | DatasetKind::Cifar10 => &[],
         }
     }
 }
@@ -88,42 +174,102 @@ impl DataConfig {
                 self.validation_split
             );
         }
+        if let Some(t) = self.test_split.filter(|t| !(*t > 0.0 && *t < 1.0)) {
+            bail!("[data] test_split = {t} must be strictly between 0 and 1 (default 0.2)");
+        }
         if self.subset == Some(0) {
             bail!(
                 "[data] subset = 0 would leave no training images; remove the key to use them all"
             );
         }
-        let synthetic_keys = [
+        let set = [
             ("classes", self.classes.is_some()),
             ("image_size", self.image_size.is_some()),
             ("train_samples", self.train_samples.is_some()),
             ("test_samples", self.test_samples.is_some()),
             ("noise", self.noise.is_some()),
+            ("test_split", self.test_split.is_some()),
+            ("resize", self.resize.is_some()),
+            ("channels", self.channels.is_some()),
+            ("label", self.label.is_some()),
+            ("features", self.features.is_some()),
+            ("labels", self.labels.is_some()),
         ];
-        if self.dataset == DatasetKind::Synthetic {
-            if self.path.is_some() {
-                bail!("[data] path is set but dataset = \"synthetic\" reads no files; remove `path` or choose a file dataset");
+        let dataset = self.dataset.name();
+        if let Some((key, _)) = set
+            .iter()
+            .find(|(key, set)| *set && !self.dataset.own_keys().contains(key))
+        {
+            bail!("[data] {key} does not apply to dataset = \"{dataset}\"; remove it");
+        }
+        match self.dataset {
+            DatasetKind::Synthetic => {
+                if self.path.is_some() {
+                    bail!("[data] path is set but dataset = \"synthetic\" reads no files; remove `path` or choose a file dataset");
+                }
+                if let Some(c) = self
+                    .classes
+                    .filter(|c| !(2..=synthetic::MAX_CLASSES).contains(c))
+                {
+                    bail!(
+                        "[data] classes = {c} must be between 2 and {}",
+                        synthetic::MAX_CLASSES
+                    );
+                }
+                if let Some(s) = self.image_size.filter(|s| !(8..=1024).contains(s)) {
+                    bail!("[data] image_size = {s} must be between 8 and 1024");
+                }
+                if self.train_samples == Some(0) || self.test_samples == Some(0) {
+                    bail!("[data] train_samples and test_samples must be at least 1");
+                }
+                if let Some(n) = self.noise.filter(|n| !(0.0..=2.0).contains(n)) {
+                    bail!("[data] noise = {n} must be between 0 and 2");
+                }
             }
-            if let Some(c) = self
-                .classes
-                .filter(|c| !(2..=synthetic::MAX_CLASSES).contains(c))
-            {
-                bail!(
-                    "[data] classes = {c} must be between 2 and {}",
-                    synthetic::MAX_CLASSES
-                );
+            DatasetKind::ImageFolder => {
+                if self.path.is_none() {
+                    bail!("[data] path is required for dataset = \"image-folder\": the folder with a subfolder of images per class (or train/, val/ and test/ folders of those)");
+                }
+                if let Some(s) = self
+                    .image_size
+                    .filter(|s| !(1..=image_folder::MAX_SIDE).contains(s))
+                {
+                    bail!(
+                        "[data] image_size = {s} must be between 1 and {}",
+                        image_folder::MAX_SIDE
+                    );
+                }
+                if self.resize.is_some() && self.image_size.is_none() {
+                    bail!("[data] resize needs image_size, the size to resize to");
+                }
+                if let Some(c) = self.channels.filter(|c| *c != 1 && *c != 3) {
+                    bail!("[data] channels = {c} must be 1 (grayscale) or 3 (RGB)");
+                }
             }
-            if let Some(s) = self.image_size.filter(|s| *s < 8) {
-                bail!("[data] image_size = {s} must be at least 8");
+            DatasetKind::Csv => {
+                if self.path.is_none() {
+                    bail!("[data] path is required for dataset = \"csv\": the CSV file, with a header row");
+                }
+                let Some(label) = &self.label else {
+                    bail!("[data] label is required for dataset = \"csv\": the name of the label column");
+                };
+                if let Some(features) = &self.features {
+                    if features.is_empty() {
+                        bail!("[data] features is empty; list the feature columns, or remove the key to use every column but `{label}`");
+                    }
+                    if features.contains(label) {
+                        bail!("[data] features lists the label column `{label}`");
+                    }
+                    let mut seen = std::collections::BTreeSet::new();
+                    if let Some(twice) = features.iter().find(|f| !seen.insert(*f)) {
+                        bail!("[data] features lists `{twice}` twice");
+                    }
+                }
             }
-            if self.train_samples == Some(0) || self.test_samples == Some(0) {
-                bail!("[data] train_samples and test_samples must be at least 1");
-            }
-            if let Some(n) = self.noise.filter(|n| !(0.0..=2.0).contains(n)) {
-                bail!("[data] noise = {n} must be between 0 and 2");
-            }
-        } else if let Some((key, _)) = synthetic_keys.iter().find(|(_, set)| *set) {
-            bail!("[data] {key} applies only to dataset = \"synthetic\"; remove it");
+            DatasetKind::FashionMnist
+            | DatasetKind::Mnist
+            | DatasetKind::Cifar10
+            | DatasetKind::Cifar100 => {}
         }
         Ok(())
     }
@@ -161,6 +307,8 @@ pub struct Dataset {
     pub test: Split,
     /// One line saying what was loaded.
     pub description: String,
+    /// The class names, in class-index order.
+    pub classes: Vec<String>,
 }
 
 impl Dataset {
@@ -172,14 +320,29 @@ impl Dataset {
     }
 }
 
-/// Decoded images (0..1 floats) and labels before splitting.
+/// Examples of one part of a dataset before splitting: pixels (0..1
+/// floats, N x C x H x W; features for a table) and class indices.
+#[derive(Default)]
+struct Part {
+    pixels: Vec<f32>,
+    labels: Vec<u32>,
+}
+
+/// A dataset as read: its training examples, and its validation and test
+/// examples where the dataset has its own (otherwise they are split off
+/// the training examples).
 struct Raw {
     shape: (usize, usize, usize),
-    classes: usize,
-    train_pixels: Vec<f32>,
-    train_labels: Vec<u8>,
-    test_pixels: Vec<f32>,
-    test_labels: Vec<u8>,
+    /// Class names, in class-index order.
+    classes: Vec<String>,
+    train: Part,
+    val: Option<Part>,
+    test: Option<Part>,
+}
+
+/// Class names `0`..`K-1`, for datasets whose classes are numbered.
+fn numbered(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
 }
 
 fn find_file(dir: &Path, name: &str, dataset: &str) -> Result<PathBuf> {
@@ -199,24 +362,34 @@ fn find_file(dir: &Path, name: &str, dataset: &str) -> Result<PathBuf> {
     )
 }
 
-fn to_unit(bytes: Vec<u8>) -> Vec<f32> {
-    bytes.into_iter().map(|b| b as f32 / 255.0).collect()
+/// Pixel bytes and byte labels as a [`Part`].
+fn from_bytes(pixels: Vec<u8>, labels: Vec<u8>) -> Part {
+    Part {
+        pixels: pixels.into_iter().map(|b| b as f32 / 255.0).collect(),
+        labels: labels.into_iter().map(u32::from).collect(),
+    }
 }
 
 /// Reads the dataset's files; with `pixels` false the images are checked
 /// (headers, sizes) but streamed through instead of kept.
 fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
+    let path = |what: &str| {
+        config.path.clone().with_context(|| {
+            format!(
+                "[data] path is required for dataset = \"{}\": {what}",
+                config.dataset.name()
+            )
+        })
+    };
     Ok(match config.dataset {
         DatasetKind::FashionMnist | DatasetKind::Mnist => {
-            let name = if config.dataset == DatasetKind::Mnist {
-                "mnist"
-            } else {
-                "fashion-mnist"
-            };
+            let name = config.dataset.name();
             let dir = match (&config.path, config.dataset) {
                 (Some(p), _) => p.clone(),
                 (None, DatasetKind::FashionMnist) => PathBuf::from(FASHION_MNIST_DEFAULT),
-                (None, _) => bail!("[data] path is required for dataset = \"mnist\": the folder with train-images-idx3-ubyte and the other three files"),
+                (None, _) => {
+                    path("the folder with train-images-idx3-ubyte and the other three files")?
+                }
             };
             let f = |file| find_file(&dir, file, name);
             let train_images = f("train-images-idx3-ubyte")?;
@@ -256,55 +429,69 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
             }
             Raw {
                 shape: (1, dims[1], dims[2]),
-                classes: classes.max(2),
-                train_pixels: to_unit(train_px),
-                train_labels: train_lab,
-                test_pixels: to_unit(test_px),
-                test_labels: test_lab,
+                classes: numbered(classes.max(2)),
+                train: from_bytes(train_px, train_lab),
+                val: None,
+                test: Some(from_bytes(test_px, test_lab)),
             }
         }
         DatasetKind::Cifar10 => {
-            let dir = config.path.clone().context("[data] path is required for dataset = \"cifar10\": the folder with data_batch_1.bin .. test_batch.bin")?;
+            let dir = path("the folder with data_batch_1.bin .. test_batch.bin")?;
             let train: Vec<PathBuf> = (1..=5)
                 .map(|i| find_file(&dir, &format!("data_batch_{i}.bin"), "cifar10"))
                 .collect::<Result<_>>()?;
-            let (train_px, train_lab) = cifar::read(&train, pixels)?;
-            let (test_px, test_lab) =
-                cifar::read(&[find_file(&dir, "test_batch.bin", "cifar10")?], pixels)?;
+            let layout = cifar::Layout::Cifar10;
+            let (train_px, train_lab) = cifar::read(&train, layout, pixels)?;
+            let test = [find_file(&dir, "test_batch.bin", "cifar10")?];
+            let (test_px, test_lab) = cifar::read(&test, layout, pixels)?;
             Raw {
                 shape: (3, 32, 32),
-                classes: 10,
-                train_pixels: to_unit(train_px),
-                train_labels: train_lab,
-                test_pixels: to_unit(test_px),
-                test_labels: test_lab,
+                classes: numbered(10),
+                train: from_bytes(train_px, train_lab),
+                val: None,
+                test: Some(from_bytes(test_px, test_lab)),
             }
         }
+        DatasetKind::Cifar100 => {
+            let dir = path("the folder with train.bin and test.bin")?;
+            let layout = match config.labels.unwrap_or(Cifar100Labels::Fine) {
+                Cifar100Labels::Fine => cifar::Layout::Cifar100Fine,
+                Cifar100Labels::Coarse => cifar::Layout::Cifar100Coarse,
+            };
+            let train = [find_file(&dir, "train.bin", "cifar100")?];
+            let (train_px, train_lab) = cifar::read(&train, layout, pixels)?;
+            let test = [find_file(&dir, "test.bin", "cifar100")?];
+            let (test_px, test_lab) = cifar::read(&test, layout, pixels)?;
+            Raw {
+                shape: (3, 32, 32),
+                classes: numbered(layout.classes()),
+                train: from_bytes(train_px, train_lab),
+                val: None,
+                test: Some(from_bytes(test_px, test_lab)),
+            }
+        }
+        DatasetKind::ImageFolder => image_folder::read(config, pixels)?,
+        DatasetKind::Csv => tabular::read(config)?,
         DatasetKind::Synthetic => {
             let classes = config.classes.unwrap_or(synthetic::MAX_CLASSES);
             let size = config.image_size.unwrap_or(16);
             let noise = config.noise.unwrap_or(0.35);
-            let (train_pixels, train_labels) = synthetic::generate(
-                config.train_samples.unwrap_or(3000),
-                classes,
-                size,
-                noise,
-                seed,
-            );
-            let (test_pixels, test_labels) = synthetic::generate(
-                config.test_samples.unwrap_or(1000),
-                classes,
-                size,
-                noise,
-                seed ^ 0x7E57_7E57_7E57_7E57,
-            );
+            let part = |n, seed| {
+                let (pixels, labels) = synthetic::generate(n, classes, size, noise, seed);
+                Part {
+                    pixels,
+                    labels: labels.into_iter().map(u32::from).collect(),
+                }
+            };
             Raw {
                 shape: (1, size, size),
-                classes,
-                train_pixels,
-                train_labels,
-                test_pixels,
-                test_labels,
+                classes: numbered(classes),
+                train: part(config.train_samples.unwrap_or(3000), seed),
+                val: None,
+                test: Some(part(
+                    config.test_samples.unwrap_or(1000),
+                    seed ^ 0x7E57_7E57_7E57_7E57,
+                )),
             }
         }
     })
@@ -317,30 +504,36 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
     let raw = load_raw(config, seed, true)?;
     let (c, h, w) = raw.shape;
     let per = c * h * w;
-    let (pool, val_count) = split_counts(config, raw.train_labels.len())?;
-    let DataFacts { task, description } = facts(config, &raw, pool, val_count);
-    let mut order: Vec<usize> = (0..pool).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let (val_idx, train_idx) = order.split_at(val_count);
-    let gather = |idx: &[usize]| -> (Vec<f32>, Vec<u8>) {
-        let mut px = Vec::with_capacity(idx.len() * per);
-        let mut lab = Vec::with_capacity(idx.len());
+    let plan = split(config, &raw, seed)?;
+    let DataFacts {
+        task,
+        description,
+        classes,
+    } = facts(config, &raw, &plan);
+    let gather = |idx: &[usize]| -> Part {
+        let mut part = Part {
+            pixels: Vec::with_capacity(idx.len() * per),
+            labels: Vec::with_capacity(idx.len()),
+        };
         for &i in idx {
-            px.extend_from_slice(&raw.train_pixels[i * per..(i + 1) * per]);
-            lab.push(raw.train_labels[i]);
+            part.pixels
+                .extend_from_slice(&raw.train.pixels[i * per..(i + 1) * per]);
+            part.labels.push(raw.train.labels[i]);
         }
-        (px, lab)
+        part
     };
-    let (mut train_px, train_lab) = gather(train_idx);
-    let (mut val_px, val_lab) = gather(val_idx);
-    let mut test_px = raw.test_pixels;
+    let mut train = gather(&plan.train);
+    let carved_val = raw.val.is_none().then(|| gather(&plan.val));
+    let carved_test = raw.test.is_none().then(|| gather(&plan.test));
+    let mut val = carved_val.or(raw.val).unwrap_or_default();
+    let mut test = carved_test.or(raw.test).unwrap_or_default();
     if config.normalize {
-        let n = train_lab.len();
+        let n = train.labels.len();
         for ch in 0..c {
             let plane = |img: usize| (img * per + ch * h * w)..(img * per + (ch + 1) * h * w);
             let (mut sum, mut sq) = (0f64, 0f64);
             for img in 0..n {
-                for &v in &train_px[plane(img)] {
+                for &v in &train.pixels[plane(img)] {
                     sum += v as f64;
                     sq += (v as f64) * (v as f64);
                 }
@@ -348,7 +541,7 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
             let count = (n * h * w) as f64;
             let mean = sum / count;
             let std = ((sq / count - mean * mean).max(0.0)).sqrt().max(1e-6);
-            for data in [&mut train_px, &mut val_px, &mut test_px] {
+            for data in [&mut train.pixels, &mut val.pixels, &mut test.pixels] {
                 for img in 0..data.len() / per {
                     for v in &mut data[plane(img)] {
                         *v = ((*v as f64 - mean) / std) as f32;
@@ -357,23 +550,20 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
             }
         }
     }
-    let split = |px: Vec<f32>, lab: Vec<u8>| -> Result<Split> {
-        let n = lab.len();
+    let split = |part: Part| -> Result<Split> {
+        let n = part.labels.len();
         Ok(Split {
-            images: Tensor::from_vec(px, (n, c, h, w), device)?,
-            labels: Tensor::from_vec(
-                lab.into_iter().map(u32::from).collect::<Vec<u32>>(),
-                n,
-                device,
-            )?,
+            images: Tensor::from_vec(part.pixels, (n, c, h, w), device)?,
+            labels: Tensor::from_vec(part.labels, n, device)?,
         })
     };
     Ok(Dataset {
         task,
-        train: split(train_px, train_lab)?,
-        val: split(val_px, val_lab)?,
-        test: split(test_px, raw.test_labels)?,
+        train: split(train)?,
+        val: split(val)?,
+        test: split(test)?,
         description,
+        classes,
     })
 }
 
@@ -385,6 +575,9 @@ pub struct DataFacts {
     pub task: Task,
     /// One line saying what [`load`] loads.
     pub description: String,
+    /// The class names, in class-index order (folder names, label values,
+    /// or `0`..`K-1` for numbered classes).
+    pub classes: Vec<String>,
 }
 
 /// Checks the dataset `config` names as [`load`] does (every file read,
@@ -393,37 +586,98 @@ pub struct DataFacts {
 pub fn probe(config: &DataConfig, seed: u64) -> Result<DataFacts> {
     config.validate()?;
     let raw = load_raw(config, seed, false)?;
-    let (pool, val_count) = split_counts(config, raw.train_labels.len())?;
-    Ok(facts(config, &raw, pool, val_count))
+    let plan = split(config, &raw, seed)?;
+    Ok(facts(config, &raw, &plan))
 }
 
-/// The images split among training and validation: the pool (the subset,
-/// or all) and the validation count.
-fn split_counts(config: &DataConfig, available: usize) -> Result<(usize, usize)> {
+/// Which training examples (by index) go to training, and to validation
+/// and test where the dataset has none of its own.
+struct Plan {
+    train: Vec<usize>,
+    val: Vec<usize>,
+    test: Vec<usize>,
+}
+
+/// Splits the pool (the first `subset` training examples, or all) in a
+/// seeded order: the test examples first (when the dataset has no test
+/// set), then `validation_split` of the rest (when it has no validation set).
+fn split(config: &DataConfig, raw: &Raw, seed: u64) -> Result<Plan> {
+    let available = raw.train.labels.len();
     let pool = config.subset.map_or(available, |s| s.min(available));
-    let val_count = ((pool as f64) * config.validation_split).round() as usize;
-    if val_count == 0 || val_count >= pool {
-        bail!("[data] validation_split = {} of {pool} training images leaves an empty training or validation split", config.validation_split);
+    let mut order: Vec<usize> = (0..pool).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let test_count = match (&raw.test, config.test_split) {
+        (Some(_), Some(_)) => bail!(
+            "[data] test_split applies to a dataset without a test set of its own, and {} has one (a test/ folder); remove test_split",
+            config.path.as_deref().unwrap_or(Path::new("")).display()
+        ),
+        (Some(_), None) => 0,
+        (None, fraction) => ((pool as f64) * fraction.unwrap_or(0.2)).round() as usize,
+    };
+    let rest = pool - test_count.min(pool);
+    let val_count = match raw.val {
+        Some(_) => 0,
+        None => ((rest as f64) * config.validation_split).round() as usize,
+    };
+    let empty = |what: &str| {
+        anyhow::anyhow!("[data] {what} of {pool} examples leaves an empty training, validation or test split; use more data or other fractions")
+    };
+    if raw.test.is_none() && (test_count == 0 || test_count >= pool) {
+        return Err(empty(&format!(
+            "test_split = {}",
+            config.test_split.unwrap_or(0.2)
+        )));
     }
-    Ok((pool, val_count))
+    if raw.val.is_none() && (val_count == 0 || val_count >= rest) {
+        return Err(empty(&format!(
+            "validation_split = {}",
+            config.validation_split
+        )));
+    }
+    let (test, rest) = order.split_at(test_count);
+    let (val, train) = rest.split_at(val_count);
+    Ok(Plan {
+        train: train.to_vec(),
+        val: val.to_vec(),
+        test: test.to_vec(),
+    })
 }
 
-fn facts(config: &DataConfig, raw: &Raw, pool: usize, val_count: usize) -> DataFacts {
+fn facts(config: &DataConfig, raw: &Raw, plan: &Plan) -> DataFacts {
     let (c, h, w) = raw.shape;
+    let count = |own: &Option<Part>, carved: &[usize]| match own {
+        Some(part) => part.labels.len(),
+        None => carved.len(),
+    };
+    let classes = raw.classes.len();
+    let named = match config.dataset {
+        DatasetKind::ImageFolder | DatasetKind::Csv => {
+            let shown: Vec<&str> = raw.classes.iter().take(12).map(String::as_str).collect();
+            let more = if classes > shown.len() { ", ..." } else { "" };
+            format!(" ({}{more})", shown.join(", "))
+        }
+        _ => String::new(),
+    };
     DataFacts {
         task: Task {
             channels: c as u32,
             height: h as u32,
             width: w as u32,
-            num_classes: raw.classes as u32,
+            num_classes: classes as u32,
         },
         description: format!(
-            "{:?} {c}x{h}x{w}, {} classes: {} train / {val_count} validation / {} test images",
+            "{:?} {c}x{h}x{w}, {classes} classes{named}: {} train / {} validation / {} test {}",
             config.dataset,
-            raw.classes,
-            pool - val_count,
-            raw.test_labels.len()
+            plan.train.len(),
+            count(&raw.val, &plan.val),
+            count(&raw.test, &plan.test),
+            if config.dataset == DatasetKind::Csv {
+                "rows"
+            } else {
+                "images"
+            },
         ),
+        classes: raw.classes.clone(),
     }
 }
 
@@ -438,6 +692,7 @@ mod tests {
             DataFacts {
                 task: loaded.task,
                 description: loaded.description.clone(),
+                classes: loaded.classes.clone(),
             }
         );
     }
@@ -594,6 +849,74 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// `train/` and `test/` folders: classes from the training folder in
+    /// sorted order, validation split off the training images, the test
+    /// folder as the test split; RGB images cropped to a square.
+    #[test]
+    fn an_image_folder_with_train_and_test_folders_keeps_its_test_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = |split: &str, class: &str, i: usize, color: [u8; 3]| {
+            let path = dir.path().join(split).join(class);
+            std::fs::create_dir_all(&path).unwrap();
+            let mut img = image::RgbImage::from_pixel(12, 6, image::Rgb(color));
+            // The centre crop keeps the middle 6 columns: mark the outer ones.
+            for y in 0..6 {
+                img.put_pixel(0, y, image::Rgb([255, 255, 255]));
+            }
+            img.save(path.join(format!("{i}.png"))).unwrap();
+        };
+        for i in 0..10 {
+            save("train", "zebra", i, [0, 0, 200]);
+            save("train", "ant", i, [200, 0, 0]);
+        }
+        save("test", "ant", 0, [200, 0, 0]);
+        save("test", "zebra", 0, [0, 0, 200]);
+        save("test", "zebra", 1, [0, 0, 200]);
+        let c = DataConfig {
+            dataset: DatasetKind::ImageFolder,
+            path: Some(dir.path().to_path_buf()),
+            image_size: Some(6),
+            resize: Some(Resize::Crop),
+            validation_split: 0.25,
+            normalize: false,
+            ..DataConfig::default()
+        };
+        let data = load(&c, 1, &Device::Cpu).unwrap();
+        assert_probe_matches(&c, 1, &data);
+        assert_eq!(data.classes, ["ant", "zebra"]);
+        assert_eq!(
+            (data.train.len(), data.val.len(), data.test.len()),
+            (15, 5, 3)
+        );
+        assert_eq!(data.test.labels.to_vec1::<u32>().unwrap(), [0, 1, 1]);
+        // Test image 0 is an ant: red, cropped clear of the white column.
+        let first = data.test.images.get(0).unwrap();
+        let planes = first.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(planes[..36]
+            .iter()
+            .all(|v| (*v - 200.0 / 255.0).abs() < 1e-6));
+        assert!(planes[36..].iter().all(|v| *v == 0.0));
+
+        let with_split = DataConfig {
+            test_split: Some(0.1),
+            ..c.clone()
+        };
+        let e = load(&with_split, 1, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("test_split") && e.contains("test/ folder"),
+            "{e}"
+        );
+        save("test", "bee", 0, [0, 200, 0]);
+        let e = load(&c, 1, &Device::Cpu).err().unwrap().to_string();
+        assert!(
+            e.contains("bee") && e.contains("a class the training images do not have"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Search<'_> {
         std::fs::write(dir.join("summary.txt"), &summary)?;
         let mut metrics = trial.metrics.clone();
         metrics.extend(held_out.clone());
-        let facts = serde_json::json!({"trial": trial.id, "key": trial.key, "task": self.evaluator.task(), "seed": trial.seed, "epochs": trial.budget, "metrics": metrics});
+        let facts = serde_json::json!({"trial": trial.id, "key": trial.key, "task": self.evaluator.task(), "classes": self.evaluator.classes(), "seed": trial.seed, "epochs": trial.budget, "metrics": metrics});
         std::fs::write(
             dir.join("metrics.json"),
             serde_json::to_string_pretty(&facts)?,

@@ -160,6 +160,7 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter, cancel: &Cancel) -> Resu
     let config_text = config.recorded_text()?;
     let description = parts.evaluator.description();
     let task = serde_json::to_string(&parts.evaluator.task())?;
+    let classes = serde_json::to_string(&parts.evaluator.classes())?;
     store.set_metas(&[
         ("nas_host_version", env!("CARGO_PKG_VERSION")),
         ("config", &config_text),
@@ -168,6 +169,7 @@ pub fn run(config: &RunConfig, reporter: &mut Reporter, cancel: &Cancel) -> Resu
         ("strategy_seed", &seed),
         ("data", &description),
         ("task", &task),
+        ("classes", &classes),
         (FACTS_KEY, &serde_json::to_string(&setup::facts(config))?),
         (FORMAT_KEY, &ir::FORMAT_VERSION.to_string()),
     ])?;

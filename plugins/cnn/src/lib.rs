@@ -7,7 +7,7 @@
 //! stage; then a head of global pooling or flatten, an optional dense layer
 //! and dropout. Dimensions of stage k exist only when `stages` >= k.
 
-use nas_plugin_sdk::space::value_of;
+use nas_plugin_sdk::space::{self, categorical as dim, number_labels as labels};
 use nas_plugin_sdk::*;
 
 struct Cnn {
@@ -26,32 +26,12 @@ struct Stage {
     downsample: String,
 }
 
-fn labels<T: std::fmt::Debug>(values: &[T]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| format!("{v:?}").trim_matches('"').to_string())
-        .collect()
-}
-
-fn dim(name: String, labels: Vec<String>, condition: Option<Condition>) -> Dimension {
-    Dimension {
-        name,
-        domain: Domain::Categorical(labels),
-        condition,
-    }
-}
-
 fn label<'a>(a: &'a Assignment, name: &str) -> Result<&'a str, String> {
-    match value_of(a, name) {
-        Some(Value::Categorical(l)) => Ok(l),
-        _ => Err(format!("cnn: `{name}` is missing or not a label")),
-    }
+    space::label("cnn", a, name)
 }
 
 fn number(a: &Assignment, name: &str) -> Result<u32, String> {
-    label(a, name)?
-        .parse()
-        .map_err(|e| format!("cnn: `{name}`: {e}"))
+    space::number("cnn", a, name)
 }
 
 fn activation(name: &str) -> Result<Activation, String> {
@@ -244,7 +224,7 @@ impl SearchSpace for Cnn {
             return Err("cnn: the task needs a non-empty input and at least two classes".into());
         }
         let stage_labels: Vec<String> = (1..=max_stages).map(|k| k.to_string()).collect();
-        let mut dims = vec![dim("stages".into(), stage_labels.clone(), None)];
+        let mut dims = vec![dim("stages", stage_labels.clone(), None)];
         for k in 1..=max_stages {
             let when = Some(Condition {
                 parent: "stages".into(),
@@ -268,12 +248,12 @@ impl SearchSpace for Cnn {
             dims.push(dim(format!("s{k}_downsample"), downsamples.clone(), when));
         }
         dims.push(dim(
-            "global_pooling".into(),
+            "global_pooling",
             vec!["true".into(), "false".into()],
             None,
         ));
-        dims.push(dim("dense_units".into(), labels(&units), None));
-        dims.push(dim("dropout_rate".into(), labels(&rates), None));
+        dims.push(dim("dense_units", labels(&units), None));
+        dims.push(dim("dropout_rate", labels(&rates), None));
         Ok((Cnn { task, max_stages }, dims))
     }
 

@@ -1,7 +1,47 @@
 //! Assignments that respect domains and conditions: sampling, mutation,
-//! validation, and the canonical text of an assignment.
+//! validation, and the canonical text of an assignment; and the small
+//! helpers search spaces declare and read categorical dimensions with.
 
-use crate::{Assignment, Binding, Dimension, Domain, Rng, Value};
+use crate::{Assignment, Binding, Condition, Dimension, Domain, Rng, Value};
+
+/// A categorical dimension of `labels`, active under `condition`.
+pub fn categorical(
+    name: impl Into<String>,
+    labels: Vec<String>,
+    condition: Option<Condition>,
+) -> Dimension {
+    Dimension {
+        name: name.into(),
+        domain: Domain::Categorical(labels),
+        condition,
+    }
+}
+
+/// Labels that read back as the numbers they name: `[16, 32]` as `16`,
+/// `32`; `[0.0, 0.5]` as `0.0`, `0.5`.
+pub fn number_labels<T: std::fmt::Debug>(values: &[T]) -> Vec<String> {
+    values.iter().map(|v| format!("{v:?}")).collect()
+}
+
+/// The label `assignment` gives the categorical dimension `name`; errors
+/// name `plugin`.
+pub fn label<'a>(plugin: &str, assignment: &'a [Binding], name: &str) -> Result<&'a str, String> {
+    match value_of(assignment, name) {
+        Some(Value::Categorical(l)) => Ok(l),
+        _ => Err(format!("{plugin}: `{name}` is missing or not a label")),
+    }
+}
+
+/// The label of `name` read as a number (see [`number_labels`]).
+pub fn number<T: std::str::FromStr>(
+    plugin: &str,
+    assignment: &[Binding],
+    name: &str,
+) -> Result<T, String> {
+    let text = label(plugin, assignment, name)?;
+    text.parse()
+        .map_err(|_| format!("{plugin}: `{name}` = `{text}` is not a number"))
+}
 
 /// The value bound to `name`, if any.
 pub fn value_of<'a>(assignment: &'a [Binding], name: &str) -> Option<&'a Value> {

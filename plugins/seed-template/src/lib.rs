@@ -5,31 +5,19 @@
 //! dense (`dense_units`) + relu, dropout (`dropout_rate`), dense(num_classes).
 //! With the default config that is 2 x 3 x 4 = 24 architectures.
 
-use nas_plugin_sdk::space::{assignment_text, value_of};
+use nas_plugin_sdk::space::{self, assignment_text, number_labels as labels};
 use nas_plugin_sdk::*;
 
 struct SeedTemplate {
     task: Task,
 }
 
-/// Labels that read back as the numbers they name.
-fn labels<T: std::fmt::Debug>(values: &[T]) -> Vec<String> {
-    values.iter().map(|v| format!("{v:?}")).collect()
-}
-
 fn categorical(name: &str, labels: Vec<String>) -> Dimension {
-    Dimension {
-        name: name.into(),
-        domain: Domain::Categorical(labels),
-        condition: None,
-    }
+    space::categorical(name, labels, None)
 }
 
 fn label<'a>(assignment: &'a Assignment, name: &str) -> Result<&'a str, String> {
-    match value_of(assignment, name) {
-        Some(Value::Categorical(l)) => Ok(l),
-        _ => Err(format!("seed-template: `{name}` is missing or not a label")),
-    }
+    space::label("seed-template", assignment, name)
 }
 
 impl SearchSpace for SeedTemplate {
