@@ -767,3 +767,74 @@ fn max_failures_stops_a_failing_run_and_trial_timeout_fails_slow_trials() {
         "{e}"
     );
 }
+
+/// `--set` changes any key of the config and is checked exactly like the
+/// file: the run records the changed config, and a bad override is an
+/// error naming it (an unknown key with the nearest one, a wrong type, a
+/// value out of range, a key without its table).
+#[test]
+fn set_overrides_change_the_config_and_are_checked_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = SMALL.replace("name = \"small\"", "name = \"over\"");
+    let (out, run_dir) = run_config(
+        dir.path(),
+        &renamed,
+        &[
+            "--set",
+            "run.max_trials=2",
+            "--set",
+            "train.learning_rate = 0.01",
+            "--set",
+            "space.plugin=builtin:seed-template",
+            "--set",
+            "space.config.dense_units=[8]",
+            "--max-time-s",
+            "600",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(trials(&run_dir).len(), 2);
+    let recorded = RunConfig::parse(
+        &std::fs::read_to_string(run_dir.join("config.toml")).unwrap(),
+        "recorded",
+    )
+    .unwrap();
+    assert_eq!(recorded.train.learning_rate, 0.01);
+    assert_eq!(recorded.run.max_time_s, Some(600.0));
+    assert_eq!(
+        recorded.space.config.get("dense_units"),
+        Some(&toml::Value::Array(vec![toml::Value::Integer(8)]))
+    );
+    for (set, needles) in [
+        (
+            "train.epoch=2",
+            &[
+                "--set train.epoch=2",
+                "unknown field `epoch`",
+                "did you mean `epochs`",
+            ][..],
+        ),
+        (
+            "train.epochs=abc",
+            &["--set train.epochs=abc", "invalid type: string \"abc\""][..],
+        ),
+        (
+            "data.validation_split=2",
+            &[
+                "--set data.validation_split=2",
+                "[data] validation_split = 2",
+            ][..],
+        ),
+        (
+            "epochs=2",
+            &["--set epochs=2", "names a table and a key"][..],
+        ),
+    ] {
+        let (out, _) = run_config(dir.path(), SMALL, &["--set", set]);
+        let e = text(&out).1;
+        assert!(!out.status.success());
+        for n in needles {
+            assert!(e.contains(n), "{set}: expected `{n}` in {e}");
+        }
+    }
+}

@@ -334,9 +334,28 @@ impl RunConfig {
 
     /// Reads and checks `path`; relative plugin and data paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        Self::load_with(path, &[])
+    }
+
+    /// [`RunConfig::load`] with `overrides` (`TABLE.KEY=VALUE`, such as
+    /// `train.epochs=1` or `space.config.max_stages=2`; the value in TOML,
+    /// a bare word read as text) set in the file's tables first, so they are
+    /// checked exactly as the file is.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        let mut text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut config = Self::parse(&text, &path.display().to_string())?;
+        let mut origin = path.display().to_string();
+        if !overrides.is_empty() {
+            // A file that is not TOML gets its own error, with its lines, below.
+            if let Ok(mut table) = toml::from_str::<toml::Table>(&text) {
+                for o in overrides {
+                    set_override(&mut table, o)?;
+                }
+                text = toml::to_string(&table)?;
+                origin = format!("{origin} with --set {}", overrides.join(" --set "));
+            }
+        }
+        let mut config = Self::parse(&text, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for section in [&mut config.space, &mut config.strategy] {
             if !section.plugin.starts_with("builtin:") && Path::new(&section.plugin).is_relative() {
@@ -354,9 +373,7 @@ impl RunConfig {
         if config.run.name.is_none() {
             config.run.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
-        config
-            .validate()
-            .with_context(|| format!("in {}", path.display()))?;
+        config.validate().with_context(|| format!("in {origin}"))?;
         Ok(config)
     }
 
@@ -463,6 +480,37 @@ impl RunConfig {
 }
 
 /// A TOML error as `file:line:column: message`, with the nearest valid key for unknown ones.
+/// Sets one `--set TABLE.KEY=VALUE` in `table`, creating the tables on the way.
+fn set_override(table: &mut toml::Table, text: &str) -> Result<()> {
+    let fail = |why: &str| anyhow::anyhow!("--set {text}: {why}");
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| fail("expected TABLE.KEY=VALUE, such as train.epochs=1"))?;
+    let path: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
+        return Err(fail(
+            "the key names a table and a key, such as train.epochs",
+        ));
+    }
+    let value = value.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, tables) = path.split_last().ok_or_else(|| fail("no key"))?;
+    let mut at = table;
+    for name in tables {
+        let entry = at
+            .entry(name.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = entry
+            .as_table_mut()
+            .ok_or_else(|| fail(&format!("`{name}` is not a table")))?;
+    }
+    at.insert(last.to_string(), value);
+    Ok(())
+}
+
 fn explain(text: &str, origin: &str, e: &toml::de::Error) -> String {
     let location = e.span().map(|span| {
         let before = &text[..span.start.min(text.len())];

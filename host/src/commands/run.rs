@@ -28,6 +28,13 @@ pub(crate) struct RunArgs {
     /// Override [run] max_trials.
     #[arg(long)]
     max_trials: Option<u64>,
+    /// Override [run] max_time_s.
+    #[arg(long)]
+    max_time_s: Option<f64>,
+    /// Set any config key, checked as in the file: `--set train.epochs=1
+    /// --set data.subset=5000` (the value in TOML; a bare word is text).
+    #[arg(long = "set", value_name = "TABLE.KEY=VALUE")]
+    set: Vec<String>,
     /// Show no progress, only the final summary.
     #[arg(long, conflicts_with = "json")]
     quiet: bool,
@@ -37,7 +44,7 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
-    let mut config = RunConfig::load(&args.config)?;
+    let mut config = RunConfig::load_with(&args.config, &args.set)?;
     if let Some(name) = args.name {
         config.run.name = Some(name);
     }
@@ -49,6 +56,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(n) = args.max_trials {
         config.run.max_trials = n;
+    }
+    if let Some(t) = args.max_time_s {
+        config.run.max_time_s = Some(t);
     }
     config.validate()?;
     let mode = Mode::from_flags(args.quiet, args.json);
