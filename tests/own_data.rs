@@ -67,6 +67,39 @@ fn digits_folder(root: &Path) -> [usize; 10] {
     counts
 }
 
+/// Runs Debian's Python (the one `python3-sklearn` brings NumPy to) on `script`.
+fn numpy(script: &str) {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "NumPy (Debian's python3-numpy, installed with python3-sklearn): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The dataset `config` describes, loaded on the CPU with seed 0.
+fn load(config: &str) -> nas_host::data::Dataset {
+    let config: nas_host::data::DataConfig = toml::from_str(config).unwrap();
+    nas_host::data::load(&config, 0, &candle_core::Device::Cpu).unwrap()
+}
+
+/// Every split's images and labels, as bytes and numbers.
+fn tensors(d: &nas_host::data::Dataset) -> Vec<(Vec<u32>, Vec<u32>)> {
+    [&d.train, &d.val, &d.test]
+        .iter()
+        .map(|s| {
+            let bits = s.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (
+                bits.iter().map(|f| f.to_bits()).collect(),
+                s.labels.to_vec1::<u32>().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn run(dir: &Path, config: &str) -> Output {
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
@@ -277,4 +310,181 @@ fn the_own_data_examples_are_valid_configs() {
         let path = common::root().join("examples").join(example);
         nas_host::config::RunConfig::load(&path).unwrap();
     }
+}
+
+/// The digits as an `.npz` written by NumPy (compressed) load to the same
+/// tensors, bit for bit and in the same order, as the PNG folder of them,
+/// and search end to end; bad arrays are errors naming the file and array.
+#[test]
+fn digits_as_npz_load_like_the_image_folder_and_are_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = sklearn_rows("digits.csv.gz");
+    digits_folder(&dir.path().join("digits"));
+    let npz = dir.path().join("digits.npz");
+    numpy(&format!(
+        "import numpy as np\n\
+         d = np.loadtxt({:?}, delimiter=',')\n\
+         x = np.round(d[:, :64] * 255.0 / 16.0).astype(np.uint8).reshape(-1, 8, 8, 1)\n\
+         np.savez_compressed({:?}, x_train=x, y_train=d[:, 64].astype(np.int64))\n",
+        sklearn("digits.csv.gz").to_str().unwrap(),
+        npz.to_str().unwrap()
+    ));
+    let folder = load(&format!(
+        "dataset = \"image-folder\"\npath = {:?}\nchannels = 1",
+        dir.path().join("digits").to_str().unwrap()
+    ));
+    let arrays = load(&format!(
+        "dataset = \"npz\"\npath = {:?}",
+        npz.to_str().unwrap()
+    ));
+    assert_eq!(
+        arrays.train.len() + arrays.val.len() + arrays.test.len(),
+        rows.len()
+    );
+    assert!(
+        tensors(&folder) == tensors(&arrays),
+        "same tensors from PNG files and NumPy arrays"
+    );
+    // The same arrays as .npy files in a folder, channels first.
+    let npy = dir.path().join("npy");
+    numpy(&format!(
+        "import numpy as np, os\nos.mkdir({npy:?})\nz = np.load({npz:?})\n\
+         np.save({npy:?} + '/images.npy', z['x_train'].transpose(0, 3, 1, 2))\n\
+         np.save({npy:?} + '/y_train.npy', z['y_train'].astype(np.uint8))\n",
+        npy = npy.to_str().unwrap(),
+        npz = npz.to_str().unwrap()
+    ));
+    let files = load(&format!(
+        "dataset = \"npy\"\npath = {:?}\ntrain_images = \"images\"\nlayout = \"nchw\"",
+        npy.to_str().unwrap()
+    ));
+    assert!(
+        tensors(&files) == tensors(&arrays),
+        "an .npy folder as the .npz"
+    );
+
+    let out = run(
+        dir.path(),
+        "[run]\nname = \"npz\"\nmax_trials = 2\n[data]\ndataset = \"npz\"\npath = \"digits.npz\"\n[train]\nepochs = 2\n[space]\nplugin = \"builtin:mlp\"\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(meta(&dir.path().join("runs/npz"), "data").starts_with("Npz 1x8x8, 10 classes"));
+
+    // Missing arrays, and labels of the wrong shape or type.
+    let bad = dir.path().join("bad.npz");
+    numpy(&format!(
+        "import numpy as np\nnp.savez({:?}, images=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(3, np.int64), f=np.zeros(4, np.float64))\n",
+        bad.to_str().unwrap()
+    ));
+    let config = |extra: &str| {
+        let config: nas_host::data::DataConfig = toml::from_str(&format!(
+            "dataset = \"npz\"\npath = {:?}\n{extra}",
+            bad.to_str().unwrap()
+        ))
+        .unwrap();
+        nas_host::data::load(&config, 0, &candle_core::Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let e = config("");
+    assert!(
+        e.contains("bad.npz has no array `x_train`") && e.contains("[data] train_images"),
+        "{e}"
+    );
+    let e = config("train_images = \"images\"");
+    assert!(
+        e.contains("`y_train` has the shape [3]") && e.contains("each of the 4 examples"),
+        "{e}"
+    );
+    let e = config("train_images = \"images\"\ntrain_labels = \"f\"");
+    assert!(
+        e.contains("`f` holds `f8` values; labels must be integers"),
+        "{e}"
+    );
+}
+
+/// Fashion-MNIST (Debian's files; the first 6,000 training and 1,000 test
+/// images) as IDX files, as PNG folders named by index, and as an `.npz`
+/// written by NumPy from the package's files: all three load to the same
+/// tensors, bit for bit and in the same order.
+#[test]
+fn fashion_mnist_as_an_image_folder_and_as_npz_loads_like_the_idx_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(nas_host::data::FASHION_MNIST_DEFAULT);
+    let idx = dir.path().join("idx");
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(&idx).unwrap();
+    for (split, prefix, count) in [("train", "train", 6000usize), ("test", "t10k", 1000)] {
+        let read = |kind: &str, ndims: usize| {
+            let path = source.join(format!("{prefix}-{kind}-idx{ndims}-ubyte.gz"));
+            let file = std::fs::File::open(&path).expect("apt-get install dataset-fashion-mnist");
+            nas_host::data::idx::read(flate2::read::GzDecoder::new(file), ndims, kind, &path)
+                .unwrap()
+        };
+        let (dims, pixels) = read("images", 3);
+        let (_, labels) = read("labels", 1);
+        let side = dims[1] * dims[2];
+        // Truncated IDX files: the header with the new count, then the values.
+        let write = |name: &str, magic: u32, dims: &[usize], values: &[u8]| {
+            let mut bytes = magic.to_be_bytes().to_vec();
+            for d in dims {
+                bytes.extend((*d as u32).to_be_bytes());
+            }
+            bytes.extend_from_slice(values);
+            std::fs::write(idx.join(name), bytes).unwrap();
+        };
+        write(
+            &format!("{prefix}-images-idx3-ubyte"),
+            0x803,
+            &[count, 28, 28],
+            &pixels[..count * side],
+        );
+        write(
+            &format!("{prefix}-labels-idx1-ubyte"),
+            0x801,
+            &[count],
+            &labels[..count],
+        );
+        for i in 0..count {
+            let class = folder.join(split).join(labels[i].to_string());
+            std::fs::create_dir_all(&class).unwrap();
+            image::GrayImage::from_raw(28, 28, pixels[i * side..(i + 1) * side].to_vec())
+                .unwrap()
+                .save(class.join(format!("{i:05}.png")))
+                .unwrap();
+        }
+    }
+    let npz = dir.path().join("fashion.npz");
+    numpy(&format!(
+        "import gzip, numpy as np\n\
+         def a(name, offset, shape, n):\n\
+         \x20   return np.frombuffer(gzip.open({src:?} + '/' + name).read(), np.uint8, offset=offset).reshape(shape)[:n]\n\
+         np.savez({npz:?}, x_train=a('train-images-idx3-ubyte.gz', 16, (-1, 28, 28), 6000), y_train=a('train-labels-idx1-ubyte.gz', 8, (-1,), 6000), x_test=a('t10k-images-idx3-ubyte.gz', 16, (-1, 28, 28), 1000), y_test=a('t10k-labels-idx1-ubyte.gz', 8, (-1,), 1000))\n",
+        src = source.to_str().unwrap(),
+        npz = npz.to_str().unwrap()
+    ));
+    let from_idx = load(&format!(
+        "dataset = \"fashion-mnist\"\npath = {:?}",
+        idx.to_str().unwrap()
+    ));
+    let from_folder = load(&format!(
+        "dataset = \"image-folder\"\npath = {:?}\nchannels = 1",
+        folder.to_str().unwrap()
+    ));
+    let from_npz = load(&format!(
+        "dataset = \"npz\"\npath = {:?}",
+        npz.to_str().unwrap()
+    ));
+    assert_eq!(
+        (
+            from_idx.train.len(),
+            from_idx.val.len(),
+            from_idx.test.len()
+        ),
+        (4800, 1200, 1000)
+    );
+    let reference = tensors(&from_idx);
+    assert!(tensors(&from_folder) == reference, "PNG folders as IDX");
+    assert!(tensors(&from_npz) == reference, "NumPy arrays as IDX");
 }

@@ -4,7 +4,8 @@
 //! size and allocation set before decoding), converted to grayscale or RGB,
 //! and resized (stretched, or the centre cropped) to `image_size` when it is
 //! set; otherwise every image must have the first one's size. Classes are
-//! the sorted folder names of the training images.
+//! the sorted folder names of the training images; the images are taken in
+//! file-name order across classes.
 
 use super::{DataConfig, Part, Raw, Resize};
 use anyhow::{bail, Context, Result};
@@ -81,7 +82,8 @@ fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// Every image of `dir`'s class folders with its class index in `names`
-/// (the training classes), in class then file-name order.
+/// (the training classes), in file-name order across the classes (then
+/// class order), so files named by their index keep a dataset's order.
 fn labelled_files(dir: &Path, names: &[String]) -> Result<Vec<(PathBuf, u32)>> {
     let mut files = Vec::new();
     for (name, folder) in class_folders(dir)? {
@@ -113,9 +115,9 @@ fn labelled_files(dir: &Path, names: &[String]) -> Result<Vec<(PathBuf, u32)>> {
                 EXTENSIONS.map(|e| format!(".{e}")).join(", ")
             );
         }
-        images.sort();
         files.extend(images.into_iter().map(|p| (p, label as u32)));
     }
+    files.sort_by(|(a, la), (b, lb)| a.file_name().cmp(&b.file_name()).then(la.cmp(lb)));
     Ok(files)
 }
 
@@ -165,7 +167,7 @@ fn decode_all(
 }
 
 /// Refuses a dataset whose floats would not fit in the memory left.
-fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
+pub(super) fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
     let Some((available, bound)) = crate::memory::available_mib().filter(|_| keep) else {
         return Ok(());
     };

@@ -1,10 +1,11 @@
 //! Datasets: Fashion-MNIST, MNIST, CIFAR-10 and CIFAR-100 from the standard
-//! files at a user-given path, the user's own images (a folder per class)
-//! and tables (CSV), and the built-in synthetic task. Everything is decoded
+//! files at a user-given path, the user's own images (a folder per class),
+//! tables (CSV) and NumPy arrays, and the built-in synthetic task. Everything is decoded
 //! once, split (train / validation / test), normalised with the training
 //! split's statistics (per channel; per feature for a table), and kept in
 //! memory as tensors.
 
+pub mod arrays;
 pub mod cifar;
 pub mod idx;
 pub mod image_folder;
@@ -40,6 +41,10 @@ pub enum DatasetKind {
     ImageFolder,
     /// A CSV table of numeric features and a label column.
     Csv,
+    /// NumPy arrays in an `.npz` archive.
+    Npz,
+    /// NumPy arrays as `.npy` files in a folder.
+    Npy,
     /// The built-in synthetic shapes task.
     Synthetic,
 }
@@ -73,7 +78,19 @@ pub struct DataConfig {
     pub features: Option<Vec<String>>,
     /// `cifar100`: `fine` (100 classes, default) or `coarse` (20).
     pub labels: Option<Cifar100Labels>,
-    /// Use only the first N training images (before the split).
+    /// `npz` / `npy`: the training images' array (default `x_train`).
+    pub train_images: Option<String>,
+    /// `npz` / `npy`: the training labels' array (default `y_train`).
+    pub train_labels: Option<String>,
+    /// `npz` / `npy`: the test images' array (default `x_test`; without
+    /// it, `test_split` holds out test examples).
+    pub test_images: Option<String>,
+    /// `npz` / `npy`: the test labels' array (default `y_test`).
+    pub test_labels: Option<String>,
+    /// `npz` / `npy`: `nhwc` (default) or `nchw`, for 4-D image arrays.
+    pub layout: Option<ArrayLayout>,
+    /// Use only the first N training images (before the split); for
+    /// `image-folder`, N drawn at random (seeded).
     pub subset: Option<usize>,
     /// Normalise each channel with the training split's mean and deviation (default true).
     pub normalize: bool,
@@ -101,6 +118,11 @@ impl Default for DataConfig {
             label: None,
             features: None,
             labels: None,
+            train_images: None,
+            train_labels: None,
+            test_images: None,
+            test_labels: None,
+            layout: None,
             subset: None,
             normalize: true,
             seed: None,
@@ -123,6 +145,16 @@ pub enum Resize {
     Crop,
 }
 
+/// The order of a 4-D image array's axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArrayLayout {
+    /// Examples, height, width, channels (NumPy's and Keras's usual order).
+    Nhwc,
+    /// Examples, channels, height, width (PyTorch's order).
+    Nchw,
+}
+
 /// Which labels of CIFAR-100 to learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -134,6 +166,19 @@ pub enum Cifar100Labels {
 }
 
 impl DatasetKind {
+    /// Every dataset.
+    pub const ALL: [DatasetKind; 9] = [
+        DatasetKind::FashionMnist,
+        DatasetKind::Mnist,
+        DatasetKind::Cifar10,
+        DatasetKind::Cifar100,
+        DatasetKind::ImageFolder,
+        DatasetKind::Csv,
+        DatasetKind::Npz,
+        DatasetKind::Npy,
+        DatasetKind::Synthetic,
+    ];
+
     /// The name a config gives it.
     pub fn name(self) -> &'static str {
         match self {
@@ -143,6 +188,8 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "cifar100",
             DatasetKind::ImageFolder => "image-folder",
             DatasetKind::Csv => "csv",
+            DatasetKind::Npz => "npz",
+            DatasetKind::Npy => "npy",
             DatasetKind::Synthetic => "synthetic",
         }
     }
@@ -160,6 +207,14 @@ impl DatasetKind {
             DatasetKind::ImageFolder => &["image_size", "resize", "channels", "test_split"],
             DatasetKind::Csv => &["label", "features", "test_split"],
             DatasetKind::Cifar100 => &["labels"],
+            DatasetKind::Npz | DatasetKind::Npy => &[
+                "train_images",
+                "train_labels",
+                "test_images",
+                "test_labels",
+                "layout",
+                "test_split",
+            ],
             DatasetKind::FashionMnist | DatasetKind::Mnist | DatasetKind::Cifar10 => &[],
         }
     }
@@ -194,13 +249,26 @@ impl DataConfig {
             ("label", self.label.is_some()),
             ("features", self.features.is_some()),
             ("labels", self.labels.is_some()),
+            ("train_images", self.train_images.is_some()),
+            ("train_labels", self.train_labels.is_some()),
+            ("test_images", self.test_images.is_some()),
+            ("test_labels", self.test_labels.is_some()),
+            ("layout", self.layout.is_some()),
         ];
         let dataset = self.dataset.name();
         if let Some((key, _)) = set
             .iter()
             .find(|(key, set)| *set && !self.dataset.own_keys().contains(key))
         {
-            bail!("[data] {key} does not apply to dataset = \"{dataset}\"; remove it");
+            let owners: Vec<String> = DatasetKind::ALL
+                .iter()
+                .filter(|d| d.own_keys().contains(key))
+                .map(|d| format!("\"{}\"", d.name()))
+                .collect();
+            bail!(
+                "[data] {key} applies only to dataset = {}, not \"{dataset}\"; remove it",
+                owners.join(" or ")
+            );
         }
         match self.dataset {
             DatasetKind::Synthetic => {
@@ -264,6 +332,18 @@ impl DataConfig {
                     if let Some(twice) = features.iter().find(|f| !seen.insert(*f)) {
                         bail!("[data] features lists `{twice}` twice");
                     }
+                }
+            }
+            DatasetKind::Npz | DatasetKind::Npy => {
+                if self.path.is_none() {
+                    bail!(
+                        "[data] path is required for dataset = \"{dataset}\": {}",
+                        if self.dataset == DatasetKind::Npz {
+                            "the .npz file"
+                        } else {
+                            "the folder with x_train.npy, y_train.npy (and x_test.npy, y_test.npy)"
+                        }
+                    );
                 }
             }
             DatasetKind::FashionMnist
@@ -362,6 +442,24 @@ fn find_file(dir: &Path, name: &str, dataset: &str) -> Result<PathBuf> {
     )
 }
 
+/// The number of classes (at least 2) of labels `0..K-1` that `what`
+/// names, checked: every class occurs among the training labels, so a
+/// stray label (say 255) cannot make 256 classes, most of them empty.
+fn class_count(train: &[u32], test: impl Iterator<Item = u32>, what: &str) -> Result<usize> {
+    let classes = train.iter().copied().chain(test).max().unwrap_or(0) as usize + 1;
+    let mut seen = vec![false; classes];
+    for &l in train {
+        seen[l as usize] = true;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        bail!(
+            "{what}: labels go up to {} but class {missing} never occurs among the training labels; labels must be 0..K-1 with every class present (a corrupt label?)",
+            classes - 1
+        );
+    }
+    Ok(classes.max(2))
+}
+
 /// Pixel bytes and byte labels as a [`Part`].
 fn from_bytes(pixels: Vec<u8>, labels: Vec<u8>) -> Part {
     Part {
@@ -408,31 +506,21 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
                     &tdims[1..]
                 );
             }
-            let classes = train_lab
-                .iter()
-                .chain(&test_lab)
-                .copied()
-                .max()
-                .unwrap_or(0) as usize
-                + 1;
-            // A stray byte (say 255) would otherwise make 256 classes, most of them empty.
-            let mut seen = vec![false; classes];
-            for &l in &train_lab {
-                seen[l as usize] = true;
-            }
-            if let Some(missing) = seen.iter().position(|s| !s) {
-                bail!(
-                    "{name}: {}: labels go up to {} but class {missing} never occurs among the training labels; labels must be 0..K-1 with every class present (a corrupt label?)",
-                    train_labels.display(),
-                    classes - 1
-                );
-            }
+            let (train, test) = (
+                from_bytes(train_px, train_lab),
+                from_bytes(test_px, test_lab),
+            );
+            let classes = class_count(
+                &train.labels,
+                test.labels.iter().copied(),
+                &format!("{name}: {}", train_labels.display()),
+            )?;
             Raw {
                 shape: (1, dims[1], dims[2]),
-                classes: numbered(classes.max(2)),
-                train: from_bytes(train_px, train_lab),
+                classes: numbered(classes),
+                train,
                 val: None,
-                test: Some(from_bytes(test_px, test_lab)),
+                test: Some(test),
             }
         }
         DatasetKind::Cifar10 => {
@@ -472,6 +560,7 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
         }
         DatasetKind::ImageFolder => image_folder::read(config, pixels)?,
         DatasetKind::Csv => tabular::read(config)?,
+        DatasetKind::Npz | DatasetKind::Npy => arrays::read(config, pixels)?,
         DatasetKind::Synthetic => {
             let classes = config.classes.unwrap_or(synthetic::MAX_CLASSES);
             let size = config.image_size.unwrap_or(16);
@@ -604,8 +693,14 @@ struct Plan {
 fn split(config: &DataConfig, raw: &Raw, seed: u64) -> Result<Plan> {
     let available = raw.train.labels.len();
     let pool = config.subset.map_or(available, |s| s.min(available));
-    let mut order: Vec<usize> = (0..pool).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..available).collect();
+    if config.dataset == DatasetKind::ImageFolder && pool < available {
+        // A folder has no order that mixes its classes: a seeded sample.
+        order.shuffle(&mut rng);
+    }
+    order.truncate(pool);
+    order.shuffle(&mut rng);
     let test_count = match (&raw.test, config.test_split) {
         (Some(_), Some(_)) => bail!(
             "[data] test_split applies to a dataset without a test set of its own, and {} has one (a test/ folder); remove test_split",
