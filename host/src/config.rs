@@ -161,6 +161,9 @@ pub struct RunConfig {
     /// `[executor]`: where trials run (this process, worker processes, Slurm).
     #[serde(default)]
     pub executor: crate::executor::ExecutorConfig,
+    /// The `[train]` keys written as a domain, searched with the architecture.
+    #[serde(skip)]
+    pub searched: Vec<crate::train::searched::SearchedKey>,
 }
 
 /// The `[constraints]` table.
@@ -322,6 +325,9 @@ impl RunConfig {
     /// which the memory estimate uses).
     pub fn recorded_text(&self) -> Result<String> {
         let mut value = toml::Table::try_from(self)?;
+        if let Some(toml::Value::Table(train)) = value.get_mut("train") {
+            crate::train::searched::record(&self.searched, train);
+        }
         if self.evaluator.kind == EvaluatorKind::Table {
             value.remove("data");
             value.remove("executor");
@@ -379,7 +385,20 @@ impl RunConfig {
 
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str::<RunConfig>(text).map_err(|e| anyhow::anyhow!(explain(text, origin, &e)))
+        let fail = |text: &str, e: toml::de::Error| anyhow::anyhow!(explain(text, origin, &e));
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| fail(text, e))?;
+        let searched = match table.get_mut("train") {
+            Some(toml::Value::Table(train)) => {
+                crate::train::searched::extract(train).with_context(|| format!("in {origin}"))?
+            }
+            _ => Vec::new(),
+        };
+        if searched.is_empty() {
+            return toml::from_str::<RunConfig>(text).map_err(|e| fail(text, e));
+        }
+        let rest = toml::to_string(&table)?;
+        let config = toml::from_str::<RunConfig>(&rest).map_err(|e| fail(&rest, e))?;
+        Ok(RunConfig { searched, ..config })
     }
 
     /// Checks values and combinations across tables.
@@ -421,6 +440,9 @@ impl RunConfig {
             .is_some_and(|m| m.is_nan() || m <= 0.0)
         {
             bail!("[constraints] max_memory_mb must be a positive number of MiB");
+        }
+        if !self.searched.is_empty() && self.evaluator.kind == EvaluatorKind::Table {
+            bail!("[train] {} is written as a domain, but table mode trains nothing; give it one value", self.searched[0].key);
         }
         if self.constraints.max_latency_ms.is_some() && self.evaluator.kind == EvaluatorKind::Table
         {

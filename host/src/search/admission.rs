@@ -8,7 +8,7 @@ use crate::assignment;
 use crate::ir::{Network, Proposal, TrialStatus};
 use crate::network::{analyse, grouped};
 use crate::store::{status_text, TrialRecord};
-use crate::train::MAX_EPOCHS;
+use crate::train::{searched, MAX_EPOCHS};
 use crate::trial::{ResumeFrom, TrialSpec};
 use anyhow::Result;
 
@@ -61,7 +61,28 @@ impl Search<'_> {
             ));
             return Ok(Admission::Done(record));
         }
-        let network = match self.space.build(&proposal.assignment) {
+        let train = match searched::apply(
+            &self.config.train,
+            &self.config.searched,
+            &proposal.assignment,
+        ) {
+            Ok(train) => train,
+            Err(e) => {
+                record.reason = Some(format!(
+                    "strategy `{}` proposed training values that do not work: {e:#}",
+                    self.strategy.name()
+                ));
+                return Ok(Admission::Done(record));
+            }
+        };
+        // The space builds from its own dimensions; the searched [train]
+        // values join the key, so only equal ones are reused.
+        let (hyper, architecture): (Vec<_>, Vec<_>) = proposal
+            .assignment
+            .iter()
+            .cloned()
+            .partition(searched::is_searched);
+        let mut network = match self.space.build(&architecture) {
             Ok(n) => n,
             Err(e) if self.space.is_usable() => {
                 record.reason = Some(format!("{e:#}"));
@@ -69,13 +90,16 @@ impl Search<'_> {
             }
             Err(e) => return Err(e.context("building a proposal's network")),
         };
+        if !hyper.is_empty() {
+            network.key = format!("{}|{}", network.key, assignment::text(&hyper));
+        }
         record.key = Some(network.key.clone());
         if !self.evaluator.simulated_time() {
             // A table trial's network follows from its assignment and would
             // be most of the run's database; `finish` keeps the best one's.
             record.network = Some(network.clone());
         }
-        if let Some(reason) = self.violated_constraint(&network, &mut record)? {
+        if let Some(reason) = self.violated_constraint(&network, train.batch_size, &mut record)? {
             record.status = TrialStatus::Infeasible;
             record.reason = Some(reason);
             return Ok(Admission::Done(record));
@@ -112,7 +136,7 @@ impl Search<'_> {
             task: self.evaluator.task(),
             data: self.config.data.clone(),
             data_seed: self.config.data.seed.unwrap_or(self.config.run.seed),
-            train: self.config.train.clone(),
+            train,
             epochs: budget,
             seed,
             device: self.config.run.device.clone(),
@@ -175,6 +199,7 @@ impl Search<'_> {
     fn violated_constraint(
         &self,
         network: &Network,
+        batch_size: usize,
         record: &mut TrialRecord,
     ) -> Result<Option<String>> {
         let c = &self.config.constraints;
@@ -185,7 +210,7 @@ impl Search<'_> {
             return Ok(None);
         };
         let (params, flops) = (analysis.params(), analysis.flops());
-        let memory = analysis.train_memory_mb(self.config.train.batch_size);
+        let memory = analysis.train_memory_mb(batch_size);
         record.metrics.insert("params".into(), params as f64);
         record.metrics.insert("flops".into(), flops as f64);
         record.metrics.insert("memory_mb".into(), memory);

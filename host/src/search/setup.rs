@@ -28,9 +28,21 @@ pub(super) fn prepare(config: &RunConfig) -> Result<Parts> {
     let runtime = PluginRuntime::new(config.plugins.clone(), ComponentCache::default_location())?;
     let mut space = runtime
         .search_space(&PluginSource::parse(&config.space.plugin).context("[space] plugin")?)?;
-    let dims = space
+    let mut dims = space
         .init(&plugin_json(&config.space.config)?, evaluator.task())
         .context("[space] config")?;
+    if let Some(clash) = dims
+        .iter()
+        .find(|d| d.name.starts_with(crate::train::searched::PREFIX))
+    {
+        bail!(
+            "search space `{}` has a dimension `{}`, a name kept for searched [train] keys; rename it in the space",
+            config.space.plugin,
+            clash.name
+        );
+    }
+    // Searched training hyperparameters come after the space's dimensions.
+    dims.extend(config.searched.iter().map(|s| s.dimension()));
     if let Some(table) = evaluator.table() {
         if !config.evaluator.coverage_checked {
             check_coverage(table, &mut space, &dims)?;

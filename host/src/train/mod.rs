@@ -7,6 +7,7 @@ mod candle_threads;
 mod checkpoint;
 mod config;
 mod optimizer;
+pub mod searched;
 mod trainer;
 
 pub use allocator::keep_freed_memory;

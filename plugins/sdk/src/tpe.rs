@@ -336,8 +336,15 @@ impl Strategy for Tpe {
 
     fn tell(&mut self, results: Vec<TrialResult>) -> Result<(), String> {
         for r in results {
-            // Failed, pruned and infeasible trials do not inform the model.
-            if let Some(s) = score(&r, &self.objective) {
+            // A failed trial (diverged, unbuildable, out of memory) or an
+            // infeasible one marks a bad region: it counts as the worst, so
+            // the model steers away (a learning rate that diverges is not
+            // proposed again and again). A pruned one says nothing final.
+            let s = match r.status {
+                TrialStatus::Failed | TrialStatus::Infeasible => Some(f64::NEG_INFINITY),
+                _ => score(&r, &self.objective),
+            };
+            if let Some(s) = s {
                 self.observations.push((r.proposal.assignment, s));
             }
         }
