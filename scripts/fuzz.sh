@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each fuzz target (fuzz/fuzz_targets: config, idx, cifar, network) for SECONDS
+# Runs each fuzz target (fuzz/fuzz_targets: config, idx, cifar, arrays, network) for SECONDS
 # (default 30) from the corpus in fuzz/corpus/<target>/. New interesting
 # inputs go to a scratch folder, not into the repository; a crash leaves its
 # input in fuzz/artifacts/<target>/ and fails the script.
@@ -32,7 +32,7 @@ if ! build; then
         exit 1
     fi
 fi
-for target in config idx cifar network; do
+for target in config idx cifar arrays network; do
     mkdir -p "$scratch/$target"
     echo "fuzz: $target for ${seconds}s"
     if ! cargo fuzz run --sanitizer none "$target" "$scratch/$target" "fuzz/corpus/$target" -- \

@@ -13,7 +13,15 @@ fuzz_target!(|bytes: &[u8]| {
         cifar::Layout::Cifar100Coarse,
     ] {
         let (mut pixels, mut labels) = (Vec::new(), Vec::new());
-        if cifar::parse(bytes, Path::new("fuzz.bin"), layout, &mut pixels, &mut labels).is_ok() {
+        if cifar::parse(
+            bytes,
+            Path::new("fuzz.bin"),
+            layout,
+            &mut pixels,
+            &mut labels,
+        )
+        .is_ok()
+        {
             assert_eq!(pixels.len(), labels.len() * 3 * 32 * 32);
             assert!(labels.iter().all(|&l| (l as usize) < layout.classes()));
         }

@@ -703,7 +703,7 @@ fn split(config: &DataConfig, raw: &Raw, seed: u64) -> Result<Plan> {
     order.shuffle(&mut rng);
     let test_count = match (&raw.test, config.test_split) {
         (Some(_), Some(_)) => bail!(
-            "[data] test_split applies to a dataset without a test set of its own, and {} has one (a test/ folder); remove test_split",
+            "[data] test_split applies to a dataset without a test set of its own, and {} has one (a test/ folder, or test arrays); remove test_split",
             config.path.as_deref().unwrap_or(Path::new("")).display()
         ),
         (Some(_), None) => 0,
