@@ -8,12 +8,13 @@
 //! Then the same for two `cnn`-space networks at batch 32: a residual one
 //! with kernel 5 and batch-norm, and one of mixed ops (inception, strided
 //! convolution, SiLU, GELU, average pooling, dropout).
-//! (`NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the `cnn` networks only; `NAS_BENCH_RESIDUAL=0` and `NAS_BENCH_MIXED=0` skip those networks; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! (`NAS_BENCH_AUGMENT=1` also times each seed-template epoch with `[data.augment]` crop, flip and cutout; `NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the `cnn` networks only; `NAS_BENCH_RESIDUAL=0` and `NAS_BENCH_MIXED=0` skip those networks; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
 //! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
 //! epoch under each row, from `bench/peers/torch_epoch.py`).
 
 use anyhow::Result;
 use candle_core::Device;
+use nas_host::data::augment::Augment;
 use nas_host::data::{self, DataConfig, DatasetKind};
 use nas_host::interrupt::Cancel;
 use nas_host::ir::{Binding, Value};
@@ -21,6 +22,13 @@ use nas_host::network::Model;
 use nas_host::plugin::{PluginLimits, PluginRuntime, PluginSource};
 use nas_host::train::{evaluate, train, TrainConfig};
 use std::time::Instant;
+
+/// The augmentation `NAS_BENCH_AUGMENT=1` measures: the usual CIFAR recipe.
+const AUGMENT: Augment = Augment {
+    crop_padding: 4,
+    flip: true,
+    cutout: 8,
+};
 
 fn label(name: &str, value: &str) -> Binding {
     Binding {
@@ -48,7 +56,7 @@ fn main() -> Result<()> {
         ..DataConfig::default()
     };
     let loaded = Instant::now();
-    let data = data::load(&config, 0, &Device::Cpu)?;
+    let mut data = data::load(&config, 0, &Device::Cpu)?;
     let load_s = loaded.elapsed().as_secs_f64();
 
     let runtime = PluginRuntime::new(PluginLimits::default(), None)?;
@@ -73,24 +81,12 @@ fn main() -> Result<()> {
         "batch", "train s", "images/s", "GFLOP/s", "val pass s", "val acc"
     );
     for batch in batches {
-        let model = Model::new(&network, &data.task, 1, &Device::Cpu)?;
         let train_config = TrainConfig {
             batch_size: batch,
             ..TrainConfig::default()
         };
         // `train` ends its epoch with one validation pass; it is timed on its own below and subtracted.
-        let start = Instant::now();
-        train(
-            &model,
-            &data,
-            &train_config,
-            1,
-            1,
-            None,
-            &Cancel::new(),
-            &mut |_| {},
-        )?;
-        let with_validation = start.elapsed().as_secs_f64();
+        let (model, with_validation) = timed_epoch(&network, &data, &train_config)?;
         let val_start = Instant::now();
         let (_, accuracy) = evaluate(&model, &data.val, train_config.eval_batch_size)?;
         let val_s = val_start.elapsed().as_secs_f64();
@@ -102,6 +98,17 @@ fn main() -> Result<()> {
             images / train_s
         );
         peer(&network, batch, subset, train_s)?;
+        if std::env::var("NAS_BENCH_AUGMENT").is_ok_and(|v| v == "1") {
+            // The same epoch with batches augmented on the prefetch thread.
+            data.augment = AUGMENT;
+            let augmented_s = timed_epoch(&network, &data, &train_config)?.1 - val_s;
+            data.augment = Augment::default();
+            println!(
+                "{:>6} {augmented_s:>10.1}   augmented ({AUGMENT:?}): {:+.1}% training time",
+                "",
+                (augmented_s / train_s - 1.0) * 100.0
+            );
+        }
     }
     let skipped = |variable: &str| std::env::var(variable).is_ok_and(|v| v == "0");
     if !skipped("NAS_BENCH_RESIDUAL") {
@@ -118,6 +125,28 @@ fn main() -> Result<()> {
         cnn_epoch(&runtime, &data, subset, title, MIXED)?;
     }
     Ok(())
+}
+
+/// A fresh model of `network` and the seconds of one epoch of training it
+/// on `data` (its validation pass included).
+fn timed_epoch(
+    network: &nas_host::ir::Network,
+    data: &data::Dataset,
+    config: &TrainConfig,
+) -> Result<(Model, f64)> {
+    let model = Model::new(network, &data.task, 1, &Device::Cpu)?;
+    let start = Instant::now();
+    train(
+        &model,
+        data,
+        config,
+        1,
+        1,
+        None,
+        &Cancel::new(),
+        &mut |_| {},
+    )?;
+    Ok((model, start.elapsed().as_secs_f64()))
 }
 
 /// With `NAS_BENCH_PYTHON` (a Python with torch): the same epoch in

@@ -6,6 +6,7 @@
 //! memory as tensors.
 
 pub mod arrays;
+pub mod augment;
 pub mod cifar;
 pub mod idx;
 pub mod image_folder;
@@ -89,6 +90,8 @@ pub struct DataConfig {
     pub test_labels: Option<String>,
     /// `npz` / `npy`: `nhwc` (default) or `nchw`, for 4-D image arrays.
     pub layout: Option<ArrayLayout>,
+    /// `[data.augment]`: how training batches are augmented (default: not).
+    pub augment: augment::Augment,
     /// Use only the first N training images (before the split); for
     /// `image-folder`, N drawn at random (seeded).
     pub subset: Option<usize>,
@@ -123,6 +126,7 @@ impl Default for DataConfig {
             test_images: None,
             test_labels: None,
             layout: None,
+            augment: augment::Augment::default(),
             subset: None,
             normalize: true,
             seed: None,
@@ -231,6 +235,10 @@ impl DataConfig {
         }
         if let Some(t) = self.test_split.filter(|t| !(*t > 0.0 && *t < 1.0)) {
             bail!("[data] test_split = {t} must be strictly between 0 and 1 (default 0.2)");
+        }
+        self.augment.validate()?;
+        if self.augment.is_active() && self.dataset == DatasetKind::Csv {
+            bail!("[data.augment] applies to images, and dataset = \"csv\" is a table; remove it");
         }
         if self.subset == Some(0) {
             bail!(
@@ -389,6 +397,8 @@ pub struct Dataset {
     pub description: String,
     /// The class names, in class-index order.
     pub classes: Vec<String>,
+    /// How training batches are augmented.
+    pub augment: augment::Augment,
 }
 
 impl Dataset {
@@ -653,6 +663,7 @@ pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> 
         test: split(test)?,
         description,
         classes,
+        augment: config.augment,
     })
 }
 
@@ -1012,6 +1023,20 @@ mod tests {
             e.contains("bee") && e.contains("a class the training images do not have"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn augmentation_is_checked_and_applies_to_images_only() {
+        let parse = |text: &str| toml::from_str::<DataConfig>(text).map_err(|e| e.to_string());
+        let c = parse("dataset = \"csv\"\npath = \"t.csv\"\nlabel = \"y\"\n[augment]\nflip = true")
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("[data.augment] applies to images"), "{e}");
+        let c = parse("[augment]\ncrop_padding = 65").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("crop_padding = 65 must be at most 64"), "{e}");
+        let e = parse("[augment]\nrotate = 10").unwrap_err();
+        assert!(e.contains("unknown field `rotate`"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::optimizer::Optimizer;
-use crate::data::{Dataset, Split};
+use crate::data::{augment, Dataset, Split};
 use crate::interrupt::Cancel;
 use crate::ir::EpochRecord;
 use crate::network::Model;
@@ -243,65 +243,102 @@ pub fn train(
         state.order.shuffle(&mut state.rng);
         let mut loss_sum = 0.0;
         let order = std::mem::take(&mut state.order);
-        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            if cancel.is_cancelled() {
-                let why = TrainOutcome {
-                    interrupted: true,
-                    ..Default::default()
-                };
-                return Ok(stopped(state, why));
-            }
-            if let Some(limit) = config.trial_timeout_s.filter(|l| elapsed(&state) > *l) {
-                let why = TrainOutcome {
-                    timed_out: Some(format!(
-                        "timeout: training ran past trial_timeout_s = {limit} in epoch {epoch}"
-                    )),
-                    ..Default::default()
-                };
-                return Ok(stopped(state, why));
-            }
+        let augment = data.augment;
+        let (_, c, h, w) = data.train.images.dims4()?;
+        // One batch: gathered, and augmented from its own seed.
+        let make = |b: usize, chunk: &[u32]| -> Result<(Tensor, Tensor)> {
             let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
-            let x = data.train.images.index_select(&idx, 0)?;
-            let y = data.train.labels.index_select(&idx, 0)?;
-            let value = on_worker(model.device(), || {
-                let (logits, tape) = model.forward_taped(&x, Some(&mut state.rng))?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-                let value = loss.to_scalar::<f32>()? as f64;
-                // A diverged batch is reported below, without a step.
-                if value.is_finite() && value <= config.max_loss {
-                    let grads = match tape {
-                        Some(tape) => tape.backward(cross_entropy_grad(&logits, &y)?)?,
-                        None => {
-                            let grads = loss.backward()?;
-                            params
-                                .iter()
-                                .map(|v| grads.get(v.as_tensor()).cloned())
-                                .collect()
-                        }
-                    };
-                    state.optimizer.step(&params, &grads, lr)?;
-                }
-                anyhow::Ok(value)
-            })?;
-            if !value.is_finite() || value > config.max_loss {
-                let why = TrainOutcome {
-                    diverged: Some(format!(
-                        "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
-                        b + 1,
-                        config.max_loss
-                    )),
-                    ..Default::default()
-                };
-                return Ok(stopped(state, why));
+            let mut x = data.train.images.index_select(&idx, 0)?;
+            if augment.is_active() {
+                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+                augment.apply(&mut values, (c, h, w), augment::batch_seed(seed, epoch, b));
+                x = Tensor::from_vec(values, x.dims(), model.device())?;
             }
-            loss_sum += value;
-            on_progress(Progress::Batch {
-                epoch,
-                epochs,
-                batch: b + 1,
-                batches,
-                running_loss: loss_sum / (b + 1) as f64,
-            });
+            Ok((x, data.train.labels.index_select(&idx, 0)?))
+        };
+        let early = std::thread::scope(|scope| -> Result<Option<TrainOutcome>> {
+            // On the CPU the next batches are made on a thread of their own
+            // while this one trains; candle queues CUDA work on the calling
+            // thread's stream, so there they are made here, in order.
+            let made: Box<dyn Iterator<Item = Result<(Tensor, Tensor)>>> =
+                if model.device().is_cpu() {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                    let (make, order) = (&make, &order);
+                    scope.spawn(move || {
+                        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+                            if tx.send(make(b, chunk)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    Box::new(rx.into_iter())
+                } else {
+                    Box::new(
+                        order
+                            .chunks(config.batch_size)
+                            .enumerate()
+                            .map(|(b, chunk)| make(b, chunk)),
+                    )
+                };
+            for (b, batch) in made.enumerate() {
+                if cancel.is_cancelled() {
+                    return Ok(Some(TrainOutcome {
+                        interrupted: true,
+                        ..Default::default()
+                    }));
+                }
+                if let Some(limit) = config.trial_timeout_s.filter(|l| elapsed(&state) > *l) {
+                    return Ok(Some(TrainOutcome {
+                        timed_out: Some(format!(
+                            "timeout: training ran past trial_timeout_s = {limit} in epoch {epoch}"
+                        )),
+                        ..Default::default()
+                    }));
+                }
+                let (x, y) = batch?;
+                let value = on_worker(model.device(), || {
+                    let (logits, tape) = model.forward_taped(&x, Some(&mut state.rng))?;
+                    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                    let value = loss.to_scalar::<f32>()? as f64;
+                    // A diverged batch is reported below, without a step.
+                    if value.is_finite() && value <= config.max_loss {
+                        let grads = match tape {
+                            Some(tape) => tape.backward(cross_entropy_grad(&logits, &y)?)?,
+                            None => {
+                                let grads = loss.backward()?;
+                                params
+                                    .iter()
+                                    .map(|v| grads.get(v.as_tensor()).cloned())
+                                    .collect()
+                            }
+                        };
+                        state.optimizer.step(&params, &grads, lr)?;
+                    }
+                    anyhow::Ok(value)
+                })?;
+                if !value.is_finite() || value > config.max_loss {
+                    return Ok(Some(TrainOutcome {
+                        diverged: Some(format!(
+                            "loss became {value} in epoch {epoch}, batch {} (limit: max_loss = {})",
+                            b + 1,
+                            config.max_loss
+                        )),
+                        ..Default::default()
+                    }));
+                }
+                loss_sum += value;
+                on_progress(Progress::Batch {
+                    epoch,
+                    epochs,
+                    batch: b + 1,
+                    batches,
+                    running_loss: loss_sum / (b + 1) as f64,
+                });
+            }
+            Ok(None)
+        })?;
+        if let Some(why) = early {
+            return Ok(stopped(state, why));
         }
         state.order = order;
         let (val_loss, val_accuracy) = evaluate(model, &data.val, config.eval_batch_size)?;
@@ -534,6 +571,66 @@ mod tests {
 
     /// A run stopped in its second epoch and continued from its checkpoint
     /// ends with the same weights and curve as a run that never stopped.
+    /// With augmentation, a trial's batches come from its seed alone: the
+    /// same weights in every run and after a crash and resume, and other
+    /// weights than training without it.
+    #[test]
+    fn augmented_training_is_deterministic_and_resumes_exactly() {
+        let mut data = mnist_like(160);
+        let net = seed_template(false, 16, 0.3);
+        let train_config = TrainConfig {
+            batch_size: 32,
+            ..TrainConfig::default()
+        };
+        let model = || Model::new(&net, &MNIST, 5, &Device::Cpu).unwrap();
+        let run = |data: &Dataset, checkpoints, crash: bool| {
+            let m = model();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                train(
+                    &m,
+                    data,
+                    &train_config,
+                    3,
+                    7,
+                    checkpoints,
+                    &Cancel::new(),
+                    &mut |p| {
+                        if let (
+                            true,
+                            Progress::Batch {
+                                epoch: 2, batch: 3, ..
+                            },
+                        ) = (crash, p)
+                        {
+                            panic!("simulated crash in epoch 2");
+                        }
+                    },
+                )
+                .unwrap()
+            }));
+            (weights(&m), outcome.ok())
+        };
+        let plain = run(&data, None, false).0;
+        data.augment = crate::data::augment::Augment {
+            crop_padding: 3,
+            flip: true,
+            cutout: 6,
+        };
+        let (whole, _) = run(&data, None, false);
+        assert_eq!(whole, run(&data, None, false).0, "deterministic");
+        assert_ne!(whole, plain, "augmentation changes the batches");
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Some(Checkpoints {
+            dir: dir.path(),
+            every: 1,
+            from: None,
+        });
+        assert!(run(&data, checkpoints, true).1.is_none(), "crashed");
+        let (resumed, outcome) = run(&data, checkpoints, false);
+        assert_eq!(outcome.and_then(|o| o.resumed_from_epoch), Some(1));
+        assert_eq!(resumed, whole, "bitwise the same after resume");
+    }
+
     #[test]
     fn training_continued_from_a_checkpoint_matches_uninterrupted_training() {
         let data = mnist_like(160);
