@@ -407,7 +407,8 @@ fn digits_as_npz_load_like_the_image_folder_and_are_searched() {
 /// Fashion-MNIST (Debian's files; the first 6,000 training and 1,000 test
 /// images) as IDX files, as PNG folders named by index, and as an `.npz`
 /// written by NumPy from the package's files: all three load to the same
-/// tensors, bit for bit and in the same order.
+/// tensors, bit for bit and in the same order, and a seeded search on each
+/// gives the same trials.
 #[test]
 fn fashion_mnist_as_an_image_folder_and_as_npz_loads_like_the_idx_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -487,4 +488,45 @@ fn fashion_mnist_as_an_image_folder_and_as_npz_loads_like_the_idx_files() {
     let reference = tensors(&from_idx);
     assert!(tensors(&from_folder) == reference, "PNG folders as IDX");
     assert!(tensors(&from_npz) == reference, "NumPy arrays as IDX");
+
+    // And a seeded search on each gives the same trials.
+    let searched = |name: &str, data: &str| {
+        let out = run(
+            dir.path(),
+            &format!("[run]\nname = \"{name}\"\nseed = 4\nmax_trials = 2\n[data]\n{data}\n[train]\nepochs = 1\nlatency_repeats = 1\n"),
+        );
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        RunStore::open_read_only(&dir.path().join("runs").join(name).join(DB_FILE))
+            .unwrap()
+            .trials()
+            .unwrap()
+            .iter()
+            .map(common::deterministic)
+            .collect::<Vec<_>>()
+    };
+    let trials = searched(
+        "idx",
+        &format!(
+            "dataset = \"fashion-mnist\"\npath = {:?}",
+            idx.to_str().unwrap()
+        ),
+    );
+    assert_eq!(trials.len(), 2);
+    assert_eq!(
+        searched(
+            "folder",
+            &format!(
+                "dataset = \"image-folder\"\npath = {:?}\nchannels = 1",
+                folder.to_str().unwrap()
+            )
+        ),
+        trials
+    );
+    assert_eq!(
+        searched(
+            "npz",
+            &format!("dataset = \"npz\"\npath = {:?}", npz.to_str().unwrap())
+        ),
+        trials
+    );
 }
