@@ -266,30 +266,36 @@ direction = "minimize"
         assert_eq!(RunFacts::load(&store).unwrap(), recorded);
     }
 
-    /// A best-so-far at one budget ignores the trials of other budgets
-    /// (a high 12-epoch value never stands in for the 200-epoch curve),
-    /// while the training spent counts every trial.
-    #[test]
-    fn a_best_so_far_at_one_budget_ignores_the_others() {
-        use std::collections::BTreeMap;
-        let trial = |id: u64, budget: u32, v: f64| TrialRecord {
+    /// A completed trial of budget 1 with `val_accuracy` = `v`.
+    fn completed(id: u64, v: f64) -> TrialRecord {
+        TrialRecord {
             id,
             assignment: Vec::new(),
             key: None,
             network: None,
-            budget,
+            budget: 1,
             status: TrialStatus::Completed,
             reason: None,
-            metrics: BTreeMap::from([
-                ("val_accuracy".to_string(), v),
-                ("train_seconds".to_string(), 10.0),
-            ]),
+            metrics: [("val_accuracy".to_string(), v)].into(),
             curve: Vec::new(),
             seed: 0,
             seconds: 0.0,
             reused_from: None,
             tag: String::new(),
             weights: None,
+        }
+    }
+
+    /// A best-so-far at one budget ignores the trials of other budgets
+    /// (a high 12-epoch value never stands in for the 200-epoch curve),
+    /// while the training spent counts every trial.
+    #[test]
+    fn a_best_so_far_at_one_budget_ignores_the_others() {
+        let trial = |id, budget, v| {
+            let mut t = completed(id, v);
+            t.budget = budget;
+            t.metrics.insert("train_seconds".into(), 10.0);
+            t
         };
         let trials = [trial(1, 12, 0.9), trial(2, 200, 0.7), trial(3, 12, 0.95)];
         let maximize = Objective {
@@ -313,22 +319,7 @@ direction = "minimize"
     /// ranks, not even as the first completed trial.
     #[test]
     fn a_non_finite_objective_is_never_the_best() {
-        let trial = |id: u64, v: f64| TrialRecord {
-            id,
-            assignment: Vec::new(),
-            key: None,
-            network: None,
-            budget: 1,
-            status: TrialStatus::Completed,
-            reason: None,
-            metrics: [("val_accuracy".to_string(), v)].into(),
-            curve: Vec::new(),
-            seed: 0,
-            seconds: 0.0,
-            reused_from: None,
-            tag: String::new(),
-            weights: None,
-        };
+        let trial = completed;
         let trials = [trial(1, f64::NAN), trial(2, 0.5), trial(3, f64::INFINITY)];
         let maximize = Objective {
             metric: "val_accuracy".into(),

@@ -182,7 +182,7 @@ fn images(
         bail!("{} has the shape {dims:?}: no examples", what());
     }
     // The values are read even only to check them.
-    super::image_folder::check_memory(n, shape.0 * shape.1 * shape.2, true)?;
+    super::check_memory(n, shape.0 * shape.1 * shape.2, true)?;
     let read = |e: std::io::Error| anyhow::anyhow!("{}: {e}", what());
     let values: Vec<f32> = match kind.as_str() {
         "u1" => npy

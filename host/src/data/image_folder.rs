@@ -139,7 +139,7 @@ fn decode_all(
     }
     let (h, w) = size.context("the image size is known")?;
     let per = channels * h * w;
-    check_memory(files.len(), per, keep)?;
+    super::check_memory(files.len(), per, keep)?;
     let decoded: Vec<Vec<f32>> = files
         .par_iter()
         .map(|(path, _)| {
@@ -164,21 +164,6 @@ fn decode_all(
         pixels: decoded.into_iter().flatten().collect(),
         labels: files.iter().map(|(_, label)| *label).collect(),
     })
-}
-
-/// Refuses a dataset whose floats would not fit in the memory left.
-pub(super) fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
-    let Some((available, bound)) = crate::memory::available_mib().filter(|_| keep) else {
-        return Ok(());
-    };
-    // The images as read, then split and normalised: twice.
-    let mib = (images as f64) * (per as f64) * 4.0 * 2.0 / (1u64 << 20) as f64;
-    if mib > available {
-        bail!(
-            "{images} images of {per} values need about {mib:.0} MiB, more than the {available:.0} MiB {bound}; set [data] subset or a smaller image_size"
-        );
-    }
-    Ok(())
 }
 
 /// One image, decoded within the limits and converted to `channels`.

@@ -470,6 +470,21 @@ fn class_count(train: &[u32], test: impl Iterator<Item = u32>, what: &str) -> Re
     Ok(classes.max(2))
 }
 
+/// Refuses a dataset whose floats would not fit in the memory left.
+fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
+    let Some((available, bound)) = crate::memory::available_mib().filter(|_| keep) else {
+        return Ok(());
+    };
+    // The images as read, then split and normalised: twice.
+    let mib = (images as f64) * (per as f64) * 4.0 * 2.0 / (1u64 << 20) as f64;
+    if mib > available {
+        bail!(
+            "{images} images of {per} values need about {mib:.0} MiB, more than the {available:.0} MiB {bound}; set [data] subset or a smaller image_size"
+        );
+    }
+    Ok(())
+}
+
 /// Pixel bytes and byte labels as a [`Part`].
 fn from_bytes(pixels: Vec<u8>, labels: Vec<u8>) -> Part {
     Part {
