@@ -3,8 +3,9 @@
 //! 1,797 8x8 digit images, written here as an image folder of PNG files;
 //! the breast-cancer, wine and iris tables as CSV), searched end to end
 //! with the `cnn` and `mlp` spaces; and bad input (an empty class folder, a
-//! corrupt PNG, mixed image sizes, a non-numeric cell, a missing label
-//! column), each a clear error naming the file.
+//! corrupt PNG, a PNG whose header claims 60,000 x 60,000 pixels, mixed
+//! image sizes, a non-numeric cell, a missing label column), each a clear
+//! error naming the file.
 
 mod common;
 
@@ -91,11 +92,8 @@ fn tensors(d: &nas_host::data::Dataset) -> Vec<(Vec<u32>, Vec<u32>)> {
     [&d.train, &d.val, &d.test]
         .iter()
         .map(|s| {
-            let bits = s.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            (
-                bits.iter().map(|f| f.to_bits()).collect(),
-                s.labels.to_vec1::<u32>().unwrap(),
-            )
+            let (values, labels) = s.examples(0..s.len());
+            (values.iter().map(|f| f.to_bits()).collect(), labels)
         })
         .collect()
 }
@@ -271,6 +269,19 @@ fn bad_images_and_tables_are_clear_errors_naming_the_file() {
     .unwrap();
     fails(&images(""), &["broken.png", "not a readable image"]);
     std::fs::remove_file(folder.join("dog/broken.png")).unwrap();
+
+    // A valid header claiming 60,000 x 60,000 pixels (3.6 GB): refused
+    // before anything is allocated.
+    std::fs::write(folder.join("dog/huge.png"), png_header_only(60_000)).unwrap();
+    fails(
+        &images(""),
+        &[
+            "huge.png",
+            "not a readable image",
+            "at most 4096 pixels a side",
+        ],
+    );
+    std::fs::remove_file(folder.join("dog/huge.png")).unwrap();
 
     image("dog", "big.png", 9);
     fails(
@@ -529,4 +540,29 @@ fn fashion_mnist_as_an_image_folder_and_as_npz_loads_like_the_idx_files() {
         ),
         trials
     );
+}
+
+/// A PNG that is only its signature and a header claiming `side` x `side`
+/// grayscale pixels (with a correct checksum, so only the size is wrong).
+fn png_header_only(side: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(side.to_be_bytes());
+    ihdr.extend(side.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    let mut crc = !0u32;
+    for b in &ihdr {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(13u32.to_be_bytes());
+    out.extend(&ihdr);
+    out.extend((!crc).to_be_bytes());
+    out
 }

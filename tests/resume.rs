@@ -11,8 +11,9 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Multi-epoch trials of the `cnn` space (batch-norm, residual blocks, AdamW
-/// with a cosine schedule), chosen by regularized evolution, which depends
-/// on every result it is told: any difference after a resume shows.
+/// with a cosine schedule, augmented batches), chosen by regularized
+/// evolution, which depends on every result it is told: any difference
+/// after a resume shows.
 const CONFIG: &str = r#"
 [run]
 name = "crashy"
@@ -25,6 +26,11 @@ classes = 4
 image_size = 12
 train_samples = 400
 test_samples = 100
+
+[data.augment]
+crop_padding = 2
+flip = true
+cutout = 4
 
 [train]
 optimizer = "adamw"

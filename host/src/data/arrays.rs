@@ -3,12 +3,15 @@
 //! "nhwc"`, the default) or `N x C x H x W` (`"nchw"`), as `uint8` (scaled
 //! to 0..1) or `float32` (taken as they are, finite); `N x F` arrays are
 //! tables of features. Labels are integers `0..K-1`. Each header's shape is
-//! checked before anything is allocated.
+//! checked before anything is allocated. `uint8` arrays stored uncompressed
+//! (an `.npy` file, or an `.npz` member written by `numpy.savez`) are
+//! mapped from their files, not copied.
 
+use super::examples::{Mapped, Values};
 use super::{ArrayLayout, DataConfig, DatasetKind, Part, Raw};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The most values one array may hold.
 const MAX_VALUES: u64 = 1 << 34;
@@ -20,6 +23,31 @@ const MAX_CLASSES: i64 = 100_000;
 enum Source {
     Archive(zip::ZipArchive<std::fs::File>),
     Folder,
+}
+
+/// A reader that counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// An opened array: its header read, the reader at its values.
+struct Array<'a> {
+    npy: npyz::NpyFile<Box<dyn Read + 'a>>,
+    shape: Vec<usize>,
+    /// The element type: `u1`, `f4`, ...
+    kind: String,
+    /// The file and the offset in it where the values lie uncompressed,
+    /// where they do.
+    at: Option<(PathBuf, u64)>,
 }
 
 /// Reads the arrays `config` names.
@@ -71,11 +99,11 @@ pub(super) fn read(config: &DataConfig, keep: bool) -> Result<Raw> {
         shape,
         classes: super::numbered(classes),
         train: Part {
-            pixels: train_px.0,
+            values: train_px.0,
             labels: train_lab,
         },
         val: None,
-        test: test.map(|(pixels, labels)| Part { pixels, labels }),
+        test: test.map(|(values, labels)| Part { values, labels }),
     })
 }
 
@@ -86,12 +114,25 @@ fn missing(path: &Path, name: &str, key: &str) -> String {
     )
 }
 
-/// The `.npy` bytes of array `name`, or None when there is none.
-fn open<'a>(source: &'a mut Source, path: &Path, name: &str) -> Result<Option<Box<dyn Read + 'a>>> {
+/// The `.npy` bytes of array `name`, and the file and offset where they
+/// lie uncompressed (where they do); None when there is no such array.
+#[allow(clippy::type_complexity)]
+fn open<'a>(
+    source: &'a mut Source,
+    path: &Path,
+    name: &str,
+) -> Result<Option<(Box<dyn Read + 'a>, Option<(PathBuf, u64)>)>> {
     let file = format!("{name}.npy");
     match source {
         Source::Archive(zip) => match zip.by_name(&file) {
-            Ok(entry) => Ok(Some(Box::new(entry))),
+            Ok(entry) => {
+                let stored = entry.compression() == zip::CompressionMethod::Stored;
+                let at = entry
+                    .data_start()
+                    .filter(|_| stored)
+                    .map(|start| (path.to_path_buf(), start));
+                Ok(Some((Box::new(entry), at)))
+            }
             Err(zip::result::ZipError::FileNotFound) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("{}: cannot read `{file}`", path.display())),
         },
@@ -100,27 +141,26 @@ fn open<'a>(source: &'a mut Source, path: &Path, name: &str) -> Result<Option<Bo
             if !at.exists() {
                 return Ok(None);
             }
-            Ok(Some(Box::new(std::io::BufReader::new(
-                super::idx::open_regular(&at)?,
-            ))))
+            let reader = std::io::BufReader::new(super::idx::open_regular(&at)?);
+            Ok(Some((Box::new(reader), Some((at, 0)))))
         }
     }
 }
 
-/// Array `name` with its header checked: its shape and element type
-/// (`u1`, `f4`, ...); None when there is no such array.
-#[allow(clippy::type_complexity)]
-fn array<'a>(
-    source: &'a mut Source,
-    path: &Path,
-    name: &str,
-) -> Result<Option<(npyz::NpyFile<Box<dyn Read + 'a>>, Vec<usize>, String)>> {
-    let Some(reader) = open(source, path, name)? else {
+/// Array `name` with its header checked; None when there is no such array.
+fn array<'a>(source: &'a mut Source, path: &Path, name: &str) -> Result<Option<Array<'a>>> {
+    let Some((reader, at)) = open(source, path, name)? else {
         return Ok(None);
     };
     let what = || format!("{}: `{name}`", path.display());
-    let npy =
-        npyz::NpyFile::new(reader).with_context(|| format!("{} is not an .npy array", what()))?;
+    let mut counting = Counting {
+        inner: reader,
+        read: 0,
+    };
+    let header = npyz::NpyHeader::from_reader(&mut counting)
+        .with_context(|| format!("{} is not an .npy array", what()))?;
+    let values_at = at.map(|(file, start)| (file, start + counting.read));
+    let npy = npyz::NpyFile::with_header(header, counting.inner);
     if npy.order() == npyz::Order::Fortran {
         bail!(
             "{} is stored in Fortran order; save it with numpy.ascontiguousarray",
@@ -151,11 +191,17 @@ fn array<'a>(
             })?;
     }
     let shape = npy.shape().iter().map(|&d| d as usize).collect();
-    Ok(Some((npy, shape, kind)))
+    Ok(Some(Array {
+        npy,
+        shape,
+        kind,
+        at: values_at,
+    }))
 }
 
-/// Examples of array `name` as planar floats, with the shape of one and
-/// the count; None when there is no such array.
+/// Examples of array `name` (bytes, owned planar or mapped as stored; or
+/// planar floats), with the shape of one and the count; None when there
+/// is no such array.
 #[allow(clippy::type_complexity)]
 fn images(
     source: &mut Source,
@@ -163,8 +209,14 @@ fn images(
     name: &str,
     layout: ArrayLayout,
     keep: bool,
-) -> Result<Option<((usize, usize, usize), (Vec<f32>, usize))>> {
-    let Some((npy, dims, kind)) = array(source, path, name)? else {
+) -> Result<Option<((usize, usize, usize), (Values, usize))>> {
+    let Some(Array {
+        npy,
+        shape: dims,
+        kind,
+        at,
+    }) = array(source, path, name)?
+    else {
         return Ok(None);
     };
     let what = || format!("{}: `{name}`", path.display());
@@ -181,16 +233,22 @@ fn images(
     if n == 0 || shape.0 * shape.1 * shape.2 == 0 {
         bail!("{} has the shape {dims:?}: no examples", what());
     }
+    let per = shape.0 * shape.1 * shape.2;
+    if let (Some((file, offset)), "u1") = (at, kind.as_str()) {
+        // n * per <= MAX_VALUES (checked in `array`).
+        let len = (n * per) as u64;
+        let mapped = Mapped::new(&file, offset, len, nhwc).with_context(what)?;
+        return Ok(Some((shape, (Values::Mapped(mapped), n))));
+    }
+    let value_bytes = if kind == "u1" { 1 } else { 4 };
     // The values are read even only to check them.
-    super::check_memory(n, shape.0 * shape.1 * shape.2, true)?;
+    super::check_memory(n, per, value_bytes, true)?;
     let read = |e: std::io::Error| anyhow::anyhow!("{}: {e}", what());
-    let values: Vec<f32> = match kind.as_str() {
-        "u1" => npy
-            .into_vec::<u8>()
-            .map_err(read)?
-            .into_iter()
-            .map(|b| b as f32 / 255.0)
-            .collect(),
+    let values = match kind.as_str() {
+        "u1" => {
+            let bytes = npy.into_vec::<u8>().map_err(read)?;
+            Values::Bytes(planar_kept(bytes, keep, nhwc, n, shape))
+        }
         "f4" => {
             let v = npy.into_vec::<f32>().map_err(read)?;
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -200,27 +258,35 @@ fn images(
                     v[i]
                 );
             }
-            v
+            Values::Floats(planar_kept(v, keep, nhwc, n, shape))
         }
         other => bail!(
             "{} holds `{other}` values; images must be uint8 (0..255) or float32",
             what()
         ),
     };
-    let values = if !keep {
-        Vec::new()
-    } else if nhwc {
-        planar(&values, n, shape)
-    } else {
-        values
-    };
     Ok(Some((shape, (values, n))))
 }
 
+/// `values` planar (`N x C x H x W`) where they are kept; empty otherwise.
+fn planar_kept<T: Copy + Default>(
+    values: Vec<T>,
+    keep: bool,
+    nhwc: bool,
+    n: usize,
+    shape: (usize, usize, usize),
+) -> Vec<T> {
+    match (keep, nhwc) {
+        (false, _) => Vec::new(),
+        (true, true) => planar(&values, n, shape),
+        (true, false) => values,
+    }
+}
+
 /// `N x H x W x C` values as `N x C x H x W`.
-fn planar(values: &[f32], n: usize, (c, h, w): (usize, usize, usize)) -> Vec<f32> {
+fn planar<T: Copy + Default>(values: &[T], n: usize, (c, h, w): (usize, usize, usize)) -> Vec<T> {
     let per = c * h * w;
-    let mut out = vec![0f32; values.len()];
+    let mut out = vec![T::default(); values.len()];
     for i in 0..n {
         for p in 0..h * w {
             for ch in 0..c {
@@ -233,7 +299,13 @@ fn planar(values: &[f32], n: usize, (c, h, w): (usize, usize, usize)) -> Vec<f32
 
 /// Array `name` as class indices: integers `0..K-1`, one per example.
 fn labels(source: &mut Source, path: &Path, name: &str, count: usize) -> Result<Option<Vec<u32>>> {
-    let Some((npy, dims, kind)) = array(source, path, name)? else {
+    let Some(Array {
+        npy,
+        shape: dims,
+        kind,
+        ..
+    }) = array(source, path, name)?
+    else {
         return Ok(None);
     };
     let what = || format!("{}: `{name}`", path.display());
@@ -272,4 +344,133 @@ fn labels(source: &mut Source, path: &Path, name: &str, count: usize) -> Result<
 
 fn widen<T: Into<i64>>(values: Vec<T>) -> Vec<i64> {
     values.into_iter().map(Into::into).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load, DataConfig, Dataset, DatasetKind};
+    use candle_core::Device;
+    use npyz::WriterBuilder;
+    use std::io::Write;
+    use std::path::Path;
+
+    /// An `.npy` file of `shape` holding `data`, written by `npyz`.
+    fn npy(shape: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        writer.extend(data.iter().copied()).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// Six 4x4 RGB images, channel-last as NumPy keeps them, in 3 classes.
+    fn arrays() -> Vec<(&'static str, Vec<u8>)> {
+        let pixels: Vec<u8> = (0..6 * 4 * 4 * 3).map(|i| (i * 37 % 251) as u8).collect();
+        let labels: Vec<u8> = (0..6).map(|i| i % 3).collect();
+        vec![
+            ("x_train.npy", npy(&[6, 4, 4, 3], &pixels)),
+            ("y_train.npy", npy(&[6], &labels)),
+            ("x_test.npy", npy(&[2, 4, 4, 3], &pixels[..96])),
+            ("y_test.npy", npy(&[2], &labels[..2])),
+        ]
+    }
+
+    fn npz(path: &Path, method: zip::CompressionMethod) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, bytes) in arrays() {
+            let options = zip::write::SimpleFileOptions::default().compression_method(method);
+            zip.start_file(name, options).unwrap();
+            zip.write_all(&bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    fn loaded(dataset: DatasetKind, path: &Path, normalize: bool) -> Dataset {
+        let config = DataConfig {
+            dataset,
+            path: Some(path.to_path_buf()),
+            validation_split: 0.5,
+            normalize,
+            ..DataConfig::default()
+        };
+        load(&config, 5, &Device::Cpu).unwrap()
+    }
+
+    /// Every split's examples as bits, and labels.
+    fn contents(d: &Dataset) -> Vec<(Vec<u32>, Vec<u32>)> {
+        [&d.train, &d.val, &d.test]
+            .iter()
+            .map(|s| {
+                let (values, labels) = s.examples(0..s.len());
+                (values.iter().map(|v| v.to_bits()).collect(), labels)
+            })
+            .collect()
+    }
+
+    /// uint8 arrays stored uncompressed (a `.npy` file, an `.npz` member of
+    /// `numpy.savez`) are mapped and made planar batch by batch; deflated
+    /// ones (`numpy.savez_compressed`) are read into memory and made planar
+    /// at once: both give the same examples, normalised or not.
+    #[test]
+    fn mapped_and_read_uint8_arrays_give_the_same_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("arrays");
+        std::fs::create_dir(&folder).unwrap();
+        for (name, bytes) in arrays() {
+            std::fs::write(folder.join(name), bytes).unwrap();
+        }
+        let (stored, deflated) = (dir.path().join("s.npz"), dir.path().join("d.npz"));
+        npz(&stored, zip::CompressionMethod::Stored);
+        npz(&deflated, zip::CompressionMethod::Deflated);
+        for normalize in [false, true] {
+            let from_folder = loaded(DatasetKind::Npy, &folder, normalize);
+            let from_stored = loaded(DatasetKind::Npz, &stored, normalize);
+            let from_deflated = loaded(DatasetKind::Npz, &deflated, normalize);
+            assert_eq!(from_folder.train.storage(), "mapped");
+            assert_eq!(from_stored.train.storage(), "mapped");
+            assert_eq!(from_deflated.train.storage(), "bytes");
+            assert_eq!(contents(&from_folder), contents(&from_deflated));
+            assert_eq!(contents(&from_stored), contents(&from_deflated));
+        }
+        // Test image 1 (the second one stored): planar, scaled to 0..1.
+        let raw = loaded(DatasetKind::Npy, &folder, false);
+        let (values, labels) = raw.test.examples(1..2);
+        assert_eq!(labels, [1]);
+        for ch in 0..3 {
+            for p in 0..16 {
+                let byte = ((48 + p * 3 + ch) * 37 % 251) as f32;
+                assert_eq!(values[ch * 16 + p], byte / 255.0, "channel {ch}, pixel {p}");
+            }
+        }
+    }
+
+    /// A `.npy` file shorter than its header says is refused before it is
+    /// mapped (reading past the end of a map would end the process).
+    #[test]
+    fn a_truncated_npy_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, mut bytes) in arrays() {
+            if name == "x_train.npy" {
+                bytes.truncate(bytes.len() - 5);
+            }
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let config = DataConfig {
+            dataset: DatasetKind::Npy,
+            path: Some(dir.path().to_path_buf()),
+            ..DataConfig::default()
+        };
+        let e = format!("{:#}", load(&config, 5, &Device::Cpu).err().unwrap());
+        assert!(
+            e.contains("x_train") && e.contains("the file is truncated"),
+            "{e}"
+        );
+        let e = format!("{:#}", super::super::probe(&config, 5).unwrap_err());
+        assert!(e.contains("the file is truncated"), "{e}");
+    }
 }

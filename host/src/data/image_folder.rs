@@ -7,7 +7,7 @@
 //! the sorted folder names of the training images; the images are taken in
 //! file-name order across classes.
 
-use super::{DataConfig, Part, Raw, Resize};
+use super::{DataConfig, Part, Raw, Resize, Values};
 use anyhow::{bail, Context, Result};
 use image::imageops::FilterType;
 use rayon::prelude::*;
@@ -122,7 +122,7 @@ fn labelled_files(dir: &Path, names: &[String]) -> Result<Vec<(PathBuf, u32)>> {
 }
 
 /// Decodes `files` in parallel (the result is in file order) to planar
-/// floats in 0..1. `size` is the size every image must have or be resized
+/// bytes. `size` is the size every image must have or be resized
 /// to; when unset, the first image sets it.
 fn decode_all(
     files: &[(PathBuf, u32)],
@@ -139,8 +139,8 @@ fn decode_all(
     }
     let (h, w) = size.context("the image size is known")?;
     let per = channels * h * w;
-    super::check_memory(files.len(), per, keep)?;
-    let decoded: Vec<Vec<f32>> = files
+    super::check_memory(files.len(), per, 1, keep)?;
+    let decoded: Vec<Vec<u8>> = files
         .par_iter()
         .map(|(path, _)| {
             let image = decode(path, channels)?;
@@ -161,7 +161,7 @@ fn decode_all(
         })
         .collect::<Result<_>>()?;
     Ok(Part {
-        pixels: decoded.into_iter().flatten().collect(),
+        values: Values::Bytes(decoded.concat()),
         labels: files.iter().map(|(_, label)| *label).collect(),
     })
 }
@@ -200,14 +200,14 @@ fn fit(image: image::DynamicImage, side: usize, resize: Resize) -> image::Dynami
     }
 }
 
-/// The image's pixels as planar floats in 0..1 (all of channel 0, then 1, ...).
-fn planar(image: &image::DynamicImage, channels: usize) -> Vec<f32> {
+/// The image's pixels as planar bytes (all of channel 0, then 1, ...).
+fn planar(image: &image::DynamicImage, channels: usize) -> Vec<u8> {
     let bytes = image.as_bytes();
     let pixels = bytes.len() / channels;
-    let mut out = vec![0f32; bytes.len()];
+    let mut out = vec![0u8; bytes.len()];
     for (i, px) in bytes.chunks_exact(channels).enumerate() {
         for (c, v) in px.iter().enumerate() {
-            out[c * pixels + i] = *v as f32 / 255.0;
+            out[c * pixels + i] = *v;
         }
     }
     out

@@ -1,13 +1,15 @@
 //! Datasets: Fashion-MNIST, MNIST, CIFAR-10 and CIFAR-100 from the standard
 //! files at a user-given path, the user's own images (a folder per class),
 //! tables (CSV) and NumPy arrays, and the built-in synthetic task. Everything is decoded
-//! once, split (train / validation / test), normalised with the training
-//! split's statistics (per channel; per feature for a table), and kept in
-//! memory as tensors.
+//! once, split (train / validation / test) and kept in memory as read
+//! (images as bytes; large uncompressed uint8 arrays mapped from their
+//! files); batches are normalised with the training split's statistics
+//! (per channel; per feature for a table) as they are made.
 
 pub mod arrays;
 pub mod augment;
 pub mod cifar;
+pub mod examples;
 pub mod idx;
 pub mod image_folder;
 pub mod synthetic;
@@ -15,12 +17,15 @@ pub mod tabular;
 
 use crate::ir::Task;
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
+pub use examples::{as_tensors, Split};
+use examples::{Norm, Store, Values};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const FASHION_MNIST_DEFAULT: &str = "/usr/share/datasets/fashion-mnist";
@@ -363,26 +368,6 @@ impl DataConfig {
     }
 }
 
-/// One split of a dataset, in memory.
-pub struct Split {
-    /// N x C x H x W, f32, normalised.
-    pub images: Tensor,
-    /// N, u32 class indices.
-    pub labels: Tensor,
-}
-
-impl Split {
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.labels.dims()[0]
-    }
-
-    /// Whether the split is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A dataset ready for training.
 pub struct Dataset {
     /// Input shape and class count.
@@ -399,22 +384,25 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// How training batches are augmented.
     pub augment: augment::Augment,
+    /// Where batches go, and models that train on them run.
+    device: Device,
 }
 
 impl Dataset {
-    /// The device the images live on, where models that train on them run:
-    /// one device for the whole run, opened once (a CUDA device brings its
-    /// own library handles and loaded kernels).
+    /// The device batches go to, where models that train on them run: one
+    /// device for the whole run, opened once (a CUDA device brings its own
+    /// library handles and loaded kernels).
     pub fn device(&self) -> &Device {
-        self.train.images.device()
+        &self.device
     }
 }
 
-/// Examples of one part of a dataset before splitting: pixels (0..1
-/// floats, N x C x H x W; features for a table) and class indices.
+/// Examples of one part of a dataset before splitting: their values
+/// (image bytes, or floats: pixels in 0..1, features for a table), example
+/// after example, and class indices.
 #[derive(Default)]
 struct Part {
-    pixels: Vec<f32>,
+    values: Values,
     labels: Vec<u32>,
 }
 
@@ -470,13 +458,14 @@ fn class_count(train: &[u32], test: impl Iterator<Item = u32>, what: &str) -> Re
     Ok(classes.max(2))
 }
 
-/// Refuses a dataset whose floats would not fit in the memory left.
-fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
+/// Refuses a dataset whose values (`value_bytes` each) would not fit in
+/// the memory left.
+fn check_memory(images: usize, per: usize, value_bytes: usize, keep: bool) -> Result<()> {
     let Some((available, bound)) = crate::memory::available_mib().filter(|_| keep) else {
         return Ok(());
     };
-    // The images as read, then split and normalised: twice.
-    let mib = (images as f64) * (per as f64) * 4.0 * 2.0 / (1u64 << 20) as f64;
+    // The values as decoded, then gathered into one array: twice, briefly.
+    let mib = (images as f64) * (per as f64) * (value_bytes as f64) * 2.0 / (1u64 << 20) as f64;
     if mib > available {
         bail!(
             "{images} images of {per} values need about {mib:.0} MiB, more than the {available:.0} MiB {bound}; set [data] subset or a smaller image_size"
@@ -485,10 +474,10 @@ fn check_memory(images: usize, per: usize, keep: bool) -> Result<()> {
     Ok(())
 }
 
-/// Pixel bytes and byte labels as a [`Part`].
+/// Planar pixel bytes and byte labels as a [`Part`].
 fn from_bytes(pixels: Vec<u8>, labels: Vec<u8>) -> Part {
     Part {
-        pixels: pixels.into_iter().map(|b| b as f32 / 255.0).collect(),
+        values: Values::Bytes(pixels),
         labels: labels.into_iter().map(u32::from).collect(),
     }
 }
@@ -593,7 +582,7 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
             let part = |n, seed| {
                 let (pixels, labels) = synthetic::generate(n, classes, size, noise, seed);
                 Part {
-                    pixels,
+                    values: Values::Floats(pixels),
                     labels: labels.into_iter().map(u32::from).collect(),
                 }
             };
@@ -611,74 +600,57 @@ fn load_raw(config: &DataConfig, seed: u64, pixels: bool) -> Result<Raw> {
     })
 }
 
-/// Loads, splits and normalises the dataset on `device`. `seed` fixes the
-/// split and the synthetic images.
+/// Loads and splits the dataset for `device`, with the training split's
+/// normalisation. `seed` fixes the split and the synthetic images.
 pub fn load(config: &DataConfig, seed: u64, device: &Device) -> Result<Dataset> {
     config.validate()?;
     let raw = load_raw(config, seed, true)?;
-    let (c, h, w) = raw.shape;
-    let per = c * h * w;
     let plan = split(config, &raw, seed)?;
     let DataFacts {
         task,
         description,
         classes,
     } = facts(config, &raw, &plan);
-    let gather = |idx: &[usize]| -> Part {
-        let mut part = Part {
-            pixels: Vec::with_capacity(idx.len() * per),
-            labels: Vec::with_capacity(idx.len()),
-        };
-        for &i in idx {
-            part.pixels
-                .extend_from_slice(&raw.train.pixels[i * per..(i + 1) * per]);
-            part.labels.push(raw.train.labels[i]);
-        }
-        part
+    let Raw {
+        shape,
+        train: pool,
+        val,
+        test,
+        ..
+    } = raw;
+    let norm = Arc::new(if config.normalize {
+        Norm::fit(&pool.values, shape, &plan.train)
+    } else {
+        Norm::identity(shape.0)
+    });
+    let pool_labels = pool.labels;
+    let pool = Arc::new(Store {
+        values: pool.values,
+        shape,
+    });
+    let carve = |rows: Vec<usize>| {
+        let labels = rows.iter().map(|&r| pool_labels[r]).collect();
+        Split::new(pool.clone(), rows, labels, norm.clone())
     };
-    let mut train = gather(&plan.train);
-    let carved_val = raw.val.is_none().then(|| gather(&plan.val));
-    let carved_test = raw.test.is_none().then(|| gather(&plan.test));
-    let mut val = carved_val.or(raw.val).unwrap_or_default();
-    let mut test = carved_test.or(raw.test).unwrap_or_default();
-    if config.normalize {
-        let n = train.labels.len();
-        for ch in 0..c {
-            let plane = |img: usize| (img * per + ch * h * w)..(img * per + (ch + 1) * h * w);
-            let (mut sum, mut sq) = (0f64, 0f64);
-            for img in 0..n {
-                for &v in &train.pixels[plane(img)] {
-                    sum += v as f64;
-                    sq += (v as f64) * (v as f64);
-                }
-            }
-            let count = (n * h * w) as f64;
-            let mean = sum / count;
-            let std = ((sq / count - mean * mean).max(0.0)).sqrt().max(1e-6);
-            for data in [&mut train.pixels, &mut val.pixels, &mut test.pixels] {
-                for img in 0..data.len() / per {
-                    for v in &mut data[plane(img)] {
-                        *v = ((*v as f64 - mean) / std) as f32;
-                    }
-                }
-            }
-        }
-    }
-    let split = |part: Part| -> Result<Split> {
-        let n = part.labels.len();
-        Ok(Split {
-            images: Tensor::from_vec(part.pixels, (n, c, h, w), device)?,
-            labels: Tensor::from_vec(part.labels, n, device)?,
-        })
+    let own = |part: Part| {
+        let rows = (0..part.labels.len()).collect();
+        let store = Arc::new(Store {
+            values: part.values,
+            shape,
+        });
+        Split::new(store, rows, part.labels, norm.clone())
     };
+    let val = val.map_or_else(|| carve(plan.val), own);
+    let test = test.map_or_else(|| carve(plan.test), own);
     Ok(Dataset {
         task,
-        train: split(train)?,
-        val: split(val)?,
-        test: split(test)?,
+        train: carve(plan.train),
+        val,
+        test,
         description,
         classes,
         augment: config.augment,
+        device: device.clone(),
     })
 }
 
@@ -872,13 +844,8 @@ mod tests {
             (data.train.len(), data.val.len(), data.test.len()),
             (80, 20, 10)
         );
-        let mean = data
-            .train
-            .images
-            .mean_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let (values, _) = data.train.examples(0..data.train.len());
+        let mean = values.iter().map(|v| *v as f64).sum::<f64>() / values.len() as f64;
         assert!(
             mean.abs() < 1e-3,
             "normalised training images have mean 0, got {mean}"
@@ -931,6 +898,7 @@ mod tests {
         };
         let a = load(&c, 3, &Device::Cpu).unwrap();
         assert_probe_matches(&c, 3, &a);
+        assert_eq!(a.train.storage(), "bytes", "images are held as bytes");
         assert_eq!((a.train.len(), a.val.len(), a.test.len()), (30, 10, 5));
         assert_eq!(
             a.task,
@@ -941,7 +909,7 @@ mod tests {
                 num_classes: 10
             }
         );
-        let labels = |d: &Dataset| d.val.labels.to_vec1::<u32>().unwrap();
+        let labels = |d: &Dataset| d.val.labels().to_vec();
         assert_eq!(
             labels(&a),
             labels(&load(&c, 3, &Device::Cpu).unwrap()),
@@ -1011,10 +979,9 @@ mod tests {
             (data.train.len(), data.val.len(), data.test.len()),
             (15, 5, 3)
         );
-        assert_eq!(data.test.labels.to_vec1::<u32>().unwrap(), [0, 1, 1]);
+        assert_eq!(data.test.labels(), [0, 1, 1]);
         // Test image 0 is an ant: red, cropped clear of the white column.
-        let first = data.test.images.get(0).unwrap();
-        let planes = first.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (planes, _) = data.test.examples(0..1);
         assert!(planes[..36]
             .iter()
             .all(|v| (*v - 200.0 / 255.0).abs() < 1e-6));

@@ -6,7 +6,7 @@
 //! distinct values in order: numerically when every value is an integer,
 //! otherwise as text.
 
-use super::{DataConfig, Part, Raw};
+use super::{DataConfig, Part, Raw, Values};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 
@@ -108,7 +108,7 @@ pub(super) fn read(config: &DataConfig) -> Result<Raw> {
         shape: (features.len(), 1, 1),
         classes,
         train: Part {
-            pixels: values,
+            values: Values::Floats(values),
             labels,
         },
         val: None,

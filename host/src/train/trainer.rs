@@ -7,7 +7,7 @@
 use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::optimizer::Optimizer;
-use crate::data::{augment, Dataset, Split};
+use crate::data::{self, augment, Dataset, Split};
 use crate::interrupt::Cancel;
 use crate::ir::EpochRecord;
 use crate::network::Model;
@@ -244,42 +244,32 @@ pub fn train(
         let mut loss_sum = 0.0;
         let order = std::mem::take(&mut state.order);
         let augment = data.augment;
-        let (_, c, h, w) = data.train.images.dims4()?;
-        // One batch: gathered, and augmented from its own seed.
-        let make = |b: usize, chunk: &[u32]| -> Result<(Tensor, Tensor)> {
-            let idx = Tensor::from_slice(chunk, chunk.len(), model.device())?;
-            let mut x = data.train.images.index_select(&idx, 0)?;
+        let shape = data.train.shape();
+        // One batch on the host: gathered, normalised, and augmented from
+        // its own seed.
+        let make = |b: usize, chunk: &[u32]| -> (Vec<f32>, Vec<u32>) {
+            let (mut values, labels) = data.train.examples(chunk.iter().map(|&i| i as usize));
             if augment.is_active() {
-                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-                augment.apply(&mut values, (c, h, w), augment::batch_seed(seed, epoch, b));
-                x = Tensor::from_vec(values, x.dims(), model.device())?;
+                augment.apply(&mut values, shape, augment::batch_seed(seed, epoch, b));
             }
-            Ok((x, data.train.labels.index_select(&idx, 0)?))
+            (values, labels)
         };
         let early = std::thread::scope(|scope| -> Result<Option<TrainOutcome>> {
-            // On the CPU the next batches are made on a thread of their own
-            // while this one trains; candle queues CUDA work on the calling
-            // thread's stream, so there they are made here, in order.
-            let made: Box<dyn Iterator<Item = Result<(Tensor, Tensor)>>> =
-                if model.device().is_cpu() {
-                    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-                    let (make, order) = (&make, &order);
-                    scope.spawn(move || {
-                        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-                            if tx.send(make(b, chunk)).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    Box::new(rx.into_iter())
-                } else {
-                    Box::new(
-                        order
-                            .chunks(config.batch_size)
-                            .enumerate()
-                            .map(|(b, chunk)| make(b, chunk)),
-                    )
-                };
+            // The next batches are made on a thread of their own while this
+            // one trains; each goes to the device here, in one copy (candle
+            // queues CUDA work on the calling thread's stream).
+            let (tx, rx) = std::sync::mpsc::sync_channel(2);
+            let (make, order) = (&make, &order);
+            scope.spawn(move || {
+                for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+                    if tx.send(make(b, chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let made = rx
+                .into_iter()
+                .map(|(values, labels)| data::as_tensors(values, labels, shape, model.device()));
             for (b, batch) in made.enumerate() {
                 if cancel.is_cancelled() {
                     return Ok(Some(TrainOutcome {
@@ -410,8 +400,7 @@ pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64,
         let (mut loss_sum, mut correct) = (0.0f64, 0u64);
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min(n - start);
-            let x = split.images.narrow(0, start, len)?;
-            let y = split.labels.narrow(0, start, len)?;
+            let (x, y) = split.tensors(start, len, model.device())?;
             let logits = model.forward(&x, false, None)?;
             loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
                 * len as f64;
@@ -453,8 +442,8 @@ fn probe(
     cancel: &Cancel,
 ) -> Result<Vec<f64>> {
     let batch = batch.min(data.val.len()).max(1);
-    let x = data.val.images.narrow(0, 0, batch)?;
     let device = model.device();
+    let (x, _) = data.val.tensors(0, batch, device)?;
     for _ in 0..2 {
         model.forward(&x, false, None)?;
     }
