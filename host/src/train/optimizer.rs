@@ -137,8 +137,14 @@ impl Optimizer {
                 continue;
             }
             let (m, v) = &mut self.state[i];
-            let p = var.as_tensor();
-            let mut g = grad.clone();
+            // Values only: a parameter's gradient from candle's backward
+            // still refers to the step's activations (the gradient of a
+            // weight is computed from its input), and moments built on it
+            // would keep every step's graph alive, each step's moment
+            // holding the one before (a CUDA run of a residual network ran
+            // out of an H200's 141 GB within an epoch).
+            let p = &var.as_tensor().detach();
+            let mut g = grad.detach();
             if self.weight_decay > 0.0 && self.kind != OptimizerKind::Adamw {
                 g = (g + (p * self.weight_decay)?)?;
             }
@@ -210,6 +216,49 @@ mod tests {
             opt.step(&[&var], &[grad], config.learning_rate).unwrap();
         }
         var.as_tensor().to_vec1().unwrap()
+    }
+
+    /// The tensor-op path keeps values, not graphs: after steps whose
+    /// gradients refer to their activations, no moment refers back.
+    #[test]
+    fn moments_hold_no_autograd_graph() {
+        let device = Device::Cpu;
+        let w1 = Var::from_tensor(&Tensor::new(&[[0.5f32, -1.0], [0.3, 0.8]], &device).unwrap())
+            .unwrap();
+        let w2 = Var::from_tensor(&Tensor::new(&[[1.0f32], [-0.5]], &device).unwrap()).unwrap();
+        let x = Tensor::new(&[[1.0f32, 2.0], [-1.0, 0.5]], &device).unwrap();
+        for config in [
+            TrainConfig::default(),
+            TrainConfig {
+                optimizer: OptimizerKind::Sgd,
+                momentum: 0.9,
+                weight_decay: 0.01,
+                ..TrainConfig::default()
+            },
+        ] {
+            let mut opt = Optimizer::new(&config, 2).with_tensor_ops();
+            for _ in 0..3 {
+                let hidden = x.matmul(w1.as_tensor()).unwrap().relu().unwrap();
+                let loss = hidden.matmul(w2.as_tensor()).unwrap().sum_all().unwrap();
+                let grads = loss.backward().unwrap();
+                let grads: Vec<_> = [&w1, &w2]
+                    .iter()
+                    .map(|w| grads.get(w.as_tensor()).cloned())
+                    .collect();
+                assert!(
+                    grads[1].as_ref().unwrap().track_op(),
+                    "w2's gradient refers to the hidden activations, as candle leaves it"
+                );
+                opt.step(&[&w1, &w2], &grads, 0.01).unwrap();
+            }
+            for (m, v) in &opt.state {
+                assert!(
+                    m.iter().chain(v).all(|t| !t.track_op()),
+                    "{:?}",
+                    config.optimizer
+                );
+            }
+        }
     }
 
     #[test]
