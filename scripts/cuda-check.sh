@@ -3,8 +3,9 @@
 # checked against the CPU kernels), built on a machine without a GPU and run
 # on one that has it.
 #
-#   scripts/cuda-check.sh build   # here: builds and packs the test binaries into .cudacheck/
+#   scripts/cuda-check.sh build   # here: builds and packs the test and bench binaries into .cudacheck/
 #   scripts/cuda-check.sh run     # on the GPU machine, from the repository root
+#   scripts/cuda-check.sh bench   # there: the train_epoch bench on cuda:0, beside PyTorch
 #
 # On a machine with both a GPU and the CUDA toolkit, the plain command does
 # all of it: cargo test --release --features cuda cuda
@@ -56,24 +57,44 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["target"]["kind"][0], m["executable"])')
+  local bench
+  bench=$(cargo bench -p nas-bench --features cuda --bench train_epoch --no-run \
+    --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])')
   rm -rf "$pack" && mkdir -p "$pack"
   cp target/cuda/release/nas-host "$pack/nas-host"
   cp "$(echo "$built" | awk '$1 == "lib" {print $2}')" "$pack/lib-tests"
   cp "$(echo "$built" | awk '$1 == "test" {print $2}')" "$pack/run_search"
-  strip "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search
-  xz -T2 -6 "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search
-  du -sh "$pack"
+  cp "$bench" "$pack/train_epoch"
+  strip "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search "$pack"/train_epoch
+  xz -T2 -6 "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search "$pack"/train_epoch
+  # The bench's data (the GPU machine has no Debian package), as xz: a
+  # sixth smaller than gzip.
+  local f
+  if [ -d /usr/share/datasets/fashion-mnist ]; then
+    mkdir -p "$pack/fashion-mnist"
+    for f in /usr/share/datasets/fashion-mnist/*.gz; do
+      zcat "$f" | xz -T2 -9e > "$pack/fashion-mnist/$(basename "$f" .gz).xz"
+    done
+  fi
+  du -sh "$pack"/*
 }
 
-run() {
+# Unpacks the binaries and finds the CUDA libraries; sets `built_at`.
+unpack() {
   local f l dirs=""
   for f in "$pack"/*.xz; do
+    [ -e "${f%.xz}" ] && continue
     python3 -c 'import lzma, sys; open(sys.argv[1][:-3], "wb").write(lzma.open(sys.argv[1]).read())' "$f"
+    chmod +x "${f%.xz}"
   done
-  chmod +x "$pack"/nas-host "$pack"/lib-tests "$pack"/run_search
   nvidia-smi -L
   # The binaries were built here with this checkout at the path below.
-  local built_at=${CUDA_CHECK_BUILT_AT:-/work/main}
+  built_at=${CUDA_CHECK_BUILT_AT:-/work/main}
   [ "$PWD" = "$built_at" ] || { mkdir -p "$(dirname "$built_at")" && ln -sfn "$PWD" "$built_at"; }
   mkdir -p "$built_at/target/cuda/release" && cp "$pack/nas-host" "$built_at/target/cuda/release/nas-host"
   for l in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13; do
@@ -82,14 +103,34 @@ run() {
     dirs="$dirs:$(dirname "$f")"
   done
   export LD_LIBRARY_PATH="${dirs#:}:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
+}
+
+run() {
+  unpack
   local rc=0
   (cd "$built_at/host" && "$OLDPWD/$pack/lib-tests" cuda_tests --test-threads 1) || rc=1
   (cd "$built_at" && "$pack/run_search" cuda) || rc=1
   exit $rc
 }
 
+# The train_epoch bench on cuda:0 beside PyTorch on the same GPU (the
+# machine's python3 holds torch); its settings (NAS_BENCH_*) pass through.
+bench() {
+  unpack
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())'
+  export NAS_BENCH_FASHION_MNIST="$PWD/$pack/fashion-mnist"
+  local f
+  for f in "$NAS_BENCH_FASHION_MNIST"/*.xz; do
+    python3 -c 'import gzip, lzma, sys; gzip.open(sys.argv[1][:-3] + ".gz", "wb", 1).write(lzma.open(sys.argv[1]).read())' "$f"
+  done
+  mkdir -p /usr/share/datasets && ln -sfn "$NAS_BENCH_FASHION_MNIST" /usr/share/datasets/fashion-mnist
+  (cd "$built_at/bench" && NAS_BENCH_DEVICE=cuda:0 NAS_BENCH_PYTHON=python3 "$OLDPWD/$pack/train_epoch" --bench)
+}
+
 case "${1:-}" in
   build) build ;;
   run) run ;;
-  *) echo "usage: scripts/cuda-check.sh build|run" >&2; exit 2 ;;
+  bench) bench ;;
+  *) echo "usage: scripts/cuda-check.sh build|run|bench" >&2; exit 2 ;;
 esac

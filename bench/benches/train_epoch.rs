@@ -8,12 +8,13 @@
 //! Then the same for two `cnn`-space networks at batch 32: a residual one
 //! with kernel 5 and batch-norm, and one of mixed ops (inception, strided
 //! convolution, SiLU, GELU, average pooling, dropout).
-//! (`NAS_BENCH_AUGMENT=1` also times each seed-template epoch with `[data.augment]` crop, flip and cutout; `NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the `cnn` networks only; `NAS_BENCH_RESIDUAL=0` and `NAS_BENCH_MIXED=0` skip those networks; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
+//! (`NAS_BENCH_AUGMENT=1` also times each seed-template epoch with `[data.augment]` crop, flip and cutout; `NAS_BENCH_BATCHES=32,128` picks batch sizes, empty for the `cnn` networks only; `NAS_BENCH_CNN_BATCHES=32` those of the `cnn` networks; `NAS_BENCH_RESIDUAL=0` and `NAS_BENCH_MIXED=0` skip those networks; `NAS_BENCH_SUBSET=N` uses N images for a quick look;
 //! `NAS_BENCH_PYTHON=path/to/python` with torch installed prints PyTorch's time for the same
-//! epoch under each row, from `bench/peers/torch_epoch.py`).
+//! epoch under each row, from `bench/peers/torch_epoch.py`;
+//! `NAS_BENCH_DEVICE=cuda:0` trains on that GPU, PyTorch too, in a build with
+//! `--features cuda`.)
 
 use anyhow::Result;
-use candle_core::Device;
 use nas_host::data::augment::Augment;
 use nas_host::data::{self, DataConfig, DatasetKind};
 use nas_host::interrupt::Cancel;
@@ -37,15 +38,24 @@ fn label(name: &str, value: &str) -> Binding {
     }
 }
 
-fn main() -> Result<()> {
-    // As `nas-host` does: candle's element-wise ops on the calling thread.
-    let candle_threads = nas_host::train::serial_candle_elementwise();
-    let batches: Vec<usize> = std::env::var("NAS_BENCH_BATCHES")
-        .unwrap_or_else(|_| "32,128".into())
+/// The batch sizes listed in the environment variable `name` (`default`
+/// where it is unset).
+fn batch_sizes(name: &str, default: &str) -> Result<Vec<usize>> {
+    Ok(std::env::var(name)
+        .unwrap_or_else(|_| default.into())
         .split(',')
         .filter(|b| !b.trim().is_empty())
         .map(|b| b.trim().parse())
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?)
+}
+
+fn main() -> Result<()> {
+    // As `nas-host` does: candle's element-wise ops on the calling thread.
+    let candle_threads = nas_host::train::serial_candle_elementwise();
+    let batches = batch_sizes("NAS_BENCH_BATCHES", "32,128")?;
+    let cnn_batches = batch_sizes("NAS_BENCH_CNN_BATCHES", "32")?;
+    let device_name = std::env::var("NAS_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = nas_host::device::parse(&device_name)?;
     let subset = std::env::var("NAS_BENCH_SUBSET")
         .ok()
         .map(|s| s.parse())
@@ -56,7 +66,7 @@ fn main() -> Result<()> {
         ..DataConfig::default()
     };
     let loaded = Instant::now();
-    let mut data = data::load(&config, 0, &Device::Cpu)?;
+    let mut data = data::load(&config, 0, &device)?;
     let load_s = loaded.elapsed().as_secs_f64();
 
     let runtime = PluginRuntime::new(PluginLimits::default(), None)?;
@@ -73,7 +83,7 @@ fn main() -> Result<()> {
         network.key, data.description
     );
     println!(
-        "data decode and split: {load_s:.2} s; threads: RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}",
+        "device: {device_name}; data decode and split: {load_s:.2} s; threads: RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     println!(
@@ -97,7 +107,7 @@ fn main() -> Result<()> {
             "{batch:>6} {train_s:>10.1} {:>10.0} {gflops:>9.2} {val_s:>12.2} {accuracy:>8.4}",
             images / train_s
         );
-        peer(&network, batch, subset, train_s)?;
+        peer(&network, batch, subset, &device_name, train_s)?;
         if std::env::var("NAS_BENCH_AUGMENT").is_ok_and(|v| v == "1") {
             // The same epoch with batches augmented on the prefetch thread.
             data.augment = AUGMENT;
@@ -111,18 +121,19 @@ fn main() -> Result<()> {
         }
     }
     let skipped = |variable: &str| std::env::var(variable).is_ok_and(|v| v == "0");
-    if !skipped("NAS_BENCH_RESIDUAL") {
-        cnn_epoch(
-            &runtime,
-            &data,
-            subset,
-            "residual cnn (k5, batch-norm",
-            RESIDUAL,
-        )?;
-    }
-    if !skipped("NAS_BENCH_MIXED") {
-        let title = "mixed cnn (inception, strided conv, SiLU, GELU, avg-pool, dropout";
-        cnn_epoch(&runtime, &data, subset, title, MIXED)?;
+    let bench = Bench {
+        data: &data,
+        subset,
+        device: &device_name,
+    };
+    for batch in cnn_batches {
+        if !skipped("NAS_BENCH_RESIDUAL") {
+            bench.cnn_epoch(&runtime, "residual cnn (k5, batch-norm", RESIDUAL, batch)?;
+        }
+        if !skipped("NAS_BENCH_MIXED") {
+            let title = "mixed cnn (inception, strided conv, SiLU, GELU, avg-pool, dropout";
+            bench.cnn_epoch(&runtime, title, MIXED, batch)?;
+        }
     }
     Ok(())
 }
@@ -134,7 +145,7 @@ fn timed_epoch(
     data: &data::Dataset,
     config: &TrainConfig,
 ) -> Result<(Model, f64)> {
-    let model = Model::new(network, &data.task, 1, &Device::Cpu)?;
+    let model = Model::new(network, &data.task, 1, data.device())?;
     let start = Instant::now();
     train(
         &model,
@@ -155,6 +166,7 @@ fn peer(
     network: &nas_host::ir::Network,
     batch: usize,
     subset: Option<usize>,
+    device: &str,
     ours: f64,
 ) -> Result<()> {
     let Ok(python) = std::env::var("NAS_BENCH_PYTHON") else {
@@ -164,10 +176,11 @@ fn peer(
     std::fs::write(&file, serde_json::to_string(network)?)?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/torch_epoch.py");
     let mut cmd = std::process::Command::new(python);
-    cmd.arg(script).arg(&file).arg(batch.to_string());
-    if let Some(n) = subset {
-        cmd.arg(n.to_string());
-    }
+    cmd.arg(script)
+        .arg(&file)
+        .arg(batch.to_string())
+        .arg(device.replace("cpu", "cpu:0"))
+        .arg(subset.map_or_else(|| "all".into(), |n| n.to_string()));
     let out = cmd.output()?;
     std::fs::remove_file(&file)?;
     anyhow::ensure!(
@@ -178,14 +191,14 @@ fn peer(
     let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let theirs = peer["train_s"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "{:>6} {theirs:>10.1} {:>10} {:>9} {:>12.2} {:>8.4}   PyTorch {} ({} threads): nas-host takes {:.2}x PyTorch's time",
+        "{:>6} {theirs:>10.1} {:>10} {:>9} {:>12.2} {:>8.4}   PyTorch {} ({}): nas-host takes {:.2}x PyTorch's time",
         "",
         "",
         "",
         peer["val_s"].as_f64().unwrap_or(f64::NAN),
         peer["val_acc"].as_f64().unwrap_or(f64::NAN),
         peer["torch"].as_str().unwrap_or("?"),
-        peer["threads"],
+        peer["where"].as_str().unwrap_or("?"),
         ours / theirs
     );
     Ok(())
@@ -238,45 +251,44 @@ const MIXED: &[(&str, &str)] = &[
     ("dropout_rate", "0.2"),
 ];
 
-/// The same epoch, batch 32, for the `cnn`-space network of `pairs`, printed
-/// as `title` (an open parenthesis, closed with the network's size).
-fn cnn_epoch(
-    runtime: &PluginRuntime,
-    data: &nas_host::data::Dataset,
+/// What every `cnn`-network row shares.
+struct Bench<'a> {
+    data: &'a data::Dataset,
     subset: Option<usize>,
-    title: &str,
-    pairs: &[(&str, &str)],
-) -> Result<()> {
-    let mut cnn = runtime.search_space(&PluginSource::parse("builtin:cnn")?)?;
-    cnn.init("{}", data.task)?;
-    let network = cnn.build(&pairs.iter().map(|(n, v)| label(n, v)).collect::<Vec<_>>())?;
-    let model = Model::new(&network, &data.task, 1, &Device::Cpu)?;
-    let config = TrainConfig {
-        batch_size: 32,
-        ..TrainConfig::default()
-    };
-    let start = Instant::now();
-    train(
-        &model,
-        data,
-        &config,
-        1,
-        1,
-        None,
-        &Cancel::new(),
-        &mut |_| {},
-    )?;
-    let with_validation = start.elapsed().as_secs_f64();
-    let val_start = Instant::now();
-    let (_, accuracy) = evaluate(&model, &data.val, config.eval_batch_size)?;
-    let val_s = val_start.elapsed().as_secs_f64();
-    let train_s = with_validation - val_s;
-    let gflops = 3.0 * model.analysis().flops() as f64 * data.train.len() as f64 / train_s / 1e9;
-    println!(
-        "\n{title}, {} params, {:.1} MFLOP/image), batch 32: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
-        nas_host::network::grouped(model.analysis().params()),
-        model.analysis().flops() as f64 / 1e6,
-        data.train.len() as f64 / train_s
-    );
-    peer(&network, 32, subset, train_s)
+    device: &'a str,
+}
+
+impl Bench<'_> {
+    /// The same epoch at `batch` for the `cnn`-space network of `pairs`,
+    /// printed as `title` (an open parenthesis, closed with the network's size).
+    fn cnn_epoch(
+        &self,
+        runtime: &PluginRuntime,
+        title: &str,
+        pairs: &[(&str, &str)],
+        batch: usize,
+    ) -> Result<()> {
+        let data = self.data;
+        let mut cnn = runtime.search_space(&PluginSource::parse("builtin:cnn")?)?;
+        cnn.init("{}", data.task)?;
+        let network = cnn.build(&pairs.iter().map(|(n, v)| label(n, v)).collect::<Vec<_>>())?;
+        let config = TrainConfig {
+            batch_size: batch,
+            ..TrainConfig::default()
+        };
+        let (model, with_validation) = timed_epoch(&network, data, &config)?;
+        let val_start = Instant::now();
+        let (_, accuracy) = evaluate(&model, &data.val, config.eval_batch_size)?;
+        let val_s = val_start.elapsed().as_secs_f64();
+        let train_s = with_validation - val_s;
+        let flops = model.analysis().flops() as f64;
+        let gflops = 3.0 * flops * data.train.len() as f64 / train_s / 1e9;
+        println!(
+            "\n{title}, {} params, {:.1} MFLOP/image), batch {batch}: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
+            nas_host::network::grouped(model.analysis().params()),
+            flops / 1e6,
+            data.train.len() as f64 / train_s
+        );
+        peer(&network, batch, self.subset, self.device, train_s)
+    }
 }

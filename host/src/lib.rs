@@ -21,7 +21,7 @@ pub mod commands;
 pub mod compare;
 pub mod config;
 pub mod data;
-pub(crate) mod device;
+pub mod device;
 pub(crate) mod evaluator;
 pub mod executor;
 pub(crate) mod export;
