@@ -1,7 +1,9 @@
 //! Training speed: one epoch of the seed-template network (flatten, 64 units,
 //! dropout 0) on Fashion-MNIST (48,000 training and 12,000 validation images),
 //! built by the real seed-template plugin and trained by the real trainer.
-//! Prints seconds per epoch, images per second, achieved GFLOP/s (3 x forward
+//! Prints the CPU (model, instruction sets, the kernels' vector width and
+//! its measured FMA peak), then seconds per epoch, images per second,
+//! achieved GFLOP/s (3 x forward
 //! FLOPs per training image) and the validation pass.
 //!
 //! Run: `cargo bench -p nas-bench --bench train_epoch`
@@ -86,9 +88,25 @@ fn main() -> Result<()> {
         "device: {device_name}; data decode and split: {load_s:.2} s; threads: RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
+    // The ceiling the CPU rows' GFLOP/s are a fraction of.
+    let peak = device.is_cpu().then(|| {
+        let machine = nas_kernels::machine::machine();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let one = nas_kernels::machine::fma_peak_gflops(1, 0.3);
+        let all = nas_kernels::machine::fma_peak_gflops(threads, 0.3);
+        println!(
+            "cpu: {} ({}); kernels: {} FMA; measured FMA peak {one:.0} GFLOP/s on 1 thread, {all:.0} on {threads}",
+            machine.model,
+            machine.features.join(" "),
+            machine.vector
+        );
+        all
+    });
+    let of_peak =
+        |gflops: f64| peak.map_or(String::new(), |p| format!("{:.0}%", 100.0 * gflops / p));
     println!(
-        "{:>6} {:>10} {:>10} {:>9} {:>12} {:>8}",
-        "batch", "train s", "images/s", "GFLOP/s", "val pass s", "val acc"
+        "{:>6} {:>10} {:>10} {:>9} {:>6} {:>12} {:>8}",
+        "batch", "train s", "images/s", "GFLOP/s", "peak", "val pass s", "val acc"
     );
     for batch in batches {
         let train_config = TrainConfig {
@@ -104,8 +122,9 @@ fn main() -> Result<()> {
         let images = data.train.len() as f64;
         let gflops = 3.0 * model.analysis().flops() as f64 * images / train_s / 1e9;
         println!(
-            "{batch:>6} {train_s:>10.1} {:>10.0} {gflops:>9.2} {val_s:>12.2} {accuracy:>8.4}",
-            images / train_s
+            "{batch:>6} {train_s:>10.1} {:>10.0} {gflops:>9.2} {:>6} {val_s:>12.2} {accuracy:>8.4}",
+            images / train_s,
+            of_peak(gflops)
         );
         peer(&network, batch, subset, &device_name, train_s)?;
         if std::env::var("NAS_BENCH_AUGMENT").is_ok_and(|v| v == "1") {
@@ -122,6 +141,7 @@ fn main() -> Result<()> {
     }
     let skipped = |variable: &str| std::env::var(variable).is_ok_and(|v| v == "0");
     let bench = Bench {
+        peak,
         data: &data,
         subset,
         device: &device_name,
@@ -191,7 +211,8 @@ fn peer(
     let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let theirs = peer["train_s"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "{:>6} {theirs:>10.1} {:>10} {:>9} {:>12.2} {:>8.4}   PyTorch {} ({}): nas-host takes {:.2}x PyTorch's time",
+        "{:>6} {theirs:>10.1} {:>10} {:>9} {:>6} {:>12.2} {:>8.4}   PyTorch {} ({}): nas-host takes {:.2}x PyTorch's time",
+        "",
         "",
         "",
         "",
@@ -253,6 +274,8 @@ const MIXED: &[(&str, &str)] = &[
 
 /// What every `cnn`-network row shares.
 struct Bench<'a> {
+    /// The CPU's measured FMA peak, GFLOP/s (none on a GPU).
+    peak: Option<f64>,
     data: &'a data::Dataset,
     subset: Option<usize>,
     device: &'a str,
@@ -284,10 +307,11 @@ impl Bench<'_> {
         let flops = model.analysis().flops() as f64;
         let gflops = 3.0 * flops * data.train.len() as f64 / train_s / 1e9;
         println!(
-            "\n{title}, {} params, {:.1} MFLOP/image), batch {batch}: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s, val pass {val_s:.2} s, val acc {accuracy:.4}",
+            "\n{title}, {} params, {:.1} MFLOP/image), batch {batch}: {train_s:.1} s, {:.0} images/s, {gflops:.2} GFLOP/s{}, val pass {val_s:.2} s, val acc {accuracy:.4}",
             nas_host::network::grouped(model.analysis().params()),
             flops / 1e6,
-            data.train.len() as f64 / train_s
+            data.train.len() as f64 / train_s,
+            self.peak.map_or(String::new(), |p| format!(" ({:.0}% of the FMA peak)", 100.0 * gflops / p))
         );
         peer(&network, batch, self.subset, self.device, train_s)
     }

@@ -29,6 +29,7 @@ mod dense;
 mod direct;
 mod direct_weights;
 mod gemm;
+pub mod machine;
 mod max2x2;
 mod norm;
 pub mod optim;
