@@ -2,7 +2,7 @@
 //! files at a user-given path, the user's own images (a folder per class),
 //! tables (CSV) and NumPy arrays, and the built-in synthetic task. Everything is decoded
 //! once, split (train / validation / test) and kept in memory as read
-//! (images as bytes; large uncompressed uint8 arrays mapped from their
+//! (images as bytes; uint8 arrays stored uncompressed mapped from their
 //! files); batches are normalised with the training split's statistics
 //! (per channel; per feature for a table) as they are made.
 
