@@ -24,4 +24,8 @@ rustup target add wasm32-wasip2
 
 # The host workspace (unit and end-to-end tests), then the plugin SDK's own unit tests.
 cargo test --workspace
+# The kernels' portable paths, which CPUs without AVX-512 take, on this
+# machine too: the kernels' tests and the model's gradient checks again.
+NAS_KERNELS_AVX512=off cargo test -p nas-kernels
+NAS_KERNELS_AVX512=off cargo test -p nas-host --lib -- network:: train::
 cargo test --manifest-path plugins/Cargo.toml -p nas-plugin-sdk --features strategy

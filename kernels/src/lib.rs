@@ -52,13 +52,20 @@ use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Whether this CPU has AVX-512F: the kernels' vector paths check it at run
-/// time and keep a portable path for other CPUs.
+/// Whether the kernels use AVX-512: the CPU has AVX-512F, and the
+/// environment variable `NAS_KERNELS_AVX512` is not `off`. The vector paths
+/// check it at run time and keep a portable path for other CPUs; `off`
+/// makes an AVX-512 machine take those paths, to measure and test them
+/// there (the `gemm` crate still picks its own instructions).
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let found = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let found = false;
+        found && std::env::var("NAS_KERNELS_AVX512").map_or(true, |v| v != "off")
+    })
 }
 
 /// The mask of the first `n` (at most 16) lanes of a 16-lane vector.

@@ -17,7 +17,7 @@ pub struct Machine {
     /// `avx512fp16`, `avxvnni`.
     pub features: Vec<&'static str>,
     /// The widest FMA this CPU has and the kernels use: `avx512`, `avx2` or
-    /// `scalar`.
+    /// `scalar` (`avx2` on an AVX-512 CPU with `NAS_KERNELS_AVX512=off`).
     pub vector: &'static str,
 }
 
@@ -194,6 +194,12 @@ mod tests {
         assert!(!m.model.is_empty());
         if m.vector == "avx512" {
             assert!(m.features.contains(&"avx512f"));
+        }
+        if std::env::var("NAS_KERNELS_AVX512").as_deref() == Ok("off") {
+            assert_ne!(
+                m.vector, "avx512",
+                "NAS_KERNELS_AVX512=off turns AVX-512 off"
+            );
         }
     }
 }
