@@ -25,18 +25,50 @@ enum Source {
     Folder,
 }
 
-/// A reader that counts the bytes read through it.
-struct Counting<R> {
-    inner: R,
-    read: u64,
-}
+/// The most bytes an `.npy` header may take (NumPy's own reading limit).
+const MAX_HEADER: usize = 10_000;
 
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
+/// The preamble and header of an `.npy` array read from `reader`, checked
+/// before they are parsed: the magic string, a format version NumPy
+/// writes, at most [`MAX_HEADER`] bytes of printable text with brackets
+/// nested at most two deep (a dict holding a tuple). The header parser
+/// backtracks exponentially on some malformed text; NumPy never writes it.
+fn header_bytes(reader: &mut impl Read, what: &str) -> Result<Vec<u8>> {
+    let read = |e: std::io::Error| anyhow::anyhow!("{what} is not an .npy array: {e}");
+    let mut bytes = vec![0u8; 8];
+    reader.read_exact(&mut bytes).map_err(read)?;
+    if &bytes[..6] != b"\x93NUMPY" {
+        bail!("{what} is not an .npy array (it does not start with \\x93NUMPY)");
     }
+    let width = match bytes[6] {
+        1 => 2,
+        2 | 3 => 4,
+        v => bail!("{what} is an .npy array of format version {v}; NumPy writes versions 1 to 3"),
+    };
+    let mut size = [0u8; 4];
+    reader.read_exact(&mut size[..width]).map_err(read)?;
+    bytes.extend_from_slice(&size[..width]);
+    let len = u32::from_le_bytes(size) as usize;
+    if len > MAX_HEADER {
+        bail!("{what} has a header of {len} bytes; NumPy's are at most {MAX_HEADER}");
+    }
+    let start = bytes.len();
+    bytes.resize(start + len, 0);
+    reader.read_exact(&mut bytes[start..]).map_err(read)?;
+    let mut depth = 0usize;
+    for (i, &b) in bytes[start..].iter().enumerate() {
+        match b {
+            b'{' | b'(' | b'[' => depth += 1,
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            b'\n' if i + 1 == len => {}
+            0x20..=0x7e => {}
+            _ => bail!("{what} has the byte {b:#04x} at {i} in its header; an .npy header is printable text"),
+        }
+        if depth > 2 {
+            bail!("{what} has brackets nested more than two deep in its header; an .npy header is a dict with a shape tuple");
+        }
+    }
+    Ok(bytes)
 }
 
 /// An opened array: its header read, the reader at its values.
@@ -153,14 +185,12 @@ fn array<'a>(source: &'a mut Source, path: &Path, name: &str) -> Result<Option<A
         return Ok(None);
     };
     let what = || format!("{}: `{name}`", path.display());
-    let mut counting = Counting {
-        inner: reader,
-        read: 0,
-    };
-    let header = npyz::NpyHeader::from_reader(&mut counting)
+    let mut reader = reader;
+    let bytes = header_bytes(&mut reader, &what())?;
+    let header = npyz::NpyHeader::from_reader(&bytes[..])
         .with_context(|| format!("{} is not an .npy array", what()))?;
-    let values_at = at.map(|(file, start)| (file, start + counting.read));
-    let npy = npyz::NpyFile::with_header(header, counting.inner);
+    let values_at = at.map(|(file, start)| (file, start + bytes.len() as u64));
+    let npy = npyz::NpyFile::with_header(header, reader);
     if npy.order() == npyz::Order::Fortran {
         bail!(
             "{} is stored in Fortran order; save it with numpy.ascontiguousarray",
@@ -446,6 +476,48 @@ mod tests {
                 let byte = ((48 + p * 3 + ch) * 37 % 251) as f32;
                 assert_eq!(values[ch * 16 + p], byte / 255.0, "channel {ch}, pixel {p}");
             }
+        }
+    }
+
+    /// Header text NumPy never writes (control bytes, deep brackets, a huge
+    /// length) is refused before the header parser, which backtracks
+    /// exponentially on some of it (a fuzzer found a header that took it
+    /// minutes), sees it.
+    #[test]
+    fn malformed_npy_headers_are_refused_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DataConfig {
+            dataset: DatasetKind::Npy,
+            path: Some(dir.path().to_path_buf()),
+            ..DataConfig::default()
+        };
+        for (name, bytes) in arrays() {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let with_header = |text: &[u8]| {
+            let mut out = b"\x93NUMPY\x01\x00".to_vec();
+            out.extend((text.len() as u16).to_le_bytes());
+            out.extend(text);
+            out
+        };
+        let control: Vec<u8> =
+            b"{'descr': '|u1', 'fortran_order': False, 'shape': (4, 3, \x08\t\n\x0b\x0c\r"
+                .iter()
+                .copied()
+                .chain(0x0e..0x20)
+                .collect();
+        let deep = b"{'descr': '|u1', 'fortran_order': False, 'shape': (((6,),),), }\n".to_vec();
+        let mut huge = b"\x93NUMPY\x02\x00".to_vec();
+        huge.extend(20_000u32.to_le_bytes());
+        huge.extend(vec![b' '; 20_000]);
+        for (bytes, needle) in [
+            (with_header(&control), "has the byte 0x08 at 57"),
+            (with_header(&deep), "nested more than two deep"),
+            (huge, "a header of 20000 bytes"),
+        ] {
+            std::fs::write(dir.path().join("x_train.npy"), bytes).unwrap();
+            let e = format!("{:#}", super::super::probe(&config, 5).unwrap_err());
+            assert!(e.contains("x_train") && e.contains(needle), "{e}");
         }
     }
 
