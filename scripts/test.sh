@@ -3,8 +3,8 @@
 # Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package),
 # scikit-learn's bundled datasets (python3-sklearn: the own-data tests' digit
 # images and tables), Chromium (the report test renders the HTML report
-# headless) and the wasm32-wasip2 Rust target (plugins are WebAssembly
-# components).
+# headless), onnxruntime and onnx from PyPI (exported ONNX models are run)
+# and the wasm32-wasip2 Rust target (plugins are WebAssembly components).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,10 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
 fi
 export NAS_REQUIRE_CHROMIUM=1
+# Exported ONNX models are checked with the ONNX checker and onnxruntime (PyPI).
+python3 -c "import onnxruntime, onnx" 2>/dev/null ||
+  python3 -m pip install --quiet onnxruntime==1.32.0 onnx==1.23.2
+export NAS_REQUIRE_ONNXRUNTIME=1
 # RUSTUP_AUTO_INSTALL=0 on some machines: add the target explicitly.
 rustup target add wasm32-wasip2
 

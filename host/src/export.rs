@@ -1,7 +1,7 @@
 //! Getting results out of a run: a trial's model (architecture JSON,
 //! safetensors weights, summary, metrics) for use elsewhere or with
-//! `nas-host eval`, and every trial as CSV and JSON for pandas or
-//! spreadsheets.
+//! `nas-host eval`, optionally as ONNX for inference runtimes, and every
+//! trial as CSV and JSON for pandas or spreadsheets.
 
 use crate::ir::{Network, Task, TrialStatus};
 use crate::network::summary;
@@ -10,6 +10,18 @@ use crate::trial::WEIGHTS_FILE;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
+
+/// What `export` writes besides the trial's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// architecture.json and weights.safetensors, which nas-host reads.
+    Native,
+    /// Those and model.onnx.
+    Onnx,
+}
+
+/// The ONNX model's file name in an export folder.
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// The task a run's networks were built for.
 pub fn run_task(store: &RunStore) -> Result<Task> {
@@ -20,9 +32,14 @@ pub fn run_task(store: &RunStore) -> Result<Task> {
 }
 
 /// Writes trial `trial` (default: the run's best) of the run in `run_dir` to
-/// `out`, with `trials.csv` and `trials.json` of all trials. Returns the
-/// exported trial.
-pub fn export(run_dir: &Path, trial: Option<u64>, out: &Path) -> Result<TrialRecord> {
+/// `out`, with `trials.csv` and `trials.json` of all trials, and as ONNX
+/// when `format` says so. Returns the exported trial.
+pub fn export(
+    run_dir: &Path,
+    trial: Option<u64>,
+    out: &Path,
+    format: Format,
+) -> Result<TrialRecord> {
     let store = RunStore::open_read_only(&run_dir.join(DB_FILE))?;
     let trials = store.trials()?;
     let id = match trial {
@@ -48,9 +65,21 @@ pub fn export(run_dir: &Path, trial: Option<u64>, out: &Path) -> Result<TrialRec
     )?;
     std::fs::write(out.join("summary.txt"), summary(network, &task)?)?;
     std::fs::write(out.join("metrics.json"), serde_json::to_string_pretty(t)?)?;
-    if let Some(w) = t.weights_in(run_dir)? {
-        std::fs::copy(&w, out.join(WEIGHTS_FILE))
+    let weights = t.weights_in(run_dir)?;
+    if let Some(w) = &weights {
+        std::fs::copy(w, out.join(WEIGHTS_FILE))
             .with_context(|| format!("copy the weights {}", w.display()))?;
+    }
+    if format == Format::Onnx {
+        let w = weights.with_context(|| {
+            format!("trial {id} kept no weights, so there is no model to write as ONNX")
+        })?;
+        let tensors = candle_core::safetensors::load(&w, &candle_core::Device::Cpu)
+            .with_context(|| format!("read the weights {}", w.display()))?;
+        let bytes = crate::onnx::encode(network, &task, &tensors)
+            .with_context(|| format!("trial {id} as ONNX"))?;
+        let path = out.join(ONNX_FILE);
+        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))?;
     }
     std::fs::write(
         out.join("trials.json"),

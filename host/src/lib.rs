@@ -30,6 +30,7 @@ pub mod ir;
 pub(crate) mod lock;
 pub(crate) mod memory;
 pub mod network;
+pub mod onnx;
 pub(crate) mod plot;
 pub mod plugin;
 pub mod progress;

@@ -1,5 +1,6 @@
-//! `nas-host export RUN [--trial N] --out DIR`.
+//! `nas-host export RUN [--trial N] [--format onnx] --out DIR`.
 
+use crate::export::Format;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -15,10 +16,13 @@ pub(crate) struct ExportArgs {
     /// Where to write architecture.json, weights.safetensors, summary.txt, metrics.json, trials.csv and trials.json.
     #[arg(long)]
     out: PathBuf,
+    /// `onnx` also writes model.onnx, the model as ONNX for inference runtimes.
+    #[arg(long, value_enum, default_value = "native")]
+    format: Format,
 }
 
 pub(crate) fn run(args: ExportArgs) -> Result<ExitCode> {
-    let t = crate::export::export(&args.run, args.trial, &args.out)?;
+    let t = crate::export::export(&args.run, args.trial, &args.out, args.format)?;
     println!(
         "exported trial {} ({}) to {}",
         t.id,

@@ -17,9 +17,10 @@ use std::collections::HashMap;
 
 /// Momentum of batch-norm running statistics (PyTorch's default).
 const BN_MOMENTUM: f64 = 0.1;
-const BN_EPS: f64 = 1e-5;
+/// Batch normalisation's epsilon (PyTorch's default).
+pub const BN_EPS: f64 = 1e-5;
 /// Leaky ReLU's slope below zero (PyTorch's default).
-const LEAKY_SLOPE: f32 = 0.01;
+pub const LEAKY_SLOPE: f32 = 0.01;
 
 /// A network compiled for one device.
 pub struct Model {
