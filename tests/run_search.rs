@@ -252,6 +252,9 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         device: "cpu".into(),
         dir: dir.path().join("worker"),
         max_latency_ms: None,
+        quantize: Default::default(),
+        max_int8_latency_ms: None,
+        max_int8_size_kb: None,
         resume_from: None,
     };
     let spec_path = dir.path().join("spec.json");

@@ -127,6 +127,16 @@ pub const METRICS: &[&str] = &[
     "train_seconds",
 ];
 
+/// Metrics of the int8 model, which completed trials record when
+/// `[quantize] enabled = true`.
+pub const INT8_METRICS: &[&str] = &[
+    "int8_val_accuracy",
+    "int8_val_loss",
+    "int8_size_kb",
+    "int8_latency_b1_ms",
+    "int8_latency_batch_ms",
+];
+
 /// A whole run configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +171,9 @@ pub struct RunConfig {
     /// `[executor]`: where trials run (this process, worker processes, Slurm).
     #[serde(default)]
     pub executor: crate::executor::ExecutorConfig,
+    /// `[quantize]`: int8 quantization of every completed trial.
+    #[serde(default)]
+    pub quantize: crate::quant::QuantizeConfig,
     /// The `[train]` keys written as a domain, searched with the architecture.
     #[serde(skip)]
     pub searched: Vec<crate::train::searched::SearchedKey>,
@@ -178,6 +191,11 @@ pub struct Constraints {
     pub max_latency_ms: Option<f64>,
     /// Most MiB of estimated training memory at the training batch size (metric `memory_mb`).
     pub max_memory_mb: Option<f64>,
+    /// Most KiB of the int8 model (metric `int8_size_kb`; needs `[quantize]`).
+    pub max_int8_size_kb: Option<f64>,
+    /// Most milliseconds of the int8 model's batch-1 pass, measured before
+    /// training (metric `int8_latency_b1_ms`; needs `[quantize]`).
+    pub max_int8_latency_ms: Option<f64>,
 }
 
 /// How trials are evaluated.
@@ -441,6 +459,24 @@ impl RunConfig {
         {
             bail!("[constraints] max_memory_mb must be a positive number of MiB");
         }
+        for (key, value) in [
+            ("max_int8_size_kb", self.constraints.max_int8_size_kb),
+            ("max_int8_latency_ms", self.constraints.max_int8_latency_ms),
+        ] {
+            match value {
+                Some(v) if v.is_nan() || v <= 0.0 => {
+                    bail!("[constraints] {key} = {v} must be a positive number")
+                }
+                Some(_) if !self.quantize.enabled => bail!(
+                    "[constraints] {key} limits the int8 model, which only [quantize] enabled = true makes"
+                ),
+                _ => {}
+            }
+        }
+        self.quantize.validate()?;
+        if self.quantize.enabled && self.evaluator.kind == EvaluatorKind::Table {
+            bail!("[quantize] needs trained weights, which table mode does not make");
+        }
         if !self.searched.is_empty() && self.evaluator.kind == EvaluatorKind::Table {
             bail!("[train] {} is written as a domain, but table mode trains nothing; give it one value", self.searched[0].key);
         }
@@ -468,15 +504,30 @@ impl RunConfig {
             .map(String::as_str)
             .chain(["params", "flops", "train_seconds"])
             .collect();
+        let trained: Vec<&str> = METRICS
+            .iter()
+            .chain(if self.quantize.enabled {
+                INT8_METRICS
+            } else {
+                &[]
+            })
+            .copied()
+            .collect();
         let valid: &[&str] = if self.evaluator.kind == EvaluatorKind::Table {
             &table_metrics
         } else {
-            METRICS
+            &trained
         };
         for (i, o) in self.objectives.iter().enumerate() {
             if self.objectives[..i].iter().any(|p| p.metric == o.metric) {
                 bail!(
                     "[[objectives]] names metric `{}` twice; each objective needs a metric of its own",
+                    o.metric
+                );
+            }
+            if INT8_METRICS.contains(&o.metric.as_str()) && !self.quantize.enabled {
+                bail!(
+                    "[[objectives]] metric `{}` is measured on the int8 model: add [quantize] enabled = true",
                     o.metric
                 );
             }

@@ -8,6 +8,7 @@ use crate::interrupt::Cancel;
 use crate::ir::EpochRecord;
 use crate::ir::{Network, Task, TrialStatus};
 use crate::network::{analyse, Model};
+use crate::quant::Quantized;
 use crate::train::{self, Progress, TrainConfig};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,16 @@ pub struct TrialSpec {
     /// `[constraints] max_latency_ms`: a slower network is infeasible and not trained.
     #[serde(default)]
     pub max_latency_ms: Option<f64>,
+    /// `[quantize]`: measure the trained network in int8.
+    #[serde(default)]
+    pub quantize: crate::quant::QuantizeConfig,
+    /// `[constraints] max_int8_latency_ms` and `max_int8_size_kb`: an int8
+    /// model over one is infeasible and not trained.
+    #[serde(default)]
+    pub max_int8_latency_ms: Option<f64>,
+    /// See `max_int8_latency_ms`.
+    #[serde(default)]
+    pub max_int8_size_kb: Option<f64>,
     /// A multi-fidelity promotion: continue the trial that trained this
     /// network for fewer epochs, from its final checkpoint.
     #[serde(default)]
@@ -180,24 +191,39 @@ pub fn run(
             Vec::new(),
         ));
     }
-    if let Some(limit) = spec
-        .max_latency_ms
-        .filter(|l| metrics["latency_b1_ms"] > *l)
-    {
-        let reason = format!(
-            "latency_b1_ms {:.3} > max_latency_ms {limit}",
-            metrics["latency_b1_ms"]
-        );
-        return Ok(TrialOutcome {
-            trial_id: spec.trial_id,
-            status: TrialStatus::Infeasible,
-            reason: Some(reason),
-            metrics,
-            curve: Vec::new(),
-            weights: None,
-            resumed_from_epoch: None,
-            restarted: None,
-        });
+    if spec.quantize.enabled {
+        // The int8 model's size and speed do not depend on its weights:
+        // measured before training, they can rule it out.
+        if let Err(e) = measure_int8(spec, data, &model, cancel, &mut metrics) {
+            let reason = format!("int8 quantization error: {}", concise(&e));
+            return Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()));
+        }
+    }
+    let limits = [
+        ("latency_b1_ms", "max_latency_ms", spec.max_latency_ms),
+        (
+            "int8_latency_b1_ms",
+            "max_int8_latency_ms",
+            spec.max_int8_latency_ms,
+        ),
+        ("int8_size_kb", "max_int8_size_kb", spec.max_int8_size_kb),
+    ];
+    for (metric, key, limit) in limits {
+        if let (Some(limit), Some(&value)) = (limit, metrics.get(metric)) {
+            if value > limit {
+                let reason = format!("{metric} {value:.3} > {key} {limit}");
+                return Ok(TrialOutcome {
+                    trial_id: spec.trial_id,
+                    status: TrialStatus::Infeasible,
+                    reason: Some(reason),
+                    metrics,
+                    curve: Vec::new(),
+                    weights: None,
+                    resumed_from_epoch: None,
+                    restarted: None,
+                });
+            }
+        }
     }
     let checkpoints = train::Checkpoints {
         dir: &spec.dir,
@@ -264,6 +290,35 @@ pub fn run(
     metrics.insert("train_loss".to_string(), last.train_loss);
     std::fs::create_dir_all(&spec.dir)
         .with_context(|| format!("create trial folder {}", spec.dir.display()))?;
+    if spec.quantize.enabled {
+        let quantized = Quantized::new(
+            &model,
+            &spec.network,
+            &spec.task,
+            &data.train,
+            spec.train.batch_size,
+            &spec.quantize,
+        )
+        .and_then(|q| {
+            let pass = |x: &candle_core::Tensor| q.forward(x);
+            let cpu = candle_core::Device::Cpu;
+            let (loss, accuracy) =
+                train::evaluate_pass(&pass, &cpu, &data.val, spec.train.eval_batch_size)?;
+            Ok((q, loss, accuracy))
+        });
+        match quantized {
+            Ok((q, loss, accuracy)) => {
+                metrics.insert("int8_val_accuracy".to_string(), accuracy);
+                metrics.insert("int8_val_loss".to_string(), loss);
+                // A disk that refuses the file is the host's problem.
+                q.save(&spec.dir, &spec.quantize)?;
+            }
+            Err(e) => {
+                let reason = format!("int8 quantization error: {}", concise(&e));
+                return Ok(TrialOutcome::failed(spec, reason, metrics, outcome.curve));
+            }
+        }
+    }
     let weights = spec.dir.join(WEIGHTS_FILE);
     model.save(&weights)?;
     Ok(TrialOutcome {
@@ -315,6 +370,37 @@ fn measure(
         "latency_batch_ms".to_string(),
         train::latency_ms(model, data, spec.train.batch_size, repeats, cancel)?,
     );
+    Ok(())
+}
+
+/// The int8 model's size and latency probes, at batch 1 and at the
+/// training batch size (on the CPU, where the integer kernels run).
+fn measure_int8(
+    spec: &TrialSpec,
+    data: &Dataset,
+    model: &Model,
+    cancel: &Cancel,
+    metrics: &mut BTreeMap<String, f64>,
+) -> Result<()> {
+    let q = Quantized::new(
+        model,
+        &spec.network,
+        &spec.task,
+        &data.train,
+        spec.train.batch_size,
+        &spec.quantize,
+    )?;
+    metrics.insert("int8_size_kb".to_string(), q.size_bytes as f64 / 1024.0);
+    let pass = |x: &candle_core::Tensor| q.forward(x);
+    let cpu = candle_core::Device::Cpu;
+    let repeats = spec.train.latency_repeats;
+    for (metric, batch) in [
+        ("int8_latency_b1_ms", 1),
+        ("int8_latency_batch_ms", spec.train.batch_size),
+    ] {
+        let ms = train::pass_latency_ms(&pass, &cpu, data, batch, repeats, cancel)?;
+        metrics.insert(metric.to_string(), ms);
+    }
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! PyTorch does), average pooling (any window, padding not counted), ReLU
 //! (also fused into the convolution, dense layer or batch-norm before it),
 //! max pooling fused into the convolution before it, batch-norm in training
-//! and eval mode, and a fused in-place optimiser update. Each op records its
+//! and eval mode, a fused in-place optimiser update, and the integer
+//! products of int8 inference ([`int8`]). Each op records its
 //! backward pass in candle's graph or hands it to the caller ([`Record`]). Work is split over
 //! the batch across threads, and every reduction runs in a fixed order, so
 //! results do not depend on scheduling.
@@ -29,6 +30,7 @@ mod dense;
 mod direct;
 mod direct_weights;
 mod gemm;
+pub mod int8;
 pub mod machine;
 mod max2x2;
 mod norm;

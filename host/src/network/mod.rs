@@ -7,7 +7,7 @@ pub mod shape;
 mod summary;
 mod tape;
 
-pub use model::{Model, BN_EPS, LEAKY_SLOPE};
+pub use model::{LayerHook, Model, BN_EPS, LEAKY_SLOPE};
 pub use shape::{analyse, Analysis, Shape};
 pub use summary::{grouped, label, summary};
 pub use tape::Tape;

@@ -22,6 +22,17 @@ pub const BN_EPS: f64 = 1e-5;
 /// Leaky ReLU's slope below zero (PyTorch's default).
 pub const LEAKY_SLOPE: f32 = 0.01;
 
+/// Computes or watches the convolutions and dense layers of an eval-mode
+/// pass ([`Model::forward_hooked`]): quantized inference and its calibration.
+pub trait LayerHook {
+    /// Convolution or dense node `node` on input `x`: its output, or `None`
+    /// to run the float layer.
+    fn layer(&mut self, node: usize, x: &Tensor) -> Result<Option<Tensor>>;
+    /// Whether node `node` passes its input on: a batch-norm folded into
+    /// the layer before it, or a ReLU that layer applies.
+    fn passes_on(&self, node: usize) -> bool;
+}
+
 /// A network compiled for one device.
 pub struct Model {
     network: Network,
@@ -192,7 +203,7 @@ impl Model {
         train: bool,
         dropout_rng: Option<&mut ChaCha8Rng>,
     ) -> Result<Tensor> {
-        self.run(x, train, dropout_rng, None)
+        self.run(x, train, dropout_rng, None, None)
     }
 
     /// Runs a batch forward in train mode on the CPU kernels without candle's
@@ -204,22 +215,35 @@ impl Model {
         dropout_rng: Option<&mut ChaCha8Rng>,
     ) -> Result<(Tensor, Option<Tape>)> {
         if !self.device.is_cpu() {
-            return Ok((self.run(x, true, dropout_rng, None)?, None));
+            return Ok((self.run(x, true, dropout_rng, None, None)?, None));
         }
         let mut tape = Tape::new(self.network.nodes.len(), self.params.len());
-        let y = self.run(x, true, dropout_rng, Some(&mut tape))?;
+        let y = self.run(x, true, dropout_rng, Some(&mut tape), None)?;
         Ok((y, Some(tape)))
     }
 
     /// The forward pass; with `tape`, every node leaves its backward step there.
+    /// Runs an eval-mode pass in which `hook` computes or watches every
+    /// convolution and dense layer and may fold batch-norms away (quantized
+    /// inference, calibration). Each node then runs by itself, without the
+    /// CPU kernels' fusions, so that the hook sees every layer's input.
+    pub fn forward_hooked(&self, x: &Tensor, hook: &mut dyn LayerHook) -> Result<Tensor> {
+        self.run(x, false, None, None, Some(hook))
+    }
+
     fn run(
         &self,
         x: &Tensor,
         train: bool,
         mut dropout_rng: Option<&mut ChaCha8Rng>,
         mut tape: Option<&mut Tape>,
+        mut hook: Option<&mut dyn LayerHook>,
     ) -> Result<Tensor> {
         let taped = tape.is_some();
+        // Fusions hide a layer's own output from a hook.
+        let fuse = hook.is_none();
+        let fused_relu = |i: usize| fuse && self.fused_relu[i];
+        let fused_pool = |i: usize| self.fused_pool[i].filter(|_| fuse);
         let mut outputs: Vec<Option<Tensor>> = vec![None; self.network.nodes.len()];
         outputs[0] = Some(x.clone());
         for (i, node) in self.network.nodes.iter().enumerate().skip(1) {
@@ -237,7 +261,14 @@ impl Model {
             let mut step: Option<Backward> = None;
             // The network's input needs no gradient.
             let input_grad = node.inputs.first().is_some_and(|&j| j != 0);
+            let hooked = match (&node.op, hook.as_deref_mut()) {
+                (Op::Conv2d(_) | Op::Dense(_), Some(hook)) => hook.layer(i, ins[0])?,
+                (_, Some(hook)) if hook.passes_on(i) => Some(ins[0].clone()),
+                _ => None,
+            };
             let y = match &node.op {
+                // The hook's output, where it gave one.
+                _ if hooked.is_some() => hooked.context("the hook's output")?,
                 Op::Input => anyhow::bail!("node {i} is a second input"),
                 Op::Conv2d(conv) => {
                     let pad =
@@ -254,8 +285,8 @@ impl Model {
                             stride,
                             dilation,
                             groups,
-                            relu: self.fused_relu[i],
-                            pool: self.fused_pool[i].map(|p| self.pool_window(p)),
+                            relu: fused_relu(i),
+                            pool: fused_pool(i).map(|p| self.pool_window(p)),
                         };
                         kernels::conv2d(
                             ins[0],
@@ -276,11 +307,11 @@ impl Model {
                     ins[0],
                     p(0),
                     p(1),
-                    self.fused_relu[i],
+                    fused_relu(i),
                     record(&mut step, taped, input_grad),
                 )?,
                 Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
-                Op::MaxPool(_) if self.fused_pool[i].is_some() => ins[0].clone(),
+                Op::MaxPool(_) if fused_pool(i).is_some() => ins[0].clone(),
                 Op::MaxPool(_) => {
                     let window = self.pool_window(i);
                     if self.device.is_cpu() {
@@ -304,10 +335,14 @@ impl Model {
                 }
                 Op::GlobalAvgPool => ins[0].mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::GlobalMaxPool => ins[0].max(D::Minus1)?.max(D::Minus1)?,
-                Op::BatchNorm => {
-                    self.batch_norm(i, ins[0], train, record(&mut step, taped, input_grad))?
-                }
-                Op::Activation(Activation::Relu) if self.fused_relu[i] => ins[0].clone(),
+                Op::BatchNorm => self.batch_norm(
+                    i,
+                    ins[0],
+                    train,
+                    fused_relu(i),
+                    record(&mut step, taped, input_grad),
+                )?,
+                Op::Activation(Activation::Relu) if fused_relu(i) => ins[0].clone(),
                 Op::Activation(Activation::Relu) if self.device.is_cpu() => {
                     kernels::relu(ins[0], record(&mut step, taped, input_grad))?
                 }
@@ -388,12 +423,18 @@ impl Model {
 
     /// Batch normalisation over the batch (and spatial positions for images);
     /// in train mode it also updates the running statistics.
-    fn batch_norm(&self, node: usize, x: &Tensor, train: bool, record: Record) -> Result<Tensor> {
+    fn batch_norm(
+        &self,
+        node: usize,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+        record: Record,
+    ) -> Result<Tensor> {
         if train && self.device.is_cpu() {
             let gamma = self.params[self.node_params[node][0]].1.as_tensor();
             let beta = self.params[self.node_params[node][1]].1.as_tensor();
-            let (y, stats) =
-                kernels::batch_norm_train(x, gamma, beta, BN_EPS, self.fused_relu[node], record)?;
+            let (y, stats) = kernels::batch_norm_train(x, gamma, beta, BN_EPS, relu, record)?;
             let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
             let c = stats.mean.len();
             let (mean, var) = (
@@ -422,7 +463,6 @@ impl Model {
                 self.buffers[self.node_buffers[node][0]].1.as_tensor(),
                 self.buffers[self.node_buffers[node][1]].1.as_tensor(),
             );
-            let relu = self.fused_relu[node];
             return Ok(kernels::batch_norm_eval(
                 x, gamma, beta, mean, var, BN_EPS, relu,
             )?);

@@ -142,6 +142,9 @@ impl Search<'_> {
             device: self.config.run.device.clone(),
             dir: self.dir.join("trials").join(id.to_string()),
             max_latency_ms: self.config.constraints.max_latency_ms,
+            quantize: self.config.quantize.clone(),
+            max_int8_latency_ms: self.config.constraints.max_int8_latency_ms,
+            max_int8_size_kb: self.config.constraints.max_int8_size_kb,
             resume_from,
         };
         let seed = record.seed;

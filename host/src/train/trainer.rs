@@ -394,14 +394,32 @@ fn on_worker<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
 
 /// Mean cross-entropy and accuracy of `model` on `split`, in eval mode.
 pub fn evaluate(model: &Model, split: &Split, batch_size: usize) -> Result<(f64, f64)> {
+    evaluate_pass(
+        &|x| model.forward(x, false, None),
+        model.device(),
+        split,
+        batch_size,
+    )
+}
+
+/// An eval-mode pass: the logits of a batch.
+pub type Pass<'a> = dyn Fn(&Tensor) -> Result<Tensor> + Sync + 'a;
+
+/// [`evaluate`] for any `pass` on `device` (an int8 model's, say).
+pub fn evaluate_pass(
+    pass: &Pass,
+    device: &Device,
+    split: &Split,
+    batch_size: usize,
+) -> Result<(f64, f64)> {
     super::allocator::keep_freed_memory();
     let n = split.len();
-    let (loss_sum, correct) = on_worker(model.device(), || {
+    let (loss_sum, correct) = on_worker(device, || {
         let (mut loss_sum, mut correct) = (0.0f64, 0u64);
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min(n - start);
-            let (x, y) = split.tensors(start, len, model.device())?;
-            let logits = model.forward(&x, false, None)?;
+            let (x, y) = split.tensors(start, len, device)?;
+            let logits = pass(&x)?;
             loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
                 * len as f64;
             let predicted = logits.argmax(D::Minus1)?;
@@ -428,24 +446,43 @@ pub fn latency_ms(
     repeats: usize,
     cancel: &Cancel,
 ) -> Result<f64> {
-    let mut times = probe(model, data, batch, repeats, cancel)?;
+    pass_latency_ms(
+        &|x| model.forward(x, false, None),
+        model.device(),
+        data,
+        batch,
+        repeats,
+        cancel,
+    )
+}
+
+/// [`latency_ms`] for any `pass` on `device` (an int8 model's, say).
+pub fn pass_latency_ms(
+    pass: &Pass,
+    device: &Device,
+    data: &Dataset,
+    batch: usize,
+    repeats: usize,
+    cancel: &Cancel,
+) -> Result<f64> {
+    let mut times = probe(pass, device, data, batch, repeats, cancel)?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }
 
 /// The milliseconds of each timed pass of [`latency_ms`] (at least one).
 fn probe(
-    model: &Model,
+    pass: &Pass,
+    device: &Device,
     data: &Dataset,
     batch: usize,
     repeats: usize,
     cancel: &Cancel,
 ) -> Result<Vec<f64>> {
     let batch = batch.min(data.val.len()).max(1);
-    let device = model.device();
     let (x, _) = data.val.tensors(0, batch, device)?;
     for _ in 0..2 {
-        model.forward(&x, false, None)?;
+        pass(&x)?;
     }
     device.synchronize()?;
     let started = Instant::now();
@@ -456,7 +493,7 @@ fn probe(
             && !cancel.is_cancelled())
     {
         let t = Instant::now();
-        model.forward(&x, false, None)?;
+        pass(&x)?;
         device.synchronize()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -509,11 +546,20 @@ mod tests {
         let model = Model::new(&seed_template(true, 16, 0.0), &MNIST, 5, &Device::Cpu).unwrap();
         let cancelled = Cancel::new();
         cancelled.cancel();
+        let pass = |x: &Tensor| model.forward(x, false, None);
+        let cpu = Device::Cpu;
         assert_eq!(
-            probe(&model, &data, 1, 10_000, &cancelled).unwrap().len(),
+            probe(&pass, &cpu, &data, 1, 10_000, &cancelled)
+                .unwrap()
+                .len(),
             1
         );
-        assert_eq!(probe(&model, &data, 1, 5, &Cancel::new()).unwrap().len(), 5);
+        assert_eq!(
+            probe(&pass, &cpu, &data, 1, 5, &Cancel::new())
+                .unwrap()
+                .len(),
+            5
+        );
         assert!(latency_ms(&model, &data, 1, 3, &Cancel::new()).unwrap() > 0.0);
     }
 
