@@ -1,7 +1,8 @@
 //! ONNX export checked by the ONNX checker and onnxruntime (PyPI; installed
 //! by scripts/test.sh): networks covering every IR op and every convolution
-//! and pooling variant, and a model trained on Fashion-MNIST and exported by
-//! `nas-host export --format onnx`, give nas-host's outputs. In CI
+//! and pooling variant, float and int8 (QDQ), and a model trained on
+//! Fashion-MNIST with `[quantize]` and exported by `nas-host export --format
+//! onnx`, give nas-host's outputs. In CI
 //! (`NAS_REQUIRE_ONNXRUNTIME=1`) onnxruntime must be there; elsewhere the
 //! tests say loudly that they were skipped.
 
@@ -12,11 +13,21 @@ use common::nas_host;
 use common::networks::{cases, input, model, TASK};
 use nas_host::ir::{Network, Task};
 use nas_host::network::Model;
+use nas_host::onnx::encode;
+use nas_host::quant::{
+    calibrate_batches, read_grids, Int8Network, Int8Pass, QuantizeConfig, INT8_FILE,
+};
 use std::path::Path;
 use std::process::Command;
 
 /// Float outputs agree within this (relative and absolute, numpy.allclose).
 const FLOAT_TOLERANCE: f64 = 1e-4;
+/// Int8 outputs agree within this fraction of the largest output magnitude:
+/// onnxruntime adds the products in float, nas-host in integers, and a
+/// layer input a rounding away from a step of its grid can land on the
+/// next code (on the trained model, 99.9 percent of the outputs agree
+/// within 2e-6 and the rest within 0.3 percent).
+const INT8_TOLERANCE: f64 = 1e-2;
 
 /// Whether Python has onnxruntime and onnx.
 fn onnxruntime_here(test: &str) -> bool {
@@ -44,16 +55,42 @@ fn le_bytes(t: &Tensor) -> Vec<u8> {
         .collect()
 }
 
+/// A float model (outputs within [`FLOAT_TOLERANCE`], relative and
+/// absolute) or an int8 one ([`INT8_TOLERANCE`] of the largest output).
+#[derive(Clone, Copy)]
+enum Kind {
+    Float,
+    Int8,
+}
+
 /// Writes a case folder for tests/onnx_check.py.
-fn write_case(dir: &Path, onnx: &[u8], input: &Tensor, expected: &Tensor, same_classes: bool) {
+fn write_case(
+    dir: &Path,
+    onnx: &[u8],
+    input: &Tensor,
+    expected: &Tensor,
+    kind: Kind,
+    same_classes: bool,
+) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("model.onnx"), onnx).unwrap();
     std::fs::write(dir.join("input.f32"), le_bytes(input)).unwrap();
     std::fs::write(dir.join("expected.f32"), le_bytes(expected)).unwrap();
+    let largest = expected
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let (rtol, atol) = match kind {
+        Kind::Float => (FLOAT_TOLERANCE, FLOAT_TOLERANCE),
+        Kind::Int8 => (0.0, INT8_TOLERANCE * f64::from(largest)),
+    };
     let spec = serde_json::json!({
         "input": input.dims(),
-        "rtol": FLOAT_TOLERANCE,
-        "atol": FLOAT_TOLERANCE,
+        "rtol": rtol,
+        "atol": atol,
         "same_classes": same_classes,
     });
     std::fs::write(dir.join("case.json"), spec.to_string()).unwrap();
@@ -77,10 +114,9 @@ fn check_cases(dir: &Path, cases: usize) {
 }
 
 #[test]
-fn every_ir_op_and_variant_exported_as_onnx_gives_nas_hosts_outputs_in_onnxruntime() {
-    if !onnxruntime_here(
-        "every_ir_op_and_variant_exported_as_onnx_gives_nas_hosts_outputs_in_onnxruntime",
-    ) {
+fn every_ir_op_and_variant_exported_as_onnx_float_and_int8_gives_nas_hosts_outputs_in_onnxruntime()
+{
+    if !onnxruntime_here("every_ir_op_and_variant_exported_as_onnx_float_and_int8_gives_nas_hosts_outputs_in_onnxruntime") {
         return;
     }
     let task = TASK;
@@ -89,16 +125,27 @@ fn every_ir_op_and_variant_exported_as_onnx_gives_nas_hosts_outputs_in_onnxrunti
     for (seed, net) in cases.iter().enumerate() {
         let model = model(net, &task, seed as u64);
         let x = input(&task, 3, seed as u64);
+        let tensors = model.tensors();
         let expected = model.forward(&x, false, None).unwrap();
-        let onnx = nas_host::onnx::encode(net, &task, &model.tensors()).unwrap();
-        write_case(&dir.path().join(&net.key), &onnx, &x, &expected, false);
+        let onnx = encode(net, &task, &tensors, None).unwrap();
+        let case = dir.path().join(&net.key);
+        write_case(&case, &onnx, &x, &expected, Kind::Float, false);
+        // The input is among the calibration batches: no value outside its grid.
+        let batches = [input(&task, 4, seed as u64 + 1000), x.clone()];
+        let grids = calibrate_batches(&model, &batches, &QuantizeConfig::default()).unwrap();
+        let int8 = Int8Network::new(net, &task, &tensors, &grids).unwrap();
+        let expected = model.forward_hooked(&x, &mut Int8Pass(&int8)).unwrap();
+        let onnx = encode(net, &task, &tensors, Some(&int8)).unwrap();
+        let case = dir.path().join(format!("{}-int8", net.key));
+        write_case(&case, &onnx, &x, &expected, Kind::Int8, false);
     }
-    check_cases(dir.path(), cases.len());
+    check_cases(dir.path(), 2 * cases.len());
 }
 
 #[test]
-fn a_model_trained_on_fashion_mnist_exported_as_onnx_classifies_its_test_split_as_nas_host_does() {
-    if !onnxruntime_here("a_model_trained_on_fashion_mnist_exported_as_onnx_classifies_its_test_split_as_nas_host_does") {
+fn a_model_trained_on_fashion_mnist_exported_as_onnx_float_and_int8_classifies_its_test_split_as_nas_host_does(
+) {
+    if !onnxruntime_here("a_model_trained_on_fashion_mnist_exported_as_onnx_float_and_int8_classifies_its_test_split_as_nas_host_does") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -123,6 +170,8 @@ epochs = 1
 plugin = "builtin:seed-template"
 [strategy]
 plugin = "builtin:random"
+[quantize]
+enabled = true
 [[objectives]]
 metric = "val_accuracy"
 direction = "maximize"
@@ -152,23 +201,35 @@ direction = "maximize"
         String::from_utf8_lossy(&export.stderr)
     );
 
-    // nas-host's outputs for the whole test split, as `nas-host eval` computes them.
+    // Quantization costs the seed-template network under a point of accuracy.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("metrics.json")).unwrap())
+            .unwrap();
+    let (float, int8) = (
+        metrics["metrics"]["val_accuracy"].as_f64().unwrap(),
+        metrics["metrics"]["int8_val_accuracy"].as_f64().unwrap(),
+    );
+    assert!((float - int8).abs() <= 0.01, "float {float}, int8 {int8}");
+
+    // nas-host's outputs for the whole test split, float and int8.
     let (task, net) = read_export(&exported);
     let model = Model::new(&net, &task, 0, &Device::Cpu).unwrap();
     model.load(&exported.join("weights.safetensors")).unwrap();
     let run_config = nas_host::config::RunConfig::load(&config).unwrap();
     let data = nas_host::data::load(&run_config.data, 3, &Device::Cpu).unwrap();
     let (x, _) = data.test.tensors(0, data.test.len(), &Device::Cpu).unwrap();
-    let expected = model.forward(&x, false, None).unwrap();
     let cases = dir.path().join("cases");
-    write_case(
-        &cases.join("fashion-mnist-test"),
-        &std::fs::read(exported.join("model.onnx")).unwrap(),
-        &x,
-        &expected,
-        true,
-    );
-    check_cases(&cases, 1);
+    let expected = model.forward(&x, false, None).unwrap();
+    let onnx = std::fs::read(exported.join("model.onnx")).unwrap();
+    let case = cases.join("fashion-mnist-test");
+    write_case(&case, &onnx, &x, &expected, Kind::Float, true);
+    let grids = read_grids(&exported.join(INT8_FILE)).unwrap();
+    let int8 = Int8Network::new(&net, &task, &model.tensors(), &grids).unwrap();
+    let expected = model.forward_hooked(&x, &mut Int8Pass(&int8)).unwrap();
+    let onnx = std::fs::read(exported.join("model.int8.onnx")).unwrap();
+    let case = cases.join("fashion-mnist-test-int8");
+    write_case(&case, &onnx, &x, &expected, Kind::Int8, true);
+    check_cases(&cases, 2);
 }
 
 fn read_export(dir: &Path) -> (Task, Network) {

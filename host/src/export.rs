@@ -16,12 +16,15 @@ use std::path::Path;
 pub enum Format {
     /// architecture.json and weights.safetensors, which nas-host reads.
     Native,
-    /// Those and model.onnx.
+    /// Those and model.onnx (and model.int8.onnx for a quantized trial).
     Onnx,
 }
 
 /// The ONNX model's file name in an export folder.
 pub const ONNX_FILE: &str = "model.onnx";
+/// The int8 ONNX model's (QDQ form) file name in an export folder, for a
+/// trial of a run with `[quantize]`.
+pub const ONNX_INT8_FILE: &str = "model.int8.onnx";
 
 /// The task a run's networks were built for.
 pub fn run_task(store: &RunStore) -> Result<Task> {
@@ -69,17 +72,34 @@ pub fn export(
     if let Some(w) = &weights {
         std::fs::copy(w, out.join(WEIGHTS_FILE))
             .with_context(|| format!("copy the weights {}", w.display()))?;
+        let grids = w.with_file_name(crate::quant::INT8_FILE);
+        if grids.exists() {
+            std::fs::copy(&grids, out.join(crate::quant::INT8_FILE))
+                .with_context(|| format!("copy {}", grids.display()))?;
+        }
     }
     if format == Format::Onnx {
         let w = weights.with_context(|| {
             format!("trial {id} kept no weights, so there is no model to write as ONNX")
         })?;
-        let tensors = candle_core::safetensors::load(&w, &candle_core::Device::Cpu)
-            .with_context(|| format!("read the weights {}", w.display()))?;
-        let bytes = crate::onnx::encode(network, &task, &tensors)
-            .with_context(|| format!("trial {id} as ONNX"))?;
-        let path = out.join(ONNX_FILE);
-        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))?;
+        // Loaded into a model first: its names and shapes are checked there.
+        let model = crate::network::Model::new(network, &task, 0, &candle_core::Device::Cpu)?;
+        model.load(&w)?;
+        let tensors = model.tensors();
+        let write = |file: &str, int8: Option<&crate::quant::Int8Network>| -> Result<()> {
+            let bytes = crate::onnx::encode(network, &task, &tensors, int8)
+                .with_context(|| format!("trial {id} as ONNX"))?;
+            let path = out.join(file);
+            std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
+        };
+        write(ONNX_FILE, None)?;
+        let grids = w.with_file_name(crate::quant::INT8_FILE);
+        if grids.exists() {
+            let grids = crate::quant::read_grids(&grids)?;
+            let int8 = crate::quant::Int8Network::new(network, &task, &tensors, &grids)
+                .with_context(|| format!("trial {id} in int8"))?;
+            write(ONNX_INT8_FILE, Some(&int8))?;
+        }
     }
     std::fs::write(
         out.join("trials.json"),

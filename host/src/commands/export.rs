@@ -16,7 +16,7 @@ pub(crate) struct ExportArgs {
     /// Where to write architecture.json, weights.safetensors, summary.txt, metrics.json, trials.csv and trials.json.
     #[arg(long)]
     out: PathBuf,
-    /// `onnx` also writes model.onnx, the model as ONNX for inference runtimes.
+    /// `onnx` also writes model.onnx, the model as ONNX for inference runtimes (and model.int8.onnx, its int8 form in QDQ, for a run with [quantize]).
     #[arg(long, value_enum, default_value = "native")]
     format: Format,
 }

@@ -83,7 +83,11 @@ pub struct Layer {
     pub dims: Vec<usize>,
     /// Per output: the weights' scale.
     pub scales: Vec<f32>,
-    /// Per output: the bias, batch-norm folded in (zeros where the layer has none).
+    /// Per output: the bias (batch-norm folded in; zeros where the layer has
+    /// none) in int32 steps of the input scale times the weight scale, as
+    /// integer runtimes add it to the sums.
+    pub bias_steps: Vec<i32>,
+    /// Per output: that bias's value.
     pub bias: Vec<f32>,
     /// Whether it applies the ReLU after it (and its folded batch-norm).
     pub relu: bool,
@@ -198,6 +202,17 @@ impl Int8Network {
                         .map(|v| (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8),
                 );
             }
+            let (mut bias_steps, mut quantized_bias) = (Vec::new(), Vec::new());
+            for (b, s) in bias.iter().zip(&scales) {
+                if !b.is_finite() {
+                    bail!("layer n{i} has a bias that is not finite");
+                }
+                let step = input.scale * s;
+                // The cast saturates at i32's range.
+                let q = (b / step).round_ties_even() as i32;
+                bias_steps.push(q);
+                quantized_bias.push(q as f32 * step);
+            }
             let kernel = match &node.op {
                 Op::Conv2d(conv) => {
                     // The integer kernels read a convolution's taps channel-last.
@@ -222,7 +237,8 @@ impl Int8Network {
                 weights,
                 dims,
                 scales,
-                bias,
+                bias_steps,
+                bias: quantized_bias,
                 relu,
                 kernel,
             });
@@ -246,7 +262,7 @@ impl Int8Network {
     }
 
     /// Bytes of the quantized model's parameters: int8 weights with their
-    /// scales and zero points (one per output channel), f32 biases, the
+    /// scales and zero points (one per output channel), int32 biases, the
     /// input grids, and the parameters that stay float (batch-norms not
     /// folded) at four bytes each.
     pub fn size_bytes(&self, tensors: &HashMap<String, Tensor>) -> u64 {
