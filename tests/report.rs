@@ -34,6 +34,9 @@ max_blocks = 1
 filters = [8]
 kernels = [3]
 
+[quantize]
+enabled = true
+
 [[objectives]]
 metric = "val_accuracy"
 direction = "maximize"
@@ -118,6 +121,9 @@ fn the_report_is_self_contained_and_renders_in_headless_chromium_without_errors(
         "val_accuracy against FLOPs per sample",
         "val_accuracy against latency at batch 1 (ms)",
         "best-so-far val_accuracy against training time",
+        "Quantization",
+        "int8 against float validation accuracy",
+        "int8 Pareto front: int8_val_accuracy against int8_size_kb",
     ] {
         assert!(html.contains(section), "missing {section}");
     }

@@ -94,6 +94,7 @@ fn page(run: &Run) -> Result<String> {
     summary(run, &mut body);
     progress(run, &mut body);
     tradeoffs(run, &mut body);
+    quantization(run, &mut body);
     curves(run, &mut body);
     effects(run, &mut body);
     table(run, &mut body);
@@ -308,6 +309,85 @@ fn tradeoffs(run: &Run, out: &mut String) {
     let _ = writeln!(
         out,
         "<h2>Trade-offs</h2>\n<p class=\"note\">Each objective against model cost; the red steps join the trials that no other trial beats in both (the Pareto front of that pair).</p>\n<div class=\"charts\">{charts}</div>"
+    );
+}
+
+/// With `[quantize]`: each trial's int8 accuracy against its float
+/// accuracy, and the int8 model's accuracy against its size with the Pareto
+/// front of that pair.
+fn quantization(run: &Run, out: &mut String) {
+    let trials: Vec<&TrialRecord> = run
+        .evaluated()
+        .filter(|t| {
+            ["val_accuracy", "int8_val_accuracy", "int8_size_kb"]
+                .iter()
+                .all(|m| t.metrics.contains_key(*m))
+        })
+        .collect();
+    if trials.is_empty() {
+        return;
+    }
+    let labels: Vec<String> = trials
+        .iter()
+        .map(|t| format!("trial {}: {}", t.id, crate::assignment::text(&t.assignment)))
+        .collect();
+    let point = |t: &TrialRecord, x: &str, y: &str| (t.metrics[x], t.metrics[y]);
+    let accuracies: Vec<(f64, f64)> = trials
+        .iter()
+        .map(|t| point(t, "val_accuracy", "int8_val_accuracy"))
+        .collect();
+    let (low, high) = accuracies
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &(x, y)| {
+            (l.min(x.min(y)), h.max(x.max(y)))
+        });
+    let changes: Vec<f64> = accuracies.iter().map(|(f, q)| q - f).collect();
+    let mean = changes.iter().sum::<f64>() / changes.len() as f64;
+    let worst = changes.iter().copied().fold(f64::INFINITY, f64::min);
+    let by_accuracy = Chart::new(
+        "int8 against float validation accuracy",
+        "val_accuracy (float)",
+        "int8_val_accuracy",
+    )
+    .with("equal", "#bbb", vec![(low, low), (high, high)], Mark::Line)
+    .scatter("trials", COLORS[0], accuracies, labels.clone(), 3.5);
+    let pair = [
+        Objective {
+            metric: "int8_val_accuracy".into(),
+            direction: Direction::Maximize,
+        },
+        Objective {
+            metric: "int8_size_kb".into(),
+            direction: Direction::Minimize,
+        },
+    ];
+    let mut front: Vec<(f64, f64)> = pareto_front(&run.trials, &pair)
+        .iter()
+        .filter_map(|id| trials.iter().find(|t| t.id == *id))
+        .map(|t| point(t, "int8_size_kb", "int8_val_accuracy"))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let sizes = trials
+        .iter()
+        .map(|t| point(t, "int8_size_kb", "int8_val_accuracy"))
+        .collect();
+    let mut by_size = Chart::new(
+        "int8 Pareto front: int8_val_accuracy against int8_size_kb",
+        "int8 model size (KiB)",
+        "int8_val_accuracy",
+    )
+    .scatter("trials", "#999", sizes, labels, 3.5)
+    .with("", COLORS[1], front.clone(), Mark::Steps)
+    .scatter("Pareto front", COLORS[1], front, Vec::new(), 5.0);
+    by_size.log_x = true;
+    let _ = writeln!(
+        out,
+        "<h2>Quantization</h2>\n<p class=\"note\">Each trial quantized to int8 after training: validation accuracy changed by {} points on average, {} at worst, over {} trials.</p>\n<div class=\"charts\">{}{}</div>",
+        number(mean * 100.0),
+        number(worst * 100.0),
+        trials.len(),
+        by_accuracy.svg(),
+        by_size.svg()
     );
 }
 
