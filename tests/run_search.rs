@@ -255,6 +255,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         quantize: Default::default(),
         max_int8_latency_ms: None,
         max_int8_size_kb: None,
+        teacher: None,
         resume_from: None,
     };
     let spec_path = dir.path().join("spec.json");

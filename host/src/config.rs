@@ -174,6 +174,9 @@ pub struct RunConfig {
     /// `[quantize]`: int8 quantization of every completed trial.
     #[serde(default)]
     pub quantize: crate::quant::QuantizeConfig,
+    /// `[distill]`: every trial also learns from a trained teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<crate::train::distill::DistillConfig>,
     /// The `[train]` keys written as a domain, searched with the architecture.
     #[serde(skip)]
     pub searched: Vec<crate::train::searched::SearchedKey>,
@@ -386,6 +389,9 @@ impl RunConfig {
                 section.plugin = base.join(&section.plugin).display().to_string();
             }
         }
+        if let Some(distill) = config.distill.as_mut() {
+            crate::train::distill::rebase(distill, base);
+        }
         for p in [config.data.path.as_mut(), config.evaluator.path.as_mut()]
             .into_iter()
             .flatten()
@@ -474,6 +480,12 @@ impl RunConfig {
             }
         }
         self.quantize.validate()?;
+        if let Some(distill) = &self.distill {
+            distill.validate()?;
+            if self.evaluator.kind == EvaluatorKind::Table {
+                bail!("[distill] trains with a teacher, and table mode trains nothing");
+            }
+        }
         if self.quantize.enabled && self.evaluator.kind == EvaluatorKind::Table {
             bail!("[quantize] needs trained weights, which table mode does not make");
         }

@@ -52,6 +52,9 @@ pub struct TrialSpec {
     /// See `max_int8_latency_ms`.
     #[serde(default)]
     pub max_int8_size_kb: Option<f64>,
+    /// `[distill]`: the teacher the network also learns from.
+    #[serde(default)]
+    pub teacher: Option<crate::train::distill::TeacherSpec>,
     /// A multi-fidelity promotion: continue the trial that trained this
     /// network for fewer epochs, from its final checkpoint.
     #[serde(default)]
@@ -230,13 +233,22 @@ pub fn run(
         every: spec.train.checkpoint_every,
         from: spec.resume_from.as_ref().map(|r| r.dir.as_path()),
     };
-    let trained = train::train(
+    // A teacher that cannot be loaded is the run's problem, not the network's.
+    let teacher = match &spec.teacher {
+        Some(t) => Some(
+            t.load(&spec.task, data.device())
+                .with_context(|| format!("trial {}: load the [distill] teacher", spec.trial_id))?,
+        ),
+        None => None,
+    };
+    let trained = train::train_with(
         &model,
         data,
         &spec.train,
         spec.epochs,
         spec.seed,
         Some(checkpoints),
+        teacher.as_ref(),
         cancel,
         on_progress,
     );

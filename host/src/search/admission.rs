@@ -145,6 +145,7 @@ impl Search<'_> {
             quantize: self.config.quantize.clone(),
             max_int8_latency_ms: self.config.constraints.max_int8_latency_ms,
             max_int8_size_kb: self.config.constraints.max_int8_size_kb,
+            teacher: self.teacher.clone(),
             resume_from,
         };
         let seed = record.seed;

@@ -82,6 +82,8 @@ struct Search<'a> {
     strategy: StrategyPlugin,
     dims: Vec<Dimension>,
     objectives: Vec<Objective>,
+    /// `[distill]`: the teacher every trial also learns from.
+    teacher: Option<crate::train::distill::TeacherSpec>,
     best: Option<(f64, u64)>,
     trials: Vec<TrialRecord>,
     /// For each architecture key and budget, the first completed trial that
@@ -278,6 +280,7 @@ impl<'a> Search<'a> {
             config,
             dir,
             store,
+            teacher: parts.teacher,
             evaluator: parts.evaluator,
             space: parts.space,
             strategy: parts.strategy,

@@ -20,6 +20,8 @@ pub(super) struct Parts {
     pub(super) strategy: StrategyPlugin,
     pub(super) dims: Vec<Dimension>,
     pub(super) objectives: Vec<Objective>,
+    /// `[distill]`: the teacher every trial also learns from.
+    pub(super) teacher: Option<crate::train::distill::TeacherSpec>,
 }
 
 /// Loads the data (or table) and the plugins, and initialises them.
@@ -59,12 +61,17 @@ pub(super) fn prepare(config: &RunConfig) -> Result<Parts> {
             config.run.seed,
         )
         .context("[strategy] config")?;
+    let teacher = match &config.distill {
+        Some(d) => Some(d.resolve(&evaluator.task())?),
+        None => None,
+    };
     Ok(Parts {
         evaluator,
         space,
         strategy,
         dims,
         objectives,
+        teacher,
     })
 }
 

@@ -6,6 +6,7 @@ mod allocator;
 mod candle_threads;
 mod checkpoint;
 mod config;
+pub mod distill;
 mod optimizer;
 pub mod searched;
 mod trainer;
@@ -16,6 +17,6 @@ pub use checkpoint::{remove as remove_checkpoint, SET_ASIDE as DAMAGED_CHECKPOIN
 pub use config::{OptimizerKind, Schedule, TrainConfig, MAX_EPOCHS};
 pub use optimizer::Optimizer;
 pub use trainer::{
-    cross_entropy_grad, evaluate, evaluate_pass, latency_ms, pass_latency_ms, train, Checkpoints,
-    HostFault, Pass, Progress, TrainOutcome,
+    cross_entropy_grad, evaluate, evaluate_pass, latency_ms, pass_latency_ms, train, train_with,
+    Checkpoints, HostFault, Pass, Progress, TrainOutcome,
 };

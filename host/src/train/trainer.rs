@@ -6,6 +6,7 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
+use super::distill::Teacher;
 use super::optimizer::Optimizer;
 use crate::data::{self, augment, Dataset, Split};
 use crate::interrupt::Cancel;
@@ -193,6 +194,32 @@ pub fn train(
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainOutcome> {
+    train_with(
+        model,
+        data,
+        config,
+        epochs,
+        seed,
+        checkpoints,
+        None,
+        cancel,
+        on_progress,
+    )
+}
+
+/// [`train`], learning also from `teacher` when given (knowledge distillation).
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(
+    model: &Model,
+    data: &Dataset,
+    config: &TrainConfig,
+    epochs: u32,
+    seed: u64,
+    checkpoints: Option<Checkpoints>,
+    teacher: Option<&Teacher>,
+    cancel: &Cancel,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrainOutcome> {
     super::allocator::keep_freed_memory();
     let params: Vec<&candle_core::Var> = model.params().collect();
     let n = data.train.len();
@@ -288,12 +315,28 @@ pub fn train(
                 let (x, y) = batch?;
                 let value = on_worker(model.device(), || {
                     let (logits, tape) = model.forward_taped(&x, Some(&mut state.rng))?;
-                    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-                    let value = loss.to_scalar::<f32>()? as f64;
+                    // The loss, and its gradient with respect to the logits
+                    // where it is not candle's cross-entropy's.
+                    let (loss, value, logits_grad) = match teacher {
+                        None => {
+                            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                            let value = loss.to_scalar::<f32>()? as f64;
+                            (loss, value, None)
+                        }
+                        Some(teacher) => {
+                            let (value, grad) = teacher.loss(&x, &logits, &y)?;
+                            // Its gradient is `grad`: the loss through candle's graph.
+                            let loss = (&logits * grad.detach())?.sum_all()?;
+                            (loss, value, Some(grad))
+                        }
+                    };
                     // A diverged batch is reported below, without a step.
                     if value.is_finite() && value <= config.max_loss {
                         let grads = match tape {
-                            Some(tape) => tape.backward(cross_entropy_grad(&logits, &y)?)?,
+                            Some(tape) => tape.backward(match logits_grad {
+                                Some(grad) => grad,
+                                None => cross_entropy_grad(&logits, &y)?,
+                            })?,
                             None => {
                                 let grads = loss.backward()?;
                                 params
