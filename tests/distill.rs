@@ -12,7 +12,7 @@ use nas_host::interrupt::Cancel;
 use nas_host::ir::{Activation, Conv2d, Network, Node, Op, Padding, Pool};
 use nas_host::network::Model;
 use nas_host::train::distill::TeacherSpec;
-use nas_host::train::{evaluate, train, train_with, TrainConfig};
+use nas_host::train::{evaluate, train, train_with, Extras, TrainConfig};
 
 fn chain(key: &str, ops: Vec<Op>) -> Network {
     let mut nodes = vec![Node {
@@ -129,7 +129,10 @@ fn a_student_distilled_from_a_larger_teacher_beats_the_student_alone_over_five_s
                 epochs,
                 seed,
                 None,
-                teacher,
+                &Extras {
+                    teacher,
+                    ..Extras::default()
+                },
                 &cancel,
                 &mut |_| {},
             )

@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::Tensor;
-use common::networks::{cases, input, model, TASK};
+use common::networks::{cases, input, model, network, TASK};
 use nas_host::ir::Op;
 use nas_host::network::LayerHook;
 use nas_host::quant::{calibrate_batches, Int8Network, Int8Pass, QuantizeConfig, Simulated};
@@ -83,4 +83,93 @@ fn int8_layers_equal_their_float_simulation_and_stay_near_the_float_network() {
         }
     }
     assert!(worst_network.0 < 0.05, "{worst_network:?}");
+}
+
+/// `aware_epochs` changes only the last epochs: before them training is
+/// bitwise plain training; in them the pass sees the int8 grids, so the
+/// curve departs from plain training's, deterministically.
+#[test]
+fn quantization_aware_training_changes_only_the_last_epochs_and_is_deterministic() {
+    use candle_core::Device;
+    use nas_host::data::{self, DataConfig, DatasetKind};
+    use nas_host::interrupt::Cancel;
+    use nas_host::network::Model;
+    use nas_host::train::{train_with, Extras, TrainConfig};
+    let config = DataConfig {
+        dataset: DatasetKind::Synthetic,
+        classes: Some(4),
+        image_size: Some(12),
+        train_samples: Some(400),
+        test_samples: Some(100),
+        ..DataConfig::default()
+    };
+    let data = data::load(&config, 0, &Device::Cpu).unwrap();
+    use nas_host::ir::{Activation, Conv2d, Padding, Pool};
+    let net = &network(
+        "qat",
+        vec![
+            (Op::Input, vec![]),
+            (
+                Op::Conv2d(Conv2d {
+                    filters: 8,
+                    kernel: 3,
+                    stride: 1,
+                    padding: Padding::Same,
+                    dilation: 1,
+                    groups: 1,
+                    bias: true,
+                }),
+                vec![0],
+            ),
+            (Op::BatchNorm, vec![1]),
+            (Op::Activation(Activation::Relu), vec![2]),
+            (
+                Op::MaxPool(Pool {
+                    kernel: 2,
+                    stride: 2,
+                    padding: Padding::Valid,
+                }),
+                vec![3],
+            ),
+            (Op::Flatten, vec![4]),
+            (Op::Dense(4), vec![5]),
+        ],
+    );
+    let train_config = TrainConfig {
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    let curve = |aware_epochs| {
+        let model = Model::new(net, &data.task, 3, &Device::Cpu).unwrap();
+        let extras = Extras {
+            aware_epochs,
+            ..Extras::default()
+        };
+        let outcome = train_with(
+            &model,
+            &data,
+            &train_config,
+            3,
+            3,
+            None,
+            &extras,
+            &Cancel::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        outcome
+            .curve
+            .iter()
+            .map(|e| (e.train_loss, e.val_loss))
+            .collect::<Vec<_>>()
+    };
+    let (plain, aware) = (curve(0), curve(1));
+    assert_eq!(plain[..2], aware[..2]);
+    assert_ne!(plain[2], aware[2]);
+    assert_eq!(aware, curve(1));
+    // Rounding every weight and input to its grid costs the loss a little, no more.
+    assert!(
+        (aware[2].0 - plain[2].0).abs() < 0.1 * plain[2].0,
+        "{plain:?} {aware:?}"
+    );
 }

@@ -248,7 +248,14 @@ pub fn run(
         spec.epochs,
         spec.seed,
         Some(checkpoints),
-        teacher.as_ref(),
+        &train::Extras {
+            teacher: teacher.as_ref(),
+            aware_epochs: if spec.quantize.enabled {
+                spec.quantize.aware_epochs
+            } else {
+                0
+            },
+        },
         cancel,
         on_progress,
     );

@@ -27,10 +27,22 @@ pub const LEAKY_SLOPE: f32 = 0.01;
 pub trait LayerHook {
     /// Convolution or dense node `node` on input `x`: its output, or `None`
     /// to run the float layer.
-    fn layer(&mut self, node: usize, x: &Tensor) -> Result<Option<Tensor>>;
+    fn layer(&mut self, node: usize, x: &Tensor) -> Result<Option<Tensor>> {
+        let _ = (node, x);
+        Ok(None)
+    }
+    /// The input convolution or dense node `node` computes with instead of
+    /// `x` (fake quantization in training), or `None` to keep `x`.
+    fn input(&mut self, node: usize, x: &Tensor) -> Result<Option<Tensor>> {
+        let _ = (node, x);
+        Ok(None)
+    }
     /// Whether node `node` passes its input on: a batch-norm folded into
     /// the layer before it, or a ReLU that layer applies.
-    fn passes_on(&self, node: usize) -> bool;
+    fn passes_on(&self, node: usize) -> bool {
+        let _ = node;
+        false
+    }
 }
 
 /// A network compiled for one device.
@@ -214,15 +226,45 @@ impl Model {
         x: &Tensor,
         dropout_rng: Option<&mut ChaCha8Rng>,
     ) -> Result<(Tensor, Option<Tape>)> {
+        self.taped(x, dropout_rng, None)
+    }
+
+    /// [`Model::forward_taped`] with `hook` giving the layers' inputs
+    /// (fake quantization in quantization-aware training), unfused.
+    pub fn forward_taped_with(
+        &self,
+        x: &Tensor,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+        hook: &mut dyn LayerHook,
+    ) -> Result<(Tensor, Option<Tape>)> {
+        self.taped(x, dropout_rng, Some(hook))
+    }
+
+    fn taped(
+        &self,
+        x: &Tensor,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+        hook: Option<&mut dyn LayerHook>,
+    ) -> Result<(Tensor, Option<Tape>)> {
         if !self.device.is_cpu() {
-            return Ok((self.run(x, true, dropout_rng, None, None)?, None));
+            return Ok((self.run(x, true, dropout_rng, None, hook)?, None));
         }
         let mut tape = Tape::new(self.network.nodes.len(), self.params.len());
-        let y = self.run(x, true, dropout_rng, Some(&mut tape), None)?;
+        let y = self.run(x, true, dropout_rng, Some(&mut tape), hook)?;
         Ok((y, Some(tape)))
     }
 
-    /// The forward pass; with `tape`, every node leaves its backward step there.
+    /// The weights of the convolutions and dense layers.
+    pub fn layer_weights(&self) -> Vec<&Var> {
+        self.network
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n.op, Op::Conv2d(_) | Op::Dense(_)))
+            .map(|(i, _)| &self.params[self.node_params[i][0]].1)
+            .collect()
+    }
+
     /// Runs an eval-mode pass in which `hook` computes or watches every
     /// convolution and dense layer and may fold batch-norms away (quantized
     /// inference, calibration). Each node then runs by itself, without the
@@ -231,6 +273,7 @@ impl Model {
         self.run(x, false, None, None, Some(hook))
     }
 
+    /// The forward pass; with `tape`, every node leaves its backward step there.
     fn run(
         &self,
         x: &Tensor,
@@ -266,6 +309,14 @@ impl Model {
                 (_, Some(hook)) if hook.passes_on(i) => Some(ins[0].clone()),
                 _ => None,
             };
+            // A layer's input as the hook gives it.
+            let replaced = match (&node.op, hook.as_deref_mut()) {
+                (Op::Conv2d(_) | Op::Dense(_), Some(hook)) if hooked.is_none() => {
+                    hook.input(i, ins[0])?
+                }
+                _ => None,
+            };
+            let layer_input = replaced.as_ref().unwrap_or(ins[0]);
             let y = match &node.op {
                 // The hook's output, where it gave one.
                 _ if hooked.is_some() => hooked.context("the hook's output")?,
@@ -289,14 +340,14 @@ impl Model {
                             pool: fused_pool(i).map(|p| self.pool_window(p)),
                         };
                         kernels::conv2d(
-                            ins[0],
+                            layer_input,
                             p(0),
                             bias,
                             conv,
                             record(&mut step, taped, input_grad),
                         )?
                     } else {
-                        let y = ins[0].conv2d(p(0), pad, stride, dilation, groups)?;
+                        let y = layer_input.conv2d(p(0), pad, stride, dilation, groups)?;
                         match bias {
                             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
                             None => y,
@@ -304,13 +355,13 @@ impl Model {
                     }
                 }
                 Op::Dense(_) if self.device.is_cpu() => kernels::dense(
-                    ins[0],
+                    layer_input,
                     p(0),
                     p(1),
                     fused_relu(i),
                     record(&mut step, taped, input_grad),
                 )?,
-                Op::Dense(_) => ins[0].matmul(&p(0).t()?)?.broadcast_add(p(1))?,
+                Op::Dense(_) => layer_input.matmul(&p(0).t()?)?.broadcast_add(p(1))?,
                 Op::MaxPool(_) if fused_pool(i).is_some() => ins[0].clone(),
                 Op::MaxPool(_) => {
                     let window = self.pool_window(i);

@@ -33,6 +33,9 @@ pub struct QuantizeConfig {
     pub percentile: f64,
     /// Training batches the calibration runs (default 8, at the training batch size).
     pub calibration_batches: usize,
+    /// Quantization-aware training in each trial's last this many epochs
+    /// (default 0: none).
+    pub aware_epochs: u32,
 }
 
 impl Default for QuantizeConfig {
@@ -42,6 +45,7 @@ impl Default for QuantizeConfig {
             calibration: Calibration::MinMax,
             percentile: 99.99,
             calibration_batches: 8,
+            aware_epochs: 0,
         }
     }
 }
@@ -65,6 +69,9 @@ impl QuantizeConfig {
                 "[quantize] calibration_batches = {} must be between 1 and {MAX_CALIBRATION_BATCHES} (default 8)",
                 self.calibration_batches
             );
+        }
+        if self.aware_epochs > 0 && !self.enabled {
+            bail!("[quantize] aware_epochs trains for the int8 model, which only enabled = true makes");
         }
         Ok(())
     }
@@ -105,10 +112,6 @@ impl LayerHook for Observer {
             }
         }
         Ok(None)
-    }
-
-    fn passes_on(&self, _: usize) -> bool {
-        false
     }
 }
 

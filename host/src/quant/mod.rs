@@ -8,9 +8,11 @@
 //! integer kernels are checked against, and what an ONNX runtime computes
 //! from the QDQ export.
 
+mod aware;
 mod calibrate;
 mod layer;
 
+pub use aware::FakeQuant;
 pub use calibrate::{calibrate, calibrate_batches, Calibration, QuantizeConfig};
 pub use layer::{Int8Pass, Simulated};
 

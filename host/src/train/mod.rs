@@ -18,5 +18,5 @@ pub use config::{OptimizerKind, Schedule, TrainConfig, MAX_EPOCHS};
 pub use optimizer::Optimizer;
 pub use trainer::{
     cross_entropy_grad, evaluate, evaluate_pass, latency_ms, pass_latency_ms, train, train_with,
-    Checkpoints, HostFault, Pass, Progress, TrainOutcome,
+    Checkpoints, Extras, HostFault, Pass, Progress, TrainOutcome,
 };

@@ -12,6 +12,7 @@ use crate::data::{self, augment, Dataset, Split};
 use crate::interrupt::Cancel;
 use crate::ir::EpochRecord;
 use crate::network::Model;
+use crate::quant::FakeQuant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::seq::SliceRandom;
@@ -201,13 +202,23 @@ pub fn train(
         epochs,
         seed,
         checkpoints,
-        None,
+        &Extras::default(),
         cancel,
         on_progress,
     )
 }
 
-/// [`train`], learning also from `teacher` when given (knowledge distillation).
+/// What a training adds to learning from its labels.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// Learn also from this teacher (knowledge distillation).
+    pub teacher: Option<&'a Teacher>,
+    /// Train the last this many epochs as the int8 model computes
+    /// (quantization-aware training).
+    pub aware_epochs: u32,
+}
+
+/// [`train`] with `extras`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_with(
     model: &Model,
@@ -216,10 +227,12 @@ pub fn train_with(
     epochs: u32,
     seed: u64,
     checkpoints: Option<Checkpoints>,
-    teacher: Option<&Teacher>,
+    extras: &Extras,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainOutcome> {
+    let teacher = extras.teacher;
+    let mut fake_quant = FakeQuant::default();
     super::allocator::keep_freed_memory();
     let params: Vec<&candle_core::Var> = model.params().collect();
     let n = data.train.len();
@@ -267,6 +280,7 @@ pub fn train_with(
     };
     for epoch in first..=epochs {
         let lr = config.learning_rate_at(epoch - 1, epochs);
+        let aware = epoch + extras.aware_epochs > epochs;
         state.order.shuffle(&mut state.rng);
         let mut loss_sum = 0.0;
         let order = std::mem::take(&mut state.order);
@@ -314,7 +328,18 @@ pub fn train_with(
                 }
                 let (x, y) = batch?;
                 let value = on_worker(model.device(), || {
-                    let (logits, tape) = model.forward_taped(&x, Some(&mut state.rng))?;
+                    // In quantization-aware epochs the pass sees int8-rounded
+                    // weights (put back before the step) and layer inputs.
+                    let mut float_weights = if aware {
+                        Some(FakeQuant::round_weights(model)?)
+                    } else {
+                        None
+                    };
+                    let (logits, tape) = if aware {
+                        model.forward_taped_with(&x, Some(&mut state.rng), &mut fake_quant)?
+                    } else {
+                        model.forward_taped(&x, Some(&mut state.rng))?
+                    };
                     // The loss, and its gradient with respect to the logits
                     // where it is not candle's cross-entropy's.
                     let (loss, value, logits_grad) = match teacher {
@@ -345,7 +370,13 @@ pub fn train_with(
                                     .collect()
                             }
                         };
+                        if let Some(w) = float_weights.take() {
+                            FakeQuant::restore(model, w)?;
+                        }
                         state.optimizer.step(&params, &grads, lr)?;
+                    }
+                    if let Some(w) = float_weights {
+                        FakeQuant::restore(model, w)?;
                     }
                     anyhow::Ok(value)
                 })?;
