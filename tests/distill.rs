@@ -235,6 +235,16 @@ fn distill_in_a_run_config_trains_every_trial_with_the_teacher_deterministically
     run(&config(dir.path(), "from-export", &distill("exported")));
     let from_run = accuracies(&dir.path().join("from-run"));
     assert_eq!(from_run, accuracies(&dir.path().join("from-export")));
+    // The teacher's logits were computed once per run, under one name for
+    // one teacher and one dataset.
+    let cached = |run: &str| -> Vec<_> {
+        std::fs::read_dir(dir.path().join(run).join("teacher-logits"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
+    assert_eq!(cached("from-run").len(), 1);
+    assert_eq!(cached("from-run"), cached("from-export"));
     assert_ne!(from_run, accuracies(&dir.path().join("alone")));
 
     // A teacher that is not there, or built for other data, stops the run

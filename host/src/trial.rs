@@ -236,7 +236,7 @@ pub fn run(
     // A teacher that cannot be loaded is the run's problem, not the network's.
     let teacher = match &spec.teacher {
         Some(t) => Some(
-            t.load(&spec.task, data.device())
+            load_teacher(t, spec, data)
                 .with_context(|| format!("trial {}: load the [distill] teacher", spec.trial_id))?,
         ),
         None => None,
@@ -390,6 +390,36 @@ fn measure(
         train::latency_ms(model, data, spec.train.batch_size, repeats, cancel)?,
     );
     Ok(())
+}
+
+/// The teacher of `spec`, with its logits for the training split cached in
+/// the run directory (`teacher-logits/`) when batches are not augmented.
+fn load_teacher(
+    teacher: &crate::train::distill::TeacherSpec,
+    spec: &TrialSpec,
+    data: &Dataset,
+) -> Result<crate::train::distill::Teacher> {
+    let mut loaded = teacher.load(&spec.task, data.device())?;
+    if !data.augment.is_active() {
+        use sha2::{Digest, Sha256};
+        let weights = std::fs::read(&teacher.weights)
+            .with_context(|| format!("read {}", teacher.weights.display()))?;
+        // The cache holds the teacher's logits for exactly this data.
+        let key = format!(
+            "{:x}|{}|{}|{}",
+            Sha256::digest(&weights),
+            serde_json::to_string(&teacher.network)?,
+            serde_json::to_string(&spec.data)?,
+            spec.data_seed
+        );
+        let run_dir = spec
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&spec.dir);
+        loaded.cache_logits(data, &key, &run_dir.join("teacher-logits"))?;
+    }
+    Ok(loaded)
 }
 
 /// The int8 model's size and latency probes, at batch 1 and at the

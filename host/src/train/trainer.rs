@@ -301,6 +301,7 @@ pub fn train_with(
             // queues CUDA work on the calling thread's stream).
             let (tx, rx) = std::sync::mpsc::sync_channel(2);
             let (make, order) = (&make, &order);
+            let positions: Vec<&[u32]> = order.chunks(config.batch_size).collect();
             scope.spawn(move || {
                 for (b, chunk) in order.chunks(config.batch_size).enumerate() {
                     if tx.send(make(b, chunk)).is_err() {
@@ -349,7 +350,7 @@ pub fn train_with(
                             (loss, value, None)
                         }
                         Some(teacher) => {
-                            let (value, grad) = teacher.loss(&x, &logits, &y)?;
+                            let (value, grad) = teacher.loss(&x, positions[b], &logits, &y)?;
                             // Its gradient is `grad`: the loss through candle's graph.
                             let loss = (&logits * grad.detach())?.sum_all()?;
                             (loss, value, Some(grad))
