@@ -173,3 +173,131 @@ fn quantization_aware_training_changes_only_the_last_epochs_and_is_deterministic
         "{plain:?} {aware:?}"
     );
 }
+
+/// Int8 metrics as objectives and constraints: a search over int8 accuracy
+/// and size records both; `max_int8_size_kb` rules proposals out before
+/// training; int8 keys without `[quantize]` are refused, naming them.
+#[test]
+fn int8_metrics_are_objectives_and_constraints_of_a_search() {
+    use common::nas_host;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            r#"
+[run]
+name = "{name}"
+output_dir = "{}"
+seed = 2
+max_trials = 4
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 12
+train_samples = 300
+test_samples = 100
+[train]
+batch_size = 32
+epochs = 1
+latency_repeats = 1
+[space]
+plugin = "builtin:seed-template"
+[strategy]
+plugin = "builtin:nsga2"
+{extra}
+[[objectives]]
+metric = "int8_val_accuracy"
+direction = "maximize"
+[[objectives]]
+metric = "int8_size_kb"
+direction = "minimize"
+"#,
+            dir.path().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let trials = |name: &str| {
+        let db = dir.path().join(name).join(nas_host::store::DB_FILE);
+        nas_host::store::RunStore::open_read_only(&db)
+            .unwrap()
+            .trials()
+            .unwrap()
+    };
+    let ok = write("searched", "[quantize]\nenabled = true\n");
+    let out = nas_host(&["run", ok.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in trials("searched") {
+        assert_eq!(
+            t.status,
+            nas_host::ir::TrialStatus::Completed,
+            "{:?}",
+            t.reason
+        );
+        let (float, int8) = (t.metrics["val_accuracy"], t.metrics["int8_val_accuracy"]);
+        assert!(
+            (float - int8).abs() < 0.05,
+            "trial {}: {float} vs {int8}",
+            t.id
+        );
+        assert!(t.metrics["int8_size_kb"] * 1024.0 < t.metrics["params"] * 4.0 / 3.0);
+        assert!(t.metrics["int8_latency_b1_ms"] > 0.0 && t.metrics["int8_latency_batch_ms"] > 0.0);
+    }
+    let limited = write(
+        "limited",
+        "[quantize]\nenabled = true\n[constraints]\nmax_int8_size_kb = 30.0\n",
+    );
+    let out = nas_host(&["run", limited.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ruled_out = 0;
+    for t in trials("limited") {
+        let size = t.metrics["int8_size_kb"];
+        if size > 30.0 {
+            assert_eq!(t.status, nas_host::ir::TrialStatus::Infeasible);
+            let reason = t.reason.unwrap();
+            assert!(
+                reason.starts_with("int8_size_kb ") && reason.ends_with("> max_int8_size_kb 30"),
+                "{reason}"
+            );
+            assert!(t.curve.is_empty(), "an infeasible proposal is not trained");
+            ruled_out += 1;
+        } else {
+            assert_eq!(
+                t.status,
+                nas_host::ir::TrialStatus::Completed,
+                "{:?}",
+                t.reason
+            );
+        }
+    }
+    assert!(ruled_out > 0);
+    for (name, extra, says) in [
+        ("no-quantize", "", "add [quantize] enabled = true"),
+        (
+            "no-quantize-limit",
+            "[constraints]\nmax_int8_latency_ms = 5.0\n",
+            "max_int8_latency_ms",
+        ),
+        (
+            "bad-percentile",
+            "[quantize]\nenabled = true\npercentile = 30.0\n",
+            "[quantize] percentile",
+        ),
+    ] {
+        let path = write(name, extra);
+        let out = nas_host(&["run", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+    }
+}

@@ -2,8 +2,9 @@
 //! dropout 0) trained on Fashion-MNIST, quantized after training (batch-norm
 //! folded, per-channel s8 weights, u8 inputs calibrated on 8 training
 //! batches, min-max and 99.99th percentile), then validation and test
-//! accuracy and the median latency of a pass at batch 1 and batch 64, float
-//! against int8, in one run. Prints the CPU and whether the integer
+//! accuracy and the latency of a pass at batch 1 and batch 64 (the median
+//! of seven rounds of probes, the models interleaved), float against int8,
+//! in one run. Prints the CPU and whether the integer
 //! kernels use AVX-512 VNNI.
 //!
 //! Run: `cargo bench -p nas-bench --bench int8`
@@ -19,10 +20,17 @@ use nas_host::ir::{Binding, Value};
 use nas_host::network::Model;
 use nas_host::plugin::{PluginLimits, PluginRuntime, PluginSource};
 use nas_host::quant::{Calibration, QuantizeConfig, Quantized};
-use nas_host::train::{evaluate, evaluate_pass, latency_ms, pass_latency_ms, train, TrainConfig};
+use nas_host::train::{evaluate_pass, pass_latency_ms, train, Pass, TrainConfig};
 
-/// Timed passes per latency figure (the probe also stops after ten seconds).
-const REPEATS: usize = 200;
+/// Timed passes per latency probe (the probe also stops after ten seconds).
+const REPEATS: usize = 50;
+/// Latency probes per model and batch size.
+const ROUNDS: usize = 7;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
 
 fn label(name: &str, value: &str) -> Binding {
     Binding {
@@ -83,38 +91,53 @@ fn main() -> Result<()> {
         &mut |_| {},
     )?;
     let batch = train_config.eval_batch_size;
-    let (_, float_val) = evaluate(&model, &data.val, batch)?;
-    let (_, float_test) = evaluate(&model, &data.test, batch)?;
     let cancel = Cancel::new();
-    let float_b1 = latency_ms(&model, &data, 1, REPEATS, &cancel)?;
-    let float_b64 = latency_ms(&model, &data, 64, REPEATS, &cancel)?;
-    println!("trained {epochs} epochs at batch 64");
+    let float_pass = |x: &Tensor| model.forward(x, false, None);
+    let quantized = [Calibration::MinMax, Calibration::Percentile]
+        .into_iter()
+        .map(|calibration| {
+            let quantize = QuantizeConfig {
+                enabled: true,
+                calibration,
+                ..QuantizeConfig::default()
+            };
+            let q = Quantized::new(&model, &network, &data.task, &data.train, 64, &quantize)?;
+            Ok((format!("int8 ({calibration:?})"), q))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows: Vec<(String, &Pass, f64)> = vec![(
+        "float32".to_string(),
+        &float_pass,
+        model.analysis().params() as f64 * 4.0 / 1024.0,
+    )];
+    let passes: Vec<_> = quantized
+        .iter()
+        .map(|(_, q)| move |x: &Tensor| q.forward(x))
+        .collect();
+    for ((name, q), pass) in quantized.iter().zip(&passes) {
+        rows.push((name.clone(), pass, q.size_bytes as f64 / 1024.0));
+    }
+    // The models' latencies interleaved, round after round, so that a
+    // slow spell of the machine does not land on one of them only.
+    let mut times = vec![(Vec::new(), Vec::new()); rows.len()];
+    for _ in 0..ROUNDS {
+        for ((_, pass, _), (b1, b64)) in rows.iter().zip(times.iter_mut()) {
+            b1.push(pass_latency_ms(*pass, &cpu, &data, 1, REPEATS, &cancel)?);
+            b64.push(pass_latency_ms(*pass, &cpu, &data, 64, REPEATS, &cancel)?);
+        }
+    }
+    println!("trained {epochs} epochs at batch 64; latency: median of {ROUNDS} interleaved rounds of {REPEATS} passes");
     println!(
         "{:<22} {:>8} {:>9} {:>9} {:>10} {:>9}",
         "model", "val acc", "test acc", "b1 ms", "b64 ms", "size KiB"
     );
-    let params = model.analysis().params() as f64;
-    println!(
-        "{:<22} {float_val:>8.4} {float_test:>9.4} {float_b1:>9.3} {float_b64:>10.3} {:>9.1}",
-        "float32",
-        params * 4.0 / 1024.0
-    );
-    for calibration in [Calibration::MinMax, Calibration::Percentile] {
-        let quantize = QuantizeConfig {
-            enabled: true,
-            calibration,
-            ..QuantizeConfig::default()
-        };
-        let q = Quantized::new(&model, &network, &data.task, &data.train, 64, &quantize)?;
-        let pass = |x: &Tensor| q.forward(x);
-        let (_, val) = evaluate_pass(&pass, &cpu, &data.val, batch)?;
-        let (_, test) = evaluate_pass(&pass, &cpu, &data.test, batch)?;
-        let b1 = pass_latency_ms(&pass, &cpu, &data, 1, REPEATS, &cancel)?;
-        let b64 = pass_latency_ms(&pass, &cpu, &data, 64, REPEATS, &cancel)?;
+    for ((name, pass, size), (b1, b64)) in rows.iter().zip(times) {
+        let (_, val) = evaluate_pass(*pass, &cpu, &data.val, batch)?;
+        let (_, test) = evaluate_pass(*pass, &cpu, &data.test, batch)?;
         println!(
-            "{:<22} {val:>8.4} {test:>9.4} {b1:>9.3} {b64:>10.3} {:>9.1}",
-            format!("int8 ({calibration:?})"),
-            q.size_bytes as f64 / 1024.0
+            "{name:<22} {val:>8.4} {test:>9.4} {:>9.3} {:>10.3} {size:>9.1}",
+            median(b1),
+            median(b64)
         );
     }
     Ok(())
