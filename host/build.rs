@@ -14,6 +14,8 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("greedy", "nas-strategy-greedy", "strategy"),
     ("evolution", "nas-strategy-evolution", "strategy"),
     ("tpe", "nas-strategy-tpe", "strategy"),
+    ("gp", "nas-strategy-gp", "strategy"),
+    ("local-search", "nas-strategy-local-search", "strategy"),
     ("nsga2", "nas-strategy-nsga2", "strategy"),
     ("asha", "nas-strategy-asha", "strategy"),
     ("hyperband", "nas-strategy-hyperband", "strategy"),

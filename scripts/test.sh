@@ -26,10 +26,12 @@ export NAS_REQUIRE_ONNXRUNTIME=1
 # RUSTUP_AUTO_INSTALL=0 on some machines: add the target explicitly.
 rustup target add wasm32-wasip2
 
-# The host workspace (unit and end-to-end tests), then the plugin SDK's own unit tests.
+# The host workspace (unit and end-to-end tests), then the unit tests of the
+# plugin SDK and of the Gaussian-process strategy's model.
 cargo test --workspace
 # The kernels' portable paths, which CPUs without AVX-512 take, on this
 # machine too: the kernels' tests and the model's gradient checks again.
 NAS_KERNELS_AVX512=off cargo test -p nas-kernels
 NAS_KERNELS_AVX512=off cargo test -p nas-host --lib -- network:: train::
 cargo test --manifest-path plugins/Cargo.toml -p nas-plugin-sdk --features strategy
+cargo test --manifest-path plugins/Cargo.toml -p nas-strategy-gp

@@ -77,7 +77,11 @@ impl ComponentCache {
     fn store(&self, path: &Path, compiled: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("create {}", self.dir.display()))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per process and per call: threads of one process (a
+        // comparison's parallel runs) may compile the same component at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, compiled).with_context(|| format!("write {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))?;
         Ok(())

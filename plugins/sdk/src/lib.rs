@@ -60,6 +60,7 @@ mod config;
 #[cfg(feature = "strategy")]
 pub mod fidelity;
 mod network;
+pub mod numeric;
 mod rng;
 #[doc(hidden)]
 pub mod runtime;

@@ -195,6 +195,19 @@ pub fn sample(dims: &[Dimension], rng: &mut Rng) -> Assignment {
     complete(dims, &[], rng)
 }
 
+/// A random assignment whose text `taken` does not claim, drawn up to 100
+/// times (in a space nearly used up, the last draw is returned anyway).
+pub fn sample_new(dims: &[Dimension], rng: &mut Rng, taken: impl Fn(&str) -> bool) -> Assignment {
+    let mut a = sample(dims, rng);
+    for _ in 0..100 {
+        if !taken(&assignment_text(&a)) {
+            break;
+        }
+        a = sample(dims, rng);
+    }
+    a
+}
+
 /// An assignment that keeps the values of `keep` for dimensions that are
 /// still active and samples every other active dimension.
 pub fn complete(dims: &[Dimension], keep: &[Binding], rng: &mut Rng) -> Assignment {
@@ -287,6 +300,64 @@ pub fn mutate(dims: &[Dimension], assignment: &[Binding], rng: &mut Rng) -> Assi
     complete(dims, &keep, rng)
 }
 
+/// Every assignment that differs from `assignment` in one active dimension:
+/// each other label of a categorical dimension; for a numeric dimension the
+/// values an eighth of its range below and above (in log space where asked;
+/// for integers at least one step). Dimensions whose activity depends on the
+/// changed one are re-completed (kept where still active, else sampled).
+/// Neighbours are distinct and in dimension order.
+pub fn neighbours(dims: &[Dimension], assignment: &[Binding], rng: &mut Rng) -> Vec<Assignment> {
+    let mut out: Vec<Assignment> = Vec::new();
+    for dim in dims {
+        let Some(old) = value_of(assignment, &dim.name) else {
+            continue;
+        };
+        let values: Vec<Value> = match (&dim.domain, old) {
+            (Domain::Categorical(labels), Value::Categorical(l)) => labels
+                .iter()
+                .filter(|x| *x != l)
+                .map(|x| Value::Categorical(x.clone()))
+                .collect(),
+            (domain, old) => {
+                let u = crate::numeric::to_unit(domain, old).unwrap_or(0.5);
+                let mut vs = Vec::new();
+                for sign in [-1.0, 1.0] {
+                    let mut v = crate::numeric::from_unit(domain, u + sign / 8.0);
+                    if let (Some(Value::Integer(x)), Value::Integer(o)) = (&v, old) {
+                        if x == o {
+                            v = Some(Value::Integer(o.saturating_add(sign as i64)));
+                        }
+                    }
+                    if let Some(v) = v.filter(|v| v != old && in_domain(domain, v)) {
+                        if !vs.contains(&v) {
+                            vs.push(v);
+                        }
+                    }
+                }
+                vs
+            }
+        };
+        for value in values {
+            let keep: Vec<Binding> = assignment
+                .iter()
+                .map(|b| Binding {
+                    name: b.name.clone(),
+                    value: if b.name == dim.name {
+                        value.clone()
+                    } else {
+                        b.value.clone()
+                    },
+                })
+                .collect();
+            let n = complete(dims, &keep, rng);
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
 /// The canonical text of a value: the label, the integer, or the real in
 /// round-trip form.
 pub fn value_text(value: &Value) -> String {
@@ -358,6 +429,39 @@ mod tests {
             assert_ne!(assignment_text(&a), assignment_text(&m));
         }
         assert!(seen_inactive);
+    }
+
+    #[test]
+    fn neighbours_change_one_dimension_and_respect_conditions() {
+        let dims = space();
+        let mut rng = Rng::new(5);
+        let a = vec![
+            Binding {
+                name: "kind".into(),
+                value: Value::Categorical("b".into()),
+            },
+            Binding {
+                name: "width".into(),
+                value: Value::Integer(1),
+            },
+            Binding {
+                name: "lr".into(),
+                value: Value::Real(1e-2),
+            },
+        ];
+        let n = neighbours(&dims, &a, &mut rng);
+        // kind=a (width leaves), width 2, lr a step down and up.
+        assert_eq!(n.len(), 4, "{n:?}");
+        for m in &n {
+            validate(&dims, m).unwrap();
+            assert_ne!(m, &a);
+        }
+        assert_eq!(value_of(&n[0], "width"), None);
+        assert_eq!(value_of(&n[1], "width"), Some(&Value::Integer(2)));
+        let Some(Value::Real(down)) = value_of(&n[2], "lr") else {
+            panic!()
+        };
+        assert!((down / 1e-2 - 10f64.powf(-3.0 / 8.0)).abs() < 1e-9);
     }
 
     #[test]

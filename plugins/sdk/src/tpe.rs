@@ -42,23 +42,8 @@ enum Density {
     },
 }
 
-/// The error function (Abramowitz and Stegun 7.1.26, error below 1.5e-7).
-fn erf(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
-            * t
-            * (-x * x).exp();
-    if x >= 0.0 {
-        y
-    } else {
-        -y
-    }
-}
-
 fn normal_cdf(x: f64, mu: f64, sigma: f64) -> f64 {
-    0.5 * (1.0 + erf((x - mu) / (sigma * std::f64::consts::SQRT_2)))
+    crate::numeric::normal_cdf((x - mu) / sigma)
 }
 
 /// The internal scale of a numeric dimension: bounds and the map into it.
