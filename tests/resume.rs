@@ -127,45 +127,60 @@ fn kill_after_events(
     false
 }
 
-#[test]
-fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_never_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, runs) = setup(dir.path(), CONFIG);
-    let reference = nas_host(&[
+/// Runs `config` to the end, never stopped, as `runs/reference`.
+fn run_reference(config: &str, runs: &str) {
+    let out = nas_host(&[
         "run",
-        &config,
+        config,
         "--quiet",
         "--output-dir",
-        &runs,
+        runs,
         "--name",
         "reference",
     ]);
-    assert!(reference.status.success(), "{}", stderr(&reference));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
 
-    let run_dir = PathBuf::from(&runs).join("crashy");
-    let run_dir_text = run_dir.to_str().unwrap().to_string();
-    // Fixed kill moments (a seeded generator): after 1 to 6 more recorded
-    // events, then 0 to 40 ms, so kills land in every phase of a trial.
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut kills = 0;
-    let mut finished = false;
-    while kills < 24 {
+/// Starts the run (or resumes it once started) and kills it `kills` times
+/// at fixed moments drawn from `seed`: after 1 to 6 more recorded events,
+/// then 0 to 40 ms, so kills land in every phase of a trial. Returns the
+/// kills made and whether the run finished by itself first.
+fn kill_and_resume(
+    config: &str,
+    runs: &str,
+    run_dir: &Path,
+    kills: usize,
+    seed: u64,
+) -> (usize, bool) {
+    let run_dir_text = run_dir.to_str().unwrap();
+    let mut state = seed;
+    for made in 0..kills {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         let (more, delay) = (1 + state % 6, Duration::from_millis((state >> 8) % 41));
-        let before = recorded_events(&run_dir);
-        let mut child = if started(&run_dir) {
-            spawn(&["resume", &run_dir_text, "--quiet"])
+        let before = recorded_events(run_dir);
+        let mut child = if started(run_dir) {
+            spawn(&["resume", run_dir_text, "--quiet"])
         } else {
-            spawn(&["run", &config, "--quiet", "--output-dir", &runs])
+            spawn(&["run", config, "--quiet", "--output-dir", runs])
         };
-        if kill_after_events(&mut child, &run_dir, before, more as usize, delay) {
-            finished = true;
-            break;
+        if kill_after_events(&mut child, run_dir, before, more as usize, delay) {
+            return (made, true);
         }
-        kills += 1;
     }
+    (kills, false)
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_a_run_records_each_trial_once_as_if_never_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, runs) = setup(dir.path(), CONFIG);
+    run_reference(&config, &runs);
+
+    let run_dir = PathBuf::from(&runs).join("crashy");
+    let run_dir_text = run_dir.to_str().unwrap().to_string();
+    let (kills, finished) = kill_and_resume(&config, &runs, &run_dir, 24, 0x2545_F491_4F6C_DD1D);
     assert!(
         kills >= 20,
         "the run finished after {kills} kills: too few for this test"
@@ -466,4 +481,55 @@ fn a_run_recorded_in_format_2_resumes_to_the_trials_of_an_uninterrupted_run() {
     assert_eq!(fresh.len(), 80);
     assert!(after.iter().any(|t| t.id > 40 && t.budget == 200));
     assert_eq!(comparable(after), comparable(fresh));
+}
+
+/// A run with `[pruner]` and a strategy that learns from every result
+/// (pruned ones included), killed at fixed moments and resumed, records the
+/// same trials, pruned ones with the same curves, as a run never stopped.
+#[test]
+fn a_run_with_a_pruner_killed_and_resumed_prunes_as_if_never_stopped() {
+    let config_text = format!(
+        r#"
+[run]
+name = "pruned"
+seed = 5
+max_trials = 14
+{}
+[strategy]
+plugin = "builtin:evolution"
+[strategy.config]
+population = 4
+sample_size = 2
+
+[pruner]
+plugin = "builtin:median"
+min_trials = 3
+"#,
+        common::PRUNABLE
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (config, runs) = setup(dir.path(), &config_text);
+    run_reference(&config, &runs);
+    let run_dir = PathBuf::from(&runs).join("pruned");
+    let run_dir_text = run_dir.to_str().unwrap().to_string();
+    let (kills, _) = kill_and_resume(&config, &runs, &run_dir, 6, 0x9E37_79B9_7F4A_7C15);
+    assert!(kills >= 3, "the run finished after {kills} kills");
+    let last = nas_host(&["resume", &run_dir_text, "--quiet"]);
+    assert!(last.status.success(), "{}", stderr(&last));
+    let ours = RunStore::open_read_only(&run_dir.join(DB_FILE)).unwrap();
+    let theirs =
+        RunStore::open_read_only(&PathBuf::from(&runs).join("reference").join(DB_FILE)).unwrap();
+    let (a, b) = (ours.trials().unwrap(), theirs.trials().unwrap());
+    assert_eq!(a.len(), 14);
+    let pruned = b
+        .iter()
+        .filter(|t| t.status == nas_host::ir::TrialStatus::Pruned)
+        .count();
+    assert!(
+        pruned >= 2,
+        "only {pruned} trials pruned: the test needs some"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(deterministic(x), deterministic(y), "trial {}", x.id);
+    }
 }

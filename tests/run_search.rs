@@ -257,6 +257,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         max_int8_size_kb: None,
         teacher: None,
         resume_from: None,
+        pruning: None,
     };
     let spec_path = dir.path().join("spec.json");
     // A spec without the format version of its types is refused, naming it.

@@ -177,6 +177,9 @@ pub struct RunConfig {
     /// `[distill]`: every trial also learns from a trained teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distill: Option<crate::train::distill::DistillConfig>,
+    /// `[pruner]`: stop trials whose learning curves fall behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruner: Option<crate::prune::PrunerConfig>,
     /// The `[train]` keys written as a domain, searched with the architecture.
     #[serde(skip)]
     pub searched: Vec<crate::train::searched::SearchedKey>,
@@ -486,6 +489,15 @@ impl RunConfig {
                 bail!("[distill] trains with a teacher, and table mode trains nothing");
             }
         }
+        if let Some(pruner) = &self.pruner {
+            pruner.rule()?;
+            if let Some(first) = self.objectives.first() {
+                pruner.metric_for(&first.metric)?;
+            }
+            if self.evaluator.kind == EvaluatorKind::Table {
+                bail!("[pruner] stops training, and table mode trains nothing");
+            }
+        }
         if self.quantize.enabled && self.evaluator.kind == EvaluatorKind::Table {
             bail!("[quantize] needs trained weights, which table mode does not make");
         }
@@ -718,6 +730,14 @@ mod tests {
             "batch_size and eval_batch_size must be at least 1",
         );
         bad("[train]\nepochs = 0\n", "epochs must be at least 1");
+        bad(
+            "[pruner]\nplugin = \"builtin:median\"\n[[objectives]]\nmetric = \"params\"\ndirection = \"minimize\"\n",
+            "`params` is not recorded per epoch",
+        );
+        bad(
+            "[pruner]\nplugin = \"builtin:median\"\n[evaluator]\nkind = \"table\"\npath = \"t.csv\"\nkey_column = \"arch\"\nbudget = 200\n[evaluator.metrics]\nval_accuracy = \"v\"\n",
+            "table mode trains nothing",
+        );
         bad(
             "[train]\nnesterov = true\n",
             "nesterov = true needs optimizer = \"sgd\"",

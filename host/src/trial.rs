@@ -59,6 +59,10 @@ pub struct TrialSpec {
     /// network for fewer epochs, from its final checkpoint.
     #[serde(default)]
     pub resume_from: Option<ResumeFrom>,
+    /// `[pruner]`: the rule, with the curves of the trials completed when
+    /// this one was admitted.
+    #[serde(default)]
+    pub pruning: Option<crate::prune::Pruning>,
 }
 
 impl TrialSpec {
@@ -255,6 +259,7 @@ pub fn run(
             } else {
                 0
             },
+            pruning: spec.pruning.as_ref(),
         },
         cancel,
         on_progress,
@@ -281,6 +286,20 @@ pub fn run(
             trial_id: spec.trial_id,
             status: TrialStatus::Pruned,
             reason,
+            metrics,
+            curve: outcome.curve,
+            weights: None,
+            resumed_from_epoch: outcome.resumed_from_epoch,
+            restarted: outcome.restarted,
+        });
+    }
+    if let Some(why) = outcome.pruned {
+        // A pruned trial is never continued.
+        train::remove_checkpoint(&spec.dir)?;
+        return Ok(TrialOutcome {
+            trial_id: spec.trial_id,
+            status: TrialStatus::Pruned,
+            reason: Some(why),
             metrics,
             curve: outcome.curve,
             weights: None,

@@ -9,6 +9,35 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Small MLPs and learning rates over a wide log range (so many trials learn
+/// slowly or not at all) on synthetic images, trained with SGD for 6 epochs:
+/// the runs the pruner tests stop early. `[run]`, `[strategy]` and
+/// `[pruner]` are the test's own.
+pub const PRUNABLE: &str = r#"
+[data]
+dataset = "synthetic"
+classes = 4
+image_size = 8
+train_samples = 400
+test_samples = 100
+seed = 3
+
+[train]
+epochs = 6
+batch_size = 32
+optimizer = "sgd"
+momentum = 0.9
+learning_rate = { log_range = [1e-4, 0.3] }
+
+[space]
+plugin = "builtin:mlp"
+[space.config]
+max_layers = 2
+widths = [16, 64]
+activations = ["relu", "tanh"]
+dropout_rates = [0.0]
+"#;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

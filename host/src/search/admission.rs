@@ -5,8 +5,9 @@
 
 use super::{trial_seed, Search};
 use crate::assignment;
-use crate::ir::{Network, Proposal, TrialStatus};
+use crate::ir::{Direction, Network, Proposal, TrialStatus};
 use crate::network::{analyse, grouped};
+use crate::prune::Pruning;
 use crate::store::{status_text, TrialRecord};
 use crate::train::{searched, MAX_EPOCHS};
 use crate::trial::{ResumeFrom, TrialSpec};
@@ -147,12 +148,39 @@ impl Search<'_> {
             max_int8_size_kb: self.config.constraints.max_int8_size_kb,
             teacher: self.teacher.clone(),
             resume_from,
+            pruning: self.pruning(),
         };
         let seed = record.seed;
         Ok(Admission::Launch(
             Box::new(TrialSpec { seed, ..spec }),
             record,
         ))
+    }
+
+    /// `[pruner]`'s rule with the curves of the trials completed so far
+    /// (each trained curve once: reused records are left out).
+    fn pruning(&self) -> Option<Pruning> {
+        let config = self.config.pruner.as_ref()?;
+        // Checked when the config was loaded.
+        let rule = config.rule().ok()?;
+        let metric = config.metric_for(&self.objectives[0].metric).ok()?;
+        let reference = self
+            .trials
+            .iter()
+            .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
+            .map(|t| Pruning::values(&t.curve, &metric))
+            .collect();
+        Some(Pruning {
+            rule,
+            direction: if metric == "val_accuracy" {
+                Direction::Maximize
+            } else {
+                Direction::Minimize
+            },
+            metric,
+            warmup_epochs: config.warmup_epochs,
+            reference,
+        })
     }
 
     /// The trial a promotion continues (following reuse to the trial that

@@ -66,6 +66,8 @@ pub struct TrainOutcome {
     pub diverged: Option<String>,
     /// Whether Ctrl-C stopped training early.
     pub interrupted: bool,
+    /// Why a pruner stopped training after an epoch, when one did.
+    pub pruned: Option<String>,
     /// Why training ran out of time, when it did.
     pub timed_out: Option<String>,
     /// The epochs restored from a checkpoint instead of trained again.
@@ -216,6 +218,8 @@ pub struct Extras<'a> {
     /// Train the last this many epochs as the int8 model computes
     /// (quantization-aware training).
     pub aware_epochs: u32,
+    /// Stop after an epoch when this pruner says so.
+    pub pruning: Option<&'a crate::prune::Pruning>,
 }
 
 /// [`train`] with `extras`.
@@ -425,6 +429,15 @@ pub fn train_with(
         };
         on_progress(Progress::Epoch(&record));
         state.curve.push(record);
+        // After the last epoch the trial is complete: nothing left to save.
+        let judged = extras.pruning.filter(|_| epoch < epochs);
+        if let Some(why) = judged.and_then(|p| p.stop(&state.curve)) {
+            let why = TrainOutcome {
+                pruned: Some(why),
+                ..Default::default()
+            };
+            return Ok(stopped(state, why));
+        }
         if let Some(c) =
             checkpoints.filter(|c| c.every > 0 && (epoch % c.every == 0 || epoch == epochs))
         {
