@@ -173,7 +173,7 @@ fn greedy_with_restarts_finishes() {
 /// medians can tie there), and every other strategy's median after 100
 /// trials is above random search's.
 #[test]
-fn gp_beats_tpe_and_evolution_and_all_beat_random_on_the_table() {
+fn gp_matches_or_beats_tpe_and_evolution_and_all_beat_random_on_the_table() {
     let path = common::root().join("examples/research.toml");
     let mut config = RunConfig::load(&path).unwrap();
     config.run.output_dir = tempfile::tempdir().unwrap().keep();

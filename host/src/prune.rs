@@ -72,8 +72,7 @@ pub enum Rule {
 }
 
 impl PrunerConfig {
-    /// The rule this config names, checked; `objective` is the run's first
-    /// objective (metric and direction).
+    /// The rule this config names, checked.
     pub fn rule(&self) -> Result<Rule> {
         let rule = match self.plugin.as_str() {
             "builtin:median" => Rule::Percentile {
@@ -149,6 +148,25 @@ pub struct Pruning {
     pub warmup_epochs: u32,
     /// The metric per epoch of each trial completed when this one was admitted.
     pub reference: Vec<Vec<f64>>,
+}
+
+impl PrunerConfig {
+    /// The pruning of a run whose first objective is `first_objective`,
+    /// with no reference curves yet.
+    pub fn pruning(&self, first_objective: &str) -> Result<Pruning> {
+        let metric = self.metric_for(first_objective)?;
+        Ok(Pruning {
+            rule: self.rule()?,
+            direction: if metric == "val_accuracy" {
+                Direction::Maximize
+            } else {
+                Direction::Minimize
+            },
+            metric,
+            warmup_epochs: self.warmup_epochs,
+            reference: Vec::new(),
+        })
+    }
 }
 
 /// `value` of `metric` in `record`.

@@ -5,7 +5,7 @@
 
 use super::{trial_seed, Search};
 use crate::assignment;
-use crate::ir::{Direction, Network, Proposal, TrialStatus};
+use crate::ir::{Network, Proposal, TrialStatus};
 use crate::network::{analyse, grouped};
 use crate::prune::Pruning;
 use crate::store::{status_text, TrialRecord};
@@ -148,7 +148,7 @@ impl Search<'_> {
             max_int8_size_kb: self.config.constraints.max_int8_size_kb,
             teacher: self.teacher.clone(),
             resume_from,
-            pruning: self.pruning(),
+            pruning: self.pruning_now(),
         };
         let seed = record.seed;
         Ok(Admission::Launch(
@@ -159,27 +159,17 @@ impl Search<'_> {
 
     /// `[pruner]`'s rule with the curves of the trials completed so far
     /// (each trained curve once: reused records are left out).
-    fn pruning(&self) -> Option<Pruning> {
-        let config = self.config.pruner.as_ref()?;
-        // Checked when the config was loaded.
-        let rule = config.rule().ok()?;
-        let metric = config.metric_for(&self.objectives[0].metric).ok()?;
+    fn pruning_now(&self) -> Option<Pruning> {
+        let template = self.pruning.as_ref()?;
         let reference = self
             .trials
             .iter()
             .filter(|t| t.status == TrialStatus::Completed && t.reused_from.is_none())
-            .map(|t| Pruning::values(&t.curve, &metric))
+            .map(|t| Pruning::values(&t.curve, &template.metric))
             .collect();
         Some(Pruning {
-            rule,
-            direction: if metric == "val_accuracy" {
-                Direction::Maximize
-            } else {
-                Direction::Minimize
-            },
-            metric,
-            warmup_epochs: config.warmup_epochs,
             reference,
+            ..template.clone()
         })
     }
 

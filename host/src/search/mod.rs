@@ -84,6 +84,8 @@ struct Search<'a> {
     objectives: Vec<Objective>,
     /// `[distill]`: the teacher every trial also learns from.
     teacher: Option<crate::train::distill::TeacherSpec>,
+    /// `[pruner]`: the rule each trial is admitted with (reference curves added then).
+    pruning: Option<crate::prune::Pruning>,
     best: Option<(f64, u64)>,
     trials: Vec<TrialRecord>,
     /// For each architecture key and budget, the first completed trial that
@@ -281,6 +283,10 @@ impl<'a> Search<'a> {
             dir,
             store,
             teacher: parts.teacher,
+            pruning: match &config.pruner {
+                Some(p) => Some(p.pruning(&parts.objectives[0].metric)?),
+                None => None,
+            },
             evaluator: parts.evaluator,
             space: parts.space,
             strategy: parts.strategy,
