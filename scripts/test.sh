@@ -3,7 +3,8 @@
 # Debian machine: Fashion-MNIST (Debian's dataset-fashion-mnist package),
 # scikit-learn's bundled datasets (python3-sklearn: the own-data tests' digit
 # images and tables), Chromium (the report test renders the HTML report
-# headless), onnxruntime and onnx from PyPI (exported ONNX models are run)
+# headless), onnxruntime and onnx from PyPI (exported ONNX models are run),
+# PyTorch from PyPI (the zero-cost proxies' reference)
 # and the wasm32-wasip2 Rust target (plugins are WebAssembly components).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,14 @@ export NAS_REQUIRE_CHROMIUM=1
 python3 -c "import onnxruntime, onnx" 2>/dev/null ||
   python3 -m pip install --quiet onnxruntime==1.32.0 onnx==1.23.2
 export NAS_REQUIRE_ONNXRUNTIME=1
+# The zero-cost proxies are checked against PyTorch (PyPI), in a virtual
+# environment of its own under target/ (about 5 GB with its CUDA libraries).
+target/pytorch/bin/python -c "import torch, numpy" 2>/dev/null || {
+  python3 -m venv target/pytorch
+  target/pytorch/bin/pip install --quiet torch==2.15.0 numpy
+}
+export NAS_TORCH_PYTHON="$PWD/target/pytorch/bin/python"
+export NAS_REQUIRE_TORCH=1
 # RUSTUP_AUTO_INSTALL=0 on some machines: add the target explicitly.
 rustup target add wasm32-wasip2
 

@@ -258,6 +258,7 @@ fn the_trial_subcommand_reproduces_an_in_process_trial() {
         teacher: None,
         resume_from: None,
         pruning: None,
+        proxies: Default::default(),
     };
     let spec_path = dir.path().join("spec.json");
     // A spec without the format version of its types is refused, naming it.

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from torch_graph import Graph
+
 D = os.environ.get("NAS_BENCH_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 
 
@@ -33,84 +35,6 @@ def idx(path):
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-ACTIVATIONS = {
-    "Relu": nn.ReLU,
-    "Gelu": nn.GELU,
-    "Silu": nn.SiLU,
-    "Tanh": nn.Tanh,
-    "Sigmoid": nn.Sigmoid,
-    "LeakyRelu": lambda: nn.LeakyReLU(0.01),
-}
-
-
-class Graph(nn.Module):
-    """nas-host's node graph: node i applies its op to the outputs of its inputs."""
-
-    def __init__(self, network, channels, size):
-        super().__init__()
-        self.nodes = network["nodes"]
-        self.mods = nn.ModuleList()
-        shapes = []  # (channels, side) or (features,)
-        for node in self.nodes:
-            op = node["op"]
-            ins = [shapes[i] for i in node["inputs"]]
-            name, arg = (op, None) if isinstance(op, str) else next(iter(op.items()))
-            mod, shape = nn.Identity(), ins[0] if ins else (channels, size)
-            if name == "Conv2d":
-                c, s = ins[0]
-                pad = arg["dilation"] * (arg["kernel"] - 1) // 2 if arg["padding"] == "Same" else 0
-                mod = nn.Conv2d(c, arg["filters"], arg["kernel"], arg["stride"], pad, arg["dilation"], arg["groups"], arg["bias"])
-                shape = (arg["filters"], (s + 2 * pad - arg["dilation"] * (arg["kernel"] - 1) - 1) // arg["stride"] + 1)
-            elif name in ("MaxPool", "AvgPool"):
-                c, s = ins[0]
-                pad = (arg["kernel"] - 1) // 2 if arg["padding"] == "Same" else 0
-                if name == "MaxPool":
-                    mod = nn.MaxPool2d(arg["kernel"], arg["stride"], pad)
-                else:
-                    mod = nn.AvgPool2d(arg["kernel"], arg["stride"], pad, count_include_pad=False)
-                shape = (c, (s + 2 * pad - arg["kernel"]) // arg["stride"] + 1)
-            elif name == "BatchNorm":
-                mod = nn.BatchNorm2d(ins[0][0]) if len(ins[0]) == 2 else nn.BatchNorm1d(ins[0][0])
-            elif name == "Activation":
-                mod = ACTIVATIONS[arg]()
-            elif name == "Dense":
-                mod = nn.Linear(ins[0][0], arg)
-                shape = (arg,)
-            elif name == "Dropout":
-                mod = nn.Dropout(arg)
-            elif name == "Flatten":
-                c, s = ins[0]
-                mod, shape = nn.Flatten(), (c * s * s,)
-            elif name in ("GlobalAvgPool", "GlobalMaxPool"):
-                pool = nn.AdaptiveAvgPool2d(1) if name == "GlobalAvgPool" else nn.AdaptiveMaxPool2d(1)
-                mod, shape = nn.Sequential(pool, nn.Flatten()), (ins[0][0],)
-            elif name == "Concat":
-                shape = (sum(i[0] for i in ins),) + tuple(ins[0][1:])
-            elif name not in ("Input", "Add", "Identity", "Zero"):
-                raise SystemExit(f"torch_epoch.py: op {name} is not supported")
-            self.mods.append(mod)
-            shapes.append(shape)
-
-    def forward(self, x):
-        outs = []
-        for node, mod in zip(self.nodes, self.mods):
-            op = node["op"]
-            name = op if isinstance(op, str) else next(iter(op))
-            ins = [outs[i] for i in node["inputs"]]
-            if name == "Input":
-                y = x
-            elif name == "Add":
-                y = sum(ins[1:], ins[0])
-            elif name == "Concat":
-                y = torch.cat(ins, 1)
-            elif name == "Zero":
-                y = torch.zeros_like(ins[0])
-            else:
-                y = mod(ins[0])
-            outs.append(y)
-        return outs[-1]
 
 
 def main():
@@ -131,7 +55,7 @@ def main():
     ntr = int(0.8 * len(x))
     tr, va = perm[:ntr], perm[ntr:]
     x, y, tr, va = x.to(device), y.to(device), tr.to(device), va.to(device)
-    model = Graph(network, 1, 28).to(device)
+    model = Graph(network, 1, 28, 28).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     lossf = nn.CrossEntropyLoss()
     model.train()
@@ -161,4 +85,5 @@ def main():
     print(json.dumps({"torch": torch.__version__, "where": where, "train_s": train_s, "val_s": val_s, "val_acc": correct / len(va)}))
 
 
-main()
+if __name__ == "__main__":
+    main()

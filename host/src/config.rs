@@ -127,6 +127,16 @@ pub const METRICS: &[&str] = &[
     "train_seconds",
 ];
 
+/// Metrics of a trial scored by zero-cost proxies only (`[evaluator] kind
+/// = "proxy"`), besides the proxies it lists.
+pub const PROXY_MODE_METRICS: &[&str] = &["params", "flops", "memory_mb", "proxy_seconds"];
+
+/// Default examples in the zero-cost proxies' minibatch.
+pub const DEFAULT_PROXY_BATCH: usize = 64;
+/// Most examples in the zero-cost proxies' minibatch (naswot and jacob_cov
+/// build a matrix of this side).
+pub const MAX_PROXY_BATCH: usize = 1024;
+
 /// Metrics of the int8 model, which completed trials record when
 /// `[quantize] enabled = true`.
 pub const INT8_METRICS: &[&str] = &[
@@ -213,14 +223,22 @@ pub enum EvaluatorKind {
     Train,
     /// Look each architecture key up in a CSV table (research mode).
     Table,
+    /// Score each network with zero-cost proxies instead of training it.
+    Proxy,
 }
 
 /// The `[evaluator]` table.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluatorConfig {
-    /// `train` (default) or `table`.
+    /// `train` (default), `table` or `proxy`.
     pub kind: EvaluatorKind,
+    /// Zero-cost proxies to score (`naswot`, `synflow`, `grad_norm`,
+    /// `snip`, `jacob_cov`): before training (kind `train`), or instead of
+    /// it (kind `proxy`, where none listed means all five).
+    pub proxies: Vec<crate::proxy::Proxy>,
+    /// Examples in the proxies' minibatch, the first of the training split (default 64).
+    pub proxy_batch: Option<usize>,
     /// Table only: the task the space builds for, as CxHxW:CLASSES (default 3x32x32:10).
     pub task: Option<String>,
     /// Table only: the CSV file.
@@ -277,6 +295,22 @@ impl EvaluatorConfig {
         })
     }
 
+    /// What each trial scores: `proxies` (all five in proxy mode when none
+    /// are listed) on `proxy_batch` examples.
+    pub fn proxy_plan(&self) -> crate::proxy::ProxyPlan {
+        let only = self.kind == EvaluatorKind::Proxy;
+        let proxies = if only && self.proxies.is_empty() {
+            crate::proxy::Proxy::ALL.to_vec()
+        } else {
+            self.proxies.clone()
+        };
+        crate::proxy::ProxyPlan {
+            proxies,
+            batch: self.proxy_batch.unwrap_or(DEFAULT_PROXY_BATCH),
+            only,
+        }
+    }
+
     /// The task of table mode.
     pub fn task(&self) -> Result<crate::ir::Task> {
         crate::ir::Task::parse(self.task.as_deref().unwrap_or("3x32x32:10"))
@@ -284,6 +318,16 @@ impl EvaluatorConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        if let Some(b) = self.proxy_batch {
+            if !(2..=MAX_PROXY_BATCH).contains(&b) {
+                bail!("[evaluator] proxy_batch = {b} must be between 2 and {MAX_PROXY_BATCH} examples");
+            }
+        }
+        for (i, p) in self.proxies.iter().enumerate() {
+            if self.proxies[..i].contains(p) {
+                bail!("[evaluator] proxies lists `{}` twice", p.name());
+            }
+        }
         match self.kind {
             EvaluatorKind::Table => {
                 self.table()?;
@@ -300,8 +344,11 @@ impl EvaluatorConfig {
                 if self.fidelities.contains_key(&budget.to_string()) {
                     bail!("[evaluator.fidelities.{budget}] is the full budget, [evaluator] budget; map those columns under [evaluator.metrics]");
                 }
+                if !self.proxies.is_empty() || self.proxy_batch.is_some() {
+                    bail!("[evaluator] proxies score networks on data, and table mode has none; use kind = \"proxy\" or \"train\"");
+                }
             }
-            EvaluatorKind::Train => {
+            EvaluatorKind::Train | EvaluatorKind::Proxy => {
                 let table_keys = [
                     self.task.is_some(),
                     self.path.is_some(),
@@ -313,7 +360,7 @@ impl EvaluatorConfig {
                     self.charge_reused,
                 ];
                 if table_keys.iter().any(|&set| set) {
-                    bail!("[evaluator] has table keys but kind = \"train\"; add kind = \"table\" or remove them");
+                    bail!("[evaluator] has table keys but kind is not \"table\"; add kind = \"table\" or remove them");
                 }
             }
         }
@@ -508,6 +555,20 @@ impl RunConfig {
         {
             bail!("[constraints] max_latency_ms needs a latency probe, which table mode does not run; use max_params or max_flops");
         }
+        if self.evaluator.kind == EvaluatorKind::Proxy {
+            let untrained = [
+                ("[distill]", self.distill.is_some()),
+                ("[pruner]", self.pruner.is_some()),
+                ("[quantize]", self.quantize.enabled),
+                (
+                    "[constraints] max_latency_ms",
+                    self.constraints.max_latency_ms.is_some(),
+                ),
+            ];
+            if let Some((what, _)) = untrained.iter().find(|(_, set)| *set) {
+                bail!("{what} needs trained or measured networks, but [evaluator] kind = \"proxy\" only scores untrained ones; remove it, or use kind = \"train\" with [evaluator] proxies");
+            }
+        }
         self.executor.validate(&self.run.device)?;
         if self.executor.kind != crate::executor::ExecutorKind::Local
             && self.evaluator.kind == EvaluatorKind::Table
@@ -528,6 +589,12 @@ impl RunConfig {
             .map(String::as_str)
             .chain(["params", "flops", "train_seconds"])
             .collect();
+        let plan = self.evaluator.proxy_plan();
+        let scored = plan
+            .proxies
+            .iter()
+            .map(|p| p.name())
+            .chain((!plan.proxies.is_empty()).then_some("proxy_seconds"));
         let trained: Vec<&str> = METRICS
             .iter()
             .chain(if self.quantize.enabled {
@@ -536,11 +603,13 @@ impl RunConfig {
                 &[]
             })
             .copied()
+            .chain(scored.clone())
             .collect();
-        let valid: &[&str] = if self.evaluator.kind == EvaluatorKind::Table {
-            &table_metrics
-        } else {
-            &trained
+        let proxy_mode: Vec<&str> = PROXY_MODE_METRICS.iter().copied().chain(scored).collect();
+        let valid: &[&str] = match self.evaluator.kind {
+            EvaluatorKind::Table => &table_metrics,
+            EvaluatorKind::Train => &trained,
+            EvaluatorKind::Proxy => &proxy_mode,
         };
         for (i, o) in self.objectives.iter().enumerate() {
             if self.objectives[..i].iter().any(|p| p.metric == o.metric) {
@@ -742,6 +811,35 @@ mod tests {
             "[train]\nnesterov = true\n",
             "nesterov = true needs optimizer = \"sgd\"",
         );
+        let proxy = "[evaluator]\nkind = \"proxy\"\n";
+        let naswot = "[[objectives]]\nmetric = \"naswot\"\ndirection = \"maximize\"\n";
+        bad(proxy, "metric `val_accuracy` is not a trial metric");
+        bad(
+            &format!("{proxy}proxy_batch = 1\n{naswot}"),
+            "proxy_batch = 1 must be between 2 and 1024",
+        );
+        bad(
+            &format!("{proxy}proxies = [\"snip\", \"snip\"]\n{naswot}"),
+            "lists `snip` twice",
+        );
+        bad(
+            &format!("{proxy}{naswot}[constraints]\nmax_latency_ms = 5.0\n"),
+            "[constraints] max_latency_ms needs trained or measured networks",
+        );
+        bad(naswot, "metric `naswot` is not a trial metric");
+        bad(
+            "[evaluator]\nkind = \"table\"\npath = \"t.csv\"\nkey_column = \"arch\"\nbudget = 200\nproxies = [\"naswot\"]\n[evaluator.metrics]\nval_accuracy = \"v\"\n",
+            "table mode has none",
+        );
+        for good in [
+            format!("{proxy}{naswot}"),
+            format!("[evaluator]\nproxies = [\"naswot\"]\n{naswot}"),
+        ] {
+            RunConfig::parse(&good, "c.toml")
+                .unwrap()
+                .validate()
+                .unwrap();
+        }
         bad(
             "[data]\ndataset = \"mnist\"\nnoise = 0.1\n",
             "noise applies only to dataset = \"synthetic\"",

@@ -60,6 +60,8 @@ pub struct Trainer {
     data: OnceCell<Dataset>,
     /// Batch size of the test pass.
     eval_batch_size: usize,
+    /// Trials are scored by zero-cost proxies, not trained (`[evaluator] kind = "proxy"`).
+    scoring_only: bool,
 }
 
 impl Trainer {
@@ -80,6 +82,7 @@ impl Trainer {
             source: (config.clone(), seed, device.clone()),
             data: OnceCell::from(data),
             eval_batch_size,
+            scoring_only: false,
         })
     }
 
@@ -95,7 +98,17 @@ impl Trainer {
             source: (config.clone(), seed, device.clone()),
             data: OnceCell::new(),
             eval_batch_size,
+            scoring_only: false,
         })
+    }
+
+    /// The same trainer for trials that are scored by zero-cost proxies
+    /// instead of trained: the best has no weights and no held-out report.
+    pub fn scoring_only(self) -> Self {
+        Trainer {
+            scoring_only: true,
+            ..self
+        }
     }
 
     fn data(&self) -> Result<&Dataset> {
@@ -114,7 +127,14 @@ impl Evaluator for Trainer {
     }
 
     fn description(&self) -> String {
-        self.facts.description.clone()
+        if self.scoring_only {
+            format!(
+                "{}, scored by zero-cost proxies (not trained)",
+                self.facts.description
+            )
+        } else {
+            self.facts.description.clone()
+        }
     }
 
     fn classes(&self) -> Vec<String> {
@@ -140,6 +160,9 @@ impl Evaluator for Trainer {
         run_dir: &Path,
         dir: &Path,
     ) -> Result<BTreeMap<String, f64>> {
+        if self.scoring_only {
+            return Ok(BTreeMap::new());
+        }
         let network = trial
             .network
             .as_ref()

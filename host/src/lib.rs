@@ -34,6 +34,7 @@ pub mod onnx;
 pub(crate) mod plot;
 pub mod plugin;
 pub mod progress;
+pub mod proxy;
 pub mod prune;
 pub mod quant;
 pub(crate) mod report;

@@ -63,6 +63,10 @@ pub struct TrialSpec {
     /// this one was admitted.
     #[serde(default)]
     pub pruning: Option<crate::prune::Pruning>,
+    /// `[evaluator] proxies`: zero-cost proxies scored before training, or
+    /// instead of it.
+    #[serde(default)]
+    pub proxies: crate::proxy::ProxyPlan,
 }
 
 impl TrialSpec {
@@ -149,6 +153,40 @@ impl TrialOutcome {
     }
 }
 
+/// Scores `spec`'s zero-cost proxies into `metrics` (with `proxy_seconds`);
+/// returns why some could not be scored for this network, if any were not.
+fn score_proxies(
+    spec: &TrialSpec,
+    data: &Dataset,
+    metrics: &mut BTreeMap<String, f64>,
+) -> Result<Option<String>> {
+    let started = Instant::now();
+    let (x, labels) = crate::proxy::minibatch(data, spec.proxies.batch)
+        .with_context(|| format!("trial {}", spec.trial_id))?;
+    let scores = match crate::proxy::score(
+        &spec.network,
+        &spec.task,
+        spec.seed,
+        &x,
+        &labels,
+        &spec.proxies.proxies,
+    ) {
+        Ok(scores) => scores,
+        Err(e) => return Ok(Some(format!("zero-cost proxy error: {}", concise(&e)))),
+    };
+    metrics.insert("proxy_seconds".to_string(), started.elapsed().as_secs_f64());
+    let mut undefined = Vec::new();
+    for (proxy, value) in scores {
+        match value {
+            Ok(v) => {
+                metrics.insert(proxy.name().to_string(), v);
+            }
+            Err(why) => undefined.push(why),
+        }
+    }
+    Ok((!undefined.is_empty()).then(|| undefined.join("; ")))
+}
+
 /// Runs `spec` on already-loaded `data`. Problems of the trial itself (an
 /// invalid network, divergence, an error inside candle) make a failed
 /// outcome; only problems of the host (an unwritable folder) are errors.
@@ -184,6 +222,24 @@ pub fn run(
     metrics.insert("memory_mb".to_string(), memory_mb);
     if let Some(reason) = over_memory(memory_mb, spec) {
         return Ok(TrialOutcome::failed(spec, reason, metrics, Vec::new()));
+    }
+    if !spec.proxies.proxies.is_empty() {
+        let undefined = score_proxies(spec, data, &mut metrics)?;
+        if spec.proxies.only {
+            if let Some(why) = undefined {
+                return Ok(TrialOutcome::failed(spec, why, metrics, Vec::new()));
+            }
+            return Ok(TrialOutcome {
+                trial_id: spec.trial_id,
+                status: TrialStatus::Completed,
+                reason: None,
+                metrics,
+                curve: Vec::new(),
+                weights: None,
+                resumed_from_epoch: None,
+                restarted: None,
+            });
+        }
     }
     let model = match Model::from_analysis(&spec.network, analysis, spec.seed, data.device()) {
         Ok(m) => m,

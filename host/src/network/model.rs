@@ -43,6 +43,11 @@ pub trait LayerHook {
         let _ = node;
         false
     }
+    /// Watches the input of activation node `node` (zero-cost proxies).
+    fn activation(&mut self, node: usize, x: &Tensor) -> Result<()> {
+        let _ = (node, x);
+        Ok(())
+    }
 }
 
 /// A network compiled for one device.
@@ -273,6 +278,20 @@ impl Model {
         self.run(x, false, None, None, Some(hook))
     }
 
+    /// Runs a batch forward unfused, with batch statistics where `train`
+    /// and running statistics otherwise, `hook` watching every layer and
+    /// activation; the output carries candle's autograd graph on every
+    /// device. Scores untrained networks (zero-cost proxies); a network with
+    /// dropout needs the hook to pass its dropout nodes on.
+    pub fn forward_probed(
+        &self,
+        x: &Tensor,
+        train: bool,
+        hook: &mut dyn LayerHook,
+    ) -> Result<Tensor> {
+        self.run(x, train, None, None, Some(hook))
+    }
+
     /// The forward pass; with `tape`, every node leaves its backward step there.
     fn run(
         &self,
@@ -304,6 +323,9 @@ impl Model {
             let mut step: Option<Backward> = None;
             // The network's input needs no gradient.
             let input_grad = node.inputs.first().is_some_and(|&j| j != 0);
+            if let (Op::Activation(_), Some(hook)) = (&node.op, hook.as_deref_mut()) {
+                hook.activation(i, ins[0])?;
+            }
             let hooked = match (&node.op, hook.as_deref_mut()) {
                 (Op::Conv2d(_) | Op::Dense(_), Some(hook)) => hook.layer(i, ins[0])?,
                 (_, Some(hook)) if hook.passes_on(i) => Some(ins[0].clone()),

@@ -149,6 +149,7 @@ impl Search<'_> {
             teacher: self.teacher.clone(),
             resume_from,
             pruning: self.pruning_now(),
+            proxies: self.config.evaluator.proxy_plan(),
         };
         let seed = record.seed;
         Ok(Admission::Launch(

@@ -161,7 +161,7 @@ fn plugin_json(table: &toml::Table) -> Result<String> {
 /// The evaluator the config asks for (this loads, or checks, the data; or loads the table).
 fn evaluator(config: &RunConfig) -> Result<Rc<dyn Evaluator>> {
     Ok(match config.evaluator.kind {
-        EvaluatorKind::Train => {
+        EvaluatorKind::Train | EvaluatorKind::Proxy => {
             let device = crate::device::parse(&config.run.device)?;
             let seed = config.data.seed.unwrap_or(config.run.seed);
             let batch = config.train.eval_batch_size;
@@ -172,7 +172,12 @@ fn evaluator(config: &RunConfig) -> Result<Rc<dyn Evaluator>> {
             } else {
                 Trainer::deferred(&config.data, seed, &device, batch)
             };
-            Rc::new(trainer.context("load the data")?)
+            let trainer = trainer.context("load the data")?;
+            Rc::new(if config.evaluator.kind == EvaluatorKind::Proxy {
+                trainer.scoring_only()
+            } else {
+                trainer
+            })
         }
         EvaluatorKind::Table => Rc::new(TableLookup {
             table: Table::load(&config.evaluator.table()?)?,
